@@ -1,0 +1,168 @@
+"""Message converters: one edge-case table per message type (encodings, padding, joint order, stamps)."""
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+cv2 = pytest.importorskip("cv2")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from vqbet_ros.nodes import msg_convert  # noqa: E402
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+GREY = RNG.integers(0, 256, size=(5, 7), dtype=np.uint8)
+
+
+def _image(pixels: np.ndarray, encoding: str, pad: int = 0, stamp=(12, 500_000_000)) -> Image:
+    """Build an Image whose rows are `pad` bytes longer than needed (step padding)."""
+    h, w = pixels.shape[:2]
+    flat = pixels.reshape(h, -1)
+    padded = np.concatenate([flat, np.full((h, pad), 7, np.uint8)], axis=1)
+    msg = Image(height=h, width=w, encoding=encoding, step=padded.shape[1])
+    msg.data = padded.tobytes()
+    msg.header.stamp = Time(sec=stamp[0], nanosec=stamp[1])
+    return msg
+
+
+@pytest.mark.parametrize(
+    "encoding, pixels, pad",
+    [
+        ("rgb8", RGB, 0),
+        ("rgb8", RGB, 3),
+        ("bgr8", RGB[:, :, ::-1], 0),
+        ("bgr8", RGB[:, :, ::-1], 5),
+        ("rgba8", np.concatenate([RGB, np.full((5, 7, 1), 255, np.uint8)], axis=2), 0),
+        ("bgra8", np.concatenate([RGB[:, :, ::-1], np.zeros((5, 7, 1), np.uint8)], axis=2), 4),
+        ("mono8", GREY, 0),
+        ("mono8", GREY, 1),
+    ],
+)
+def test_image_to_rgb_decodes_encoding_and_padding(encoding, pixels, pad):
+    rgb, stamp = msg_convert.image_to_rgb(_image(pixels, encoding, pad))
+    expected = np.repeat(GREY[:, :, None], 3, axis=2) if encoding == "mono8" else RGB
+    assert rgb.dtype == np.uint8 and rgb.shape == (5, 7, 3)
+    np.testing.assert_array_equal(rgb, expected)
+    assert stamp == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda m: setattr(m, "encoding", "16UC1"), "supported"),
+        (lambda m: setattr(m, "step", 3), "step"),
+        (lambda m: setattr(m, "data", bytes(10)), "bytes"),
+        (lambda m: setattr(m, "height", 0), "size"),
+    ],
+)
+def test_image_to_rgb_refuses_bad_message_naming_field(mutate, match):
+    msg = _image(RGB, "rgb8")
+    mutate(msg)
+    with pytest.raises(ValueError, match=match):
+        msg_convert.image_to_rgb(msg)
+
+
+def test_image_to_rgb_returns_copy_not_view():
+    msg = _image(RGB, "rgb8")
+    rgb, _ = msg_convert.image_to_rgb(msg)
+    rgb[:] = 0
+    again, _ = msg_convert.image_to_rgb(msg)
+    np.testing.assert_array_equal(again, RGB)
+
+
+def _compressed(pixels_bgr: np.ndarray, ext: str) -> CompressedImage:
+    ok, buf = cv2.imencode(ext, pixels_bgr)
+    assert ok
+    msg = CompressedImage(format=f"bgr8; {ext[1:]} compressed bgr8")
+    msg.data = buf.tobytes()
+    msg.header.stamp = Time(sec=3, nanosec=0)
+    return msg
+
+
+@pytest.mark.parametrize(
+    "ext, pixels_bgr, expected, exact",
+    [
+        (".png", RGB[:, :, ::-1].copy(), RGB, True),
+        (".png", GREY, np.repeat(GREY[:, :, None], 3, axis=2), True),
+        (".jpg", np.full((16, 16, 3), (10, 120, 240), np.uint8), np.full((16, 16, 3), (240, 120, 10), np.uint8), False),
+    ],
+)
+def test_compressed_image_to_rgb_decodes_png_and_jpeg_to_rgb(ext, pixels_bgr, expected, exact):
+    rgb, stamp = msg_convert.compressed_image_to_rgb(_compressed(pixels_bgr, ext))
+    assert rgb.dtype == np.uint8 and rgb.shape == expected.shape
+    if exact:
+        np.testing.assert_array_equal(rgb, expected)
+    else:  # JPEG is lossy; a flat colour survives within a few levels, in RGB order
+        assert np.abs(rgb.astype(int) - expected).max() <= 4
+    assert stamp == 3.0
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image at all"])
+def test_compressed_image_to_rgb_refuses_undecodable_data(payload):
+    msg = CompressedImage(format="jpeg")
+    msg.data = payload
+    with pytest.raises(ValueError, match="CompressedImage.data"):
+        msg_convert.compressed_image_to_rgb(msg)
+
+
+@pytest.mark.parametrize(
+    "names, positions, wanted, expected",
+    [
+        (["a", "b", "c"], [1.0, 2.0, 3.0], ["a", "b", "c"], [1.0, 2.0, 3.0]),
+        (["c", "a", "b"], [3.0, 1.0, 2.0], ["a", "b", "c"], [1.0, 2.0, 3.0]),  # publisher order differs
+        (["a", "x", "b"], [1.0, 9.0, 2.0], ["b", "a"], [2.0, 1.0]),  # extra joints ignored
+    ],
+)
+def test_joint_state_to_array_orders_by_joint_names(names, positions, wanted, expected):
+    msg = JointState(name=names, position=positions)
+    msg.header.stamp = Time(sec=1, nanosec=250_000_000)
+    values, stamp = msg_convert.joint_state_to_array(msg, wanted)
+    np.testing.assert_array_equal(values, expected)
+    assert values.dtype == np.float64 and stamp == 1.25
+
+
+def test_joint_state_to_array_names_missing_joint():
+    msg = JointState(name=["a", "b"], position=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"no joint\(s\) \['wrist'\]"):
+        msg_convert.joint_state_to_array(msg, ["a", "wrist"])
+
+
+def test_joint_state_to_array_refuses_short_position():
+    msg = JointState(name=["a", "b"], position=[1.0])
+    with pytest.raises(ValueError, match="1 values for 2 joint names"):
+        msg_convert.joint_state_to_array(msg, ["a", "b"])
+
+
+def test_joint_state_to_array_zero_stamp_is_none():
+    values, stamp = msg_convert.joint_state_to_array(JointState(name=["a"], position=[0.5]), ["a"])
+    assert stamp is None and values.tolist() == [0.5]
+
+
+def test_joint_trajectory_to_array_takes_first_point_in_joint_order():
+    msg = JointTrajectory(joint_names=["b", "a"])
+    msg.points = [JointTrajectoryPoint(positions=[2.0, 1.0]), JointTrajectoryPoint(positions=[20.0, 10.0])]
+    values, stamp = msg_convert.joint_trajectory_to_array(msg, ["a", "b"])
+    np.testing.assert_array_equal(values, [1.0, 2.0])
+    assert stamp is None
+
+
+def test_joint_trajectory_to_array_refuses_empty_points():
+    with pytest.raises(ValueError, match="points` is empty"):
+        msg_convert.joint_trajectory_to_array(JointTrajectory(joint_names=["a"]), ["a"])
+
+
+def test_float64_multiarray_to_array_checks_length():
+    values, stamp = msg_convert.float64_multiarray_to_array(Float64MultiArray(data=[1.0, 2.0]), ["a", "b"])
+    np.testing.assert_array_equal(values, [1.0, 2.0])
+    assert stamp is None
+    with pytest.raises(ValueError, match="has 2 values; expected 3"):
+        msg_convert.float64_multiarray_to_array(Float64MultiArray(data=[1.0, 2.0]), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("sec, nanosec, expected", [(0, 0, None), (0, 1, 1e-9), (5, 999_999_999, 5.999999999)])
+def test_stamp_to_s_converts_and_treats_zero_as_unset(sec, nanosec, expected):
+    result = msg_convert.stamp_to_s(Time(sec=sec, nanosec=nanosec))
+    assert result == (None if expected is None else pytest.approx(expected, abs=1e-12))

@@ -1,0 +1,186 @@
+"""ROS 2 message -> NumPy converters, one function per message type.
+
+Every converter returns `(array, stamp_s)`:
+- `array` is a fresh NumPy array the caller owns (never a view into the message buffer);
+- `stamp_s` is `header.stamp` in float seconds, or `None` when the message carries no usable stamp (no header,
+  or a zero stamp, which ROS uses for "now"). Callers substitute the receive time on their node clock
+  (`node.get_clock().now()`), so `use_sim_time` keeps working.
+
+Images come out as RGB uint8 (H, W, 3) whatever the wire encoding; joint vectors come out as float64 in the
+order of the `joint_names` the caller asks for, so a publisher's joint order never leaks into a dataset or a
+policy. Errors name the message field, the value received and what to change.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+try:  # cv_bridge is optional: used when a sourced ROS 2 install provides it, never required.
+    from cv_bridge import CvBridge as _CvBridge
+except ImportError:  # pragma: no cover - depends on the install
+    _CvBridge = None
+
+try:
+    import cv2 as _cv2
+except ImportError:  # pragma: no cover - depends on the install
+    _cv2 = None
+
+# encoding -> (channels, index of R, G, B in the channel axis); mono has one channel, replicated to RGB.
+_RAW_ENCODINGS = {
+    "rgb8": (3, (0, 1, 2)),
+    "bgr8": (3, (2, 1, 0)),
+    "rgba8": (4, (0, 1, 2)),
+    "bgra8": (4, (2, 1, 0)),
+    "mono8": (1, (0, 0, 0)),
+    "8uc1": (1, (0, 0, 0)),
+    "8uc3": (3, (2, 1, 0)),  # OpenCV convention: an untyped 3-channel 8-bit image is BGR
+}
+SUPPORTED_IMAGE_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+
+
+def stamp_to_s(stamp) -> float | None:
+    """`builtin_interfaces/Time` -> float seconds; `None` for a zero stamp (ROS "now" / unset)."""
+    if stamp.sec == 0 and stamp.nanosec == 0:
+        return None
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
+    """`sensor_msgs/Image` -> RGB uint8 (H, W, 3).
+
+    Supports rgb8, bgr8, rgba8, bgra8 and mono8 (alpha dropped, mono replicated). Row padding (`step` larger
+    than width x channels) is respected.
+    """
+    encoding = msg.encoding.lower()
+    if encoding not in _RAW_ENCODINGS:
+        raise ValueError(
+            f"`Image.encoding` is {msg.encoding!r}, which this converter does not read; supported: "
+            f"{list(SUPPORTED_IMAGE_ENCODINGS)}. Configure the camera driver for rgb8/bgr8 or use its "
+            f"compressed topic (camera `compressed: true`)."
+        )
+    channels, order = _RAW_ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels
+    if height <= 0 or width <= 0:
+        raise ValueError(f"`Image` has size {width}x{height}; expected a non-empty image")
+    if step < row_bytes:
+        raise ValueError(f"`Image.step` is {step}, smaller than width x channels = {row_bytes} ({msg.encoding})")
+    try:  # bytes / array.array('B') from rclpy expose the buffer protocol: no copy
+        buffer = np.frombuffer(msg.data, np.uint8)
+    except TypeError:  # a plain list
+        buffer = np.asarray(msg.data, dtype=np.uint8)
+    if buffer.size < step * height:
+        raise ValueError(
+            f"`Image.data` has {buffer.size} bytes; expected step x height = {step} x {height} = {step * height}"
+        )
+    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+    if channels == 1:
+        rgb = np.repeat(rows, 3, axis=2)
+    elif order == (0, 1, 2):
+        rgb = rows[:, :, :3].copy()  # a copy even when contiguous: the caller must not alias the message
+    else:
+        rgb = rows[:, :, list(order)]  # fancy indexing copies
+    return rgb, stamp_to_s(msg.header.stamp)
+
+
+def compressed_image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
+    """`sensor_msgs/CompressedImage` (JPEG or PNG) -> RGB uint8 (H, W, 3).
+
+    Uses cv_bridge when it is importable, else OpenCV, else Pillow. Grey images are replicated to RGB.
+    """
+    data = bytes(msg.data)
+    if not data:
+        raise ValueError(f"`CompressedImage.data` is empty (format {msg.format!r}); nothing to decode")
+    if _CvBridge is not None:  # pragma: no cover - only with a sourced ROS 2 that ships cv_bridge
+        rgb = _CvBridge().compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        return _as_rgb(np.asarray(rgb), msg.format), stamp_to_s(msg.header.stamp)
+    if _cv2 is not None:
+        decoded = _cv2.imdecode(np.frombuffer(data, np.uint8), _cv2.IMREAD_UNCHANGED)
+        if decoded is None:
+            raise ValueError(_undecodable(msg.format))
+        if decoded.dtype != np.uint8:
+            raise ValueError(f"`CompressedImage` ({msg.format!r}) decodes to {decoded.dtype}; expected 8-bit")
+        if decoded.ndim == 3 and decoded.shape[2] == 4:
+            decoded = _cv2.cvtColor(decoded, _cv2.COLOR_BGRA2RGB)
+        elif decoded.ndim == 3:
+            decoded = _cv2.cvtColor(decoded, _cv2.COLOR_BGR2RGB)
+        return _as_rgb(decoded, msg.format), stamp_to_s(msg.header.stamp)
+    import io
+
+    from PIL import Image as _PILImage
+
+    try:
+        with _PILImage.open(io.BytesIO(data)) as pil:
+            rgb = np.asarray(pil.convert("RGB"))
+    except Exception as err:  # PIL raises several types for corrupt data
+        raise ValueError(_undecodable(msg.format)) from err
+    return rgb, stamp_to_s(msg.header.stamp)
+
+
+def _undecodable(fmt: str) -> str:
+    return (
+        f"`CompressedImage.data` could not be decoded (format {fmt!r}); only JPEG and PNG are read. "
+        "Check the topic is an image_transport `compressed` topic, not `compressedDepth` or theora."
+    )
+
+
+def _as_rgb(image: np.ndarray, fmt: str) -> np.ndarray:
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    raise ValueError(f"`CompressedImage` ({fmt!r}) decoded to shape {image.shape}; expected (H, W) or (H, W, 3)")
+
+
+def _reorder(names: Sequence[str], values: Sequence[float], joint_names: Sequence[str], what: str) -> np.ndarray:
+    """Pick `values` for `joint_names` from a message whose joints are `names` (any order, maybe more)."""
+    names = list(names)
+    if len(values) < len(names):
+        raise ValueError(f"`{what}` has {len(values)} values for {len(names)} joint names {names}")
+    index = {name: i for i, name in enumerate(names)}
+    missing = [j for j in joint_names if j not in index]
+    if missing:
+        raise ValueError(
+            f"`{what}` has no joint(s) {missing}; it has {names}. Fix the `joint_names` parameter or remap the "
+            "topic to one that carries these joints."
+        )
+    return np.array([values[index[j]] for j in joint_names], dtype=np.float64)
+
+
+def joint_state_to_array(
+    msg, joint_names: Sequence[str], field: str = "position"
+) -> tuple[np.ndarray, float | None]:
+    """`sensor_msgs/JointState` -> float64 (len(joint_names),) of `field` (position, velocity or effort)."""
+    if field not in ("position", "velocity", "effort"):
+        raise ValueError(f"`field` is {field!r}; expected 'position', 'velocity' or 'effort'")
+    values = getattr(msg, field)
+    return _reorder(msg.name, values, joint_names, f"JointState.{field}"), stamp_to_s(msg.header.stamp)
+
+
+def joint_trajectory_to_array(msg, joint_names: Sequence[str]) -> tuple[np.ndarray, float | None]:
+    """`trajectory_msgs/JointTrajectory` -> positions of its FIRST point, float64 (len(joint_names),).
+
+    A teleop leader usually publishes one point per message (the command for now); later points are ignored.
+    """
+    if len(msg.points) == 0:
+        raise ValueError("`JointTrajectory.points` is empty; expected at least one point (the command)")
+    positions = msg.points[0].positions
+    return _reorder(msg.joint_names, positions, joint_names, "JointTrajectory.points[0].positions"), stamp_to_s(
+        msg.header.stamp
+    )
+
+
+def float64_multiarray_to_array(msg, joint_names: Sequence[str] | None = None) -> tuple[np.ndarray, None]:
+    """`std_msgs/Float64MultiArray` -> float64 (N,); it has no header, so the stamp is always `None`.
+
+    The order is the publisher's (a forward controller's `joints` parameter); with `joint_names` given, only
+    the length can be checked.
+    """
+    values = np.array(msg.data, dtype=np.float64)
+    if joint_names is not None and values.shape[0] != len(joint_names):
+        raise ValueError(
+            f"`Float64MultiArray.data` has {values.shape[0]} values; expected {len(joint_names)} "
+            f"(one per joint in {list(joint_names)}, in that order)"
+        )
+    return values, None
