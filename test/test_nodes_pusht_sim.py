@@ -1,0 +1,161 @@
+"""The PushT sim node in real rclpy: its topics, command inputs, reset service and fast /clock mode."""
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("gym_pusht")
+
+from builtin_interfaces.msg import Duration  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS, PushTSimNode  # noqa: E402
+from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
+
+
+class Probe:
+    """A test node recording the sim's outputs, with helpers to command it."""
+
+    def __init__(self, context, **sim_params):
+        overrides = [Parameter(k, value=v) for k, v in sim_params.items()]
+        self.sim = PushTSimNode(context=context, parameter_overrides=overrides)
+        self.node = Node("probe", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.sim)
+        self.executor.add_node(self.node)
+        self.images, self.joints, self.status, self.clock, self.keypoints = [], [], [], [], []
+        self.node.create_subscription(Image, "camera/image_raw", self.images.append, 10)
+        self.node.create_subscription(JointState, "joint_states", self.joints.append, 10)
+        self.node.create_subscription(Float64MultiArray, "pusht/status", self.status.append, 10)
+        self.node.create_subscription(Float64MultiArray, "pusht/keypoints", self.keypoints.append, 10)
+        self.node.create_subscription(Clock, "/clock", self.clock.append, 10)
+        self.traj_pub = self.node.create_publisher(JointTrajectory, "pusht/joint_trajectory", COMMAND_QOS)
+        self.cmd_pub = self.node.create_publisher(Float64MultiArray, "pusht/commands", COMMAND_QOS)
+        self.reset_client = self.node.create_client(Trigger, "pusht_sim/reset")
+
+    def spin_until(self, predicate, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.02)
+            if predicate():
+                return True
+        return False
+
+    def reset(self):
+        assert self.reset_client.wait_for_service(timeout_sec=5.0)
+        future = self.reset_client.call_async(Trigger.Request())
+        assert self.spin_until(future.done)
+        return future.result()
+
+    def wait_matched(self):
+        assert self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0
+                               and self.cmd_pub.get_subscription_count() > 0
+                               and self.sim.count_subscribers("camera/image_raw") > 0)
+
+    def close(self):
+        self.executor.shutdown()
+        self.sim.destroy_node()
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def probe_factory(ros_context):
+    probes = []
+
+    def make(**params):
+        probes.append(Probe(ros_context, **params))
+        return probes[-1]
+
+    yield make
+    for p in probes:
+        p.close()
+
+
+def test_sim_node_publishes_rgb8_image_joints_and_status_with_same_stamp(probe_factory):
+    probe = probe_factory(mode="realtime")
+    assert probe.spin_until(lambda: len(probe.images) >= 3 and len(probe.joints) >= 3 and probe.status)
+    image = probe.images[-1]
+    assert (image.encoding, image.height, image.width, image.step) == ("rgb8", 96, 96, 288)
+    assert len(image.data) == 96 * 96 * 3 and image.header.stamp.sec > 0
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in probe.images}
+    joint_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in probe.joints}
+    assert stamps & joint_stamps
+    assert list(probe.joints[-1].name) == ["agent_x", "agent_y"]
+    assert len(probe.status[-1].data) == len(STATUS_FIELDS)
+    assert probe.status[-1].layout.dim[0].label == ",".join(STATUS_FIELDS)
+    assert len(probe.keypoints[-1].data) == 18
+
+
+def test_sim_node_follows_float64_multiarray_target(probe_factory):
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe.wait_matched()
+    probe.reset()
+    probe.cmd_pub.publish(Float64MultiArray(data=[200.0, 100.0]))
+    assert probe.spin_until(lambda: probe.joints and probe.joints[-1].position[0] > 180.0)
+    assert abs(probe.joints[-1].position[1] - 100.0) < 5.0
+
+
+def test_sim_node_reset_uses_seed_plus_episode(probe_factory):
+    probe = probe_factory(mode="realtime", seed=7, autostart=False)
+    probe.wait_matched()
+    response = probe.reset()
+    assert response.success and "seed 7" in response.message
+    expected = PushTRobot().reset(seed=7).agent_xy
+    probe.joints.clear()
+    assert probe.spin_until(lambda: probe.joints)
+    np.testing.assert_allclose(probe.joints[0].position, expected, atol=1e-6)
+    assert "seed 8" in probe.reset().message
+
+
+def test_sim_node_fast_mode_executes_trajectory_by_time_in_lockstep(probe_factory):
+    probe = probe_factory(mode="fast", autostart=False, initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
+    probe.wait_matched()
+    probe.reset()
+    assert probe.spin_until(lambda: probe.clock)
+    t0 = probe.clock[-1].clock
+    probe.joints.clear()
+    # A chunk stamped at the observation time: point k is the target of the k-th step after it.
+    msg = JointTrajectory(joint_names=["agent_y", "agent_x"])  # any order: matched by name
+    msg.header.stamp = t0
+    for k in range(5):
+        msg.points.append(JointTrajectoryPoint(positions=[100.0, 100.0 + 30.0 * (k + 1)],
+                                               time_from_start=Duration(nanosec=100_000_000 * (k + 1))))
+    probe.traj_pub.publish(msg)
+    assert probe.spin_until(lambda: len(probe.joints) >= 5)
+    xs = [m.position[0] for m in probe.joints[:5]]
+    assert all(b > a for a, b in zip(xs, xs[1:])) and xs[-1] > 200.0
+    # Clock ticks in 0.1 s steps up to the stamp of the last observation; nothing more was commanded, so the
+    # sim waits.
+    stamp = probe.joints[4].header.stamp
+    assert probe.spin_until(lambda: probe.clock[-1].clock == stamp)
+    ticks = [c.clock.sec + c.clock.nanosec * 1e-9 for c in probe.clock]
+    np.testing.assert_allclose(np.diff(ticks[-5:]), 0.1, atol=1e-6)
+    assert probe.sim.lockstep_timeouts == 0
+    count = len(probe.joints)
+    probe.spin_until(lambda: False, timeout_s=0.5)
+    assert len(probe.joints) == count
+
+
+def test_sim_node_refuses_trajectory_with_unknown_joints(probe_factory):
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe.wait_matched()
+    probe.reset()
+    msg = JointTrajectory(joint_names=["shoulder", "elbow"])
+    msg.points.append(JointTrajectoryPoint(positions=[400.0, 400.0], time_from_start=Duration(nanosec=100_000_000)))
+    probe.traj_pub.publish(msg)
+    probe.spin_until(lambda: False, timeout_s=0.6)
+    np.testing.assert_allclose(probe.joints[-1].position, [100.0, 100.0], atol=1.0)
+
+
+def test_sim_node_refuses_initial_state_of_wrong_length(probe_factory):
+    probe = probe_factory(mode="realtime")
+    result = probe.sim.set_parameters([Parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, [1.0, 2.0])])
+    assert not result[0].successful and "5 values" in result[0].reason

@@ -1,0 +1,368 @@
+"""PushT as a ROS 2 robot: camera, joint states, episode status and extra low-dim observations out; trajectory
+chunks and direct targets in; episodes reset by service. Real time, or as fast as the loop allows with `/clock`.
+
+Interface (topic names are parameters, all relative so a namespace or remap moves them):
+- publishes `camera/image_raw` (`sensor_msgs/Image`, rgb8, 96x96), `joint_states` (`sensor_msgs/JointState`,
+  joints `agent_x`, `agent_y` in PushT pixels), `pusht/status` (`std_msgs/Float64MultiArray`, values in the
+  order of `STATUS_FIELDS`: coverage, success, step, episode, done; the layout's dim label lists them),
+  extra low-dim observations `pusht/keypoints` (18), `pusht/keypoints_gym` (16), `pusht/block_pose` (3) as
+  `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
+  Every stamped message of one instant carries the same stamp: the sim time of that observation.
+- subscribes `pusht/joint_trajectory` (`trajectory_msgs/JointTrajectory`: waypoint i is due at header.stamp +
+  time_from_start, a zero stamp meaning "now"; executed by `sim.schedule.TargetSchedule`) and `pusht/commands`
+  (`std_msgs/Float64MultiArray`, [agent_x, agent_y], a target held until the next command).
+- service `~/reset` (`std_srvs/Trigger`): starts the next episode. Episode n (counting every started episode
+  from 0) draws its initial state from seed `seed + n`, the same state `vqbet-eval` gets from
+  `env.reset(seed=seed + n)`; when the parameter `initial_state` holds 5 values the episode starts there instead
+  (the replay teleop sets it to a demo's first state).
+
+Time. `mode: realtime` steps on absolute deadlines of the monotonic clock at 10 Hz and stamps with ROS time.
+`mode: fast` owns the clock: it publishes `rosgraph_msgs/Clock` (the other nodes run with use_sim_time) and
+steps in lockstep with whoever commands it. After each step it publishes the observations, waits `obs_settle_s`
+so they are delivered, then advances `/clock` to their stamp; it then steps again only once the command for
+the next step is known (a chunk covering it, or a direct target received since the last step), or after
+`lockstep_timeout_s` of wall time without one (then the last target is held). So a policy that decides at
+its observation time is never late, whatever its inference time, and teleop at 10 Hz sim time drives one step
+per command.
+
+An episode ends when the block covers the goal (success) or after `max_episode_steps`; the sim then holds
+still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
+
+Deviation: this node is a plain (unmanaged) node: it stands in for robot drivers, which are up as long as the
+robot is; the managed nodes are the policy and the recorder (design.md "ROS interface").
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
+from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, PushTRobot
+from vqbet_ros.sim.schedule import TargetSchedule
+
+STATUS_FIELDS = ("coverage", "success", "step", "episode", "done")
+
+# Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
+# (ros2-deployment-reference.md §2 "QoS"); a short queue, the newest frame is what matters.
+SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+# Commands and status: RELIABLE, depth 10 (controllers' default).
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# /clock: only the newest tick matters; RELIABLE also matches rclpy's BEST_EFFORT clock subscription.
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+# Fast mode's clock starts here, not at 0: a zero stamp means "now" in ROS, so no observation may carry it.
+FAST_CLOCK_START_S = 1.0
+
+PARAMETERS = {  # name: (default, description)
+    "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)"),
+    "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
+    "autostart": (True, "start episode 0 at launch; false: hold still until the first ~/reset"),
+    "auto_reset": (False, "start the next episode by itself when one ends"),
+    "max_episode_steps": (300, "time limit of an episode in control steps (gym_pusht: 300)"),
+    "image_size": (96, "camera image height = width in pixels"),
+    "lockstep": (True, "fast mode: wait for the next step's command before stepping"),
+    "lockstep_timeout_s": (2.0, "fast mode: wall seconds to wait for a command before holding the last target"),
+    "obs_settle_s": (0.005, "fast mode: wall seconds between publishing observations and advancing /clock"),
+    "frame_id": ("pusht_world", "frame of the camera image and the block pose"),
+    "image_topic": ("camera/image_raw", "camera output (sensor_msgs/Image rgb8)"),
+    "joint_states_topic": ("joint_states", "agent position as joints agent_x, agent_y"),
+    "status_topic": ("pusht/status", "Float64MultiArray [coverage, success, step, episode, done]"),
+    "low_dim_topic_prefix": ("pusht/", "prefix of the low-dim topics keypoints, keypoints_gym, block_pose"),
+    "block_pose_stamped_topic": ("pusht/block_pose_stamped", "block pose as geometry_msgs/PoseStamped"),
+    "trajectory_topic": ("pusht/joint_trajectory", "JointTrajectory chunks to execute by time"),
+    "command_topic": ("pusht/commands", "Float64MultiArray targets [agent_x, agent_y]"),
+}
+
+
+def _time_msg(stamp_s: float) -> Time:
+    sec = int(math.floor(stamp_s))
+    return Time(sec=sec, nanosec=int(round((stamp_s - sec) * 1e9)) % 1_000_000_000)
+
+
+def trajectory_to_waypoints(msg: JointTrajectory, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """`JointTrajectory` -> (absolute waypoint times (N,), positions (N, 2) in `JOINT_NAMES` order).
+
+    Times are header.stamp + time_from_start, with a zero stamp read as `now_s` (ROS "start now").
+    """
+    missing = [j for j in JOINT_NAMES if j not in msg.joint_names]
+    if missing:
+        raise ValueError(f"`JointTrajectory.joint_names` is {list(msg.joint_names)}; it lacks {missing}. "
+                         f"Command the PushT joints {list(JOINT_NAMES)} (set the policy's action_names).")
+    if not msg.points:
+        raise ValueError("`JointTrajectory.points` is empty; expected the chunk's waypoints")
+    order = [list(msg.joint_names).index(j) for j in JOINT_NAMES]
+    start_s = stamp_to_s(msg.header.stamp)
+    start_s = now_s if start_s is None else start_s
+    times = np.array([start_s + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    positions = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)
+    return times, positions
+
+
+class PushTSimNode(Node):
+    """PushT robot node; see the module docstring for its interface."""
+
+    def __init__(self, **kwargs):
+        super().__init__("pusht_sim", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.declare_parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
+            description="5 values [agent x, y, block x, y, angle]: every reset starts there; empty: use the seed"))
+        self.add_on_set_parameters_callback(self._check_parameters)
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if p["mode"] not in ("realtime", "fast"):
+            raise ValueError(f"parameter `mode` is {p['mode']!r}; expected 'realtime' or 'fast'")
+        self._fast = p["mode"] == "fast"
+        self._p = p
+
+        self._robot = PushTRobot(image_size=p["image_size"], max_episode_steps=p["max_episode_steps"])
+        self._dt_s = self._robot.dt_s
+        self._schedule = TargetSchedule(len(JOINT_NAMES))
+        self._cond = threading.Condition()  # guards robot, schedule and episode state; wakes the stepping loop
+        self._stop = threading.Event()
+        self._episodes_started = 0
+        self._running = False  # an episode is under way (false before the first reset and after it ends)
+        self._new_target = False  # a direct target arrived since the last step (fast-mode lockstep)
+        self._episode_start_ros_s = 0.0  # ROS time of the current episode's step 0
+        self._clock_s = FAST_CLOCK_START_S
+        self._wall_t0 = time.monotonic()  # monotonic time of the current episode's step 0 (real-time pacing)
+        self.lockstep_timeouts = 0
+
+        self._image_pub = self.create_publisher(Image, p["image_topic"], SENSOR_QOS)
+        self._joint_pub = self.create_publisher(JointState, p["joint_states_topic"], SENSOR_QOS)
+        self._status_pub = self.create_publisher(Float64MultiArray, p["status_topic"], COMMAND_QOS)
+        self._low_dim_pubs = {name: self.create_publisher(Float64MultiArray, p["low_dim_topic_prefix"] + name,
+                                                          SENSOR_QOS) for name in LOW_DIM_SIZES}
+        self._pose_pub = self.create_publisher(PoseStamped, p["block_pose_stamped_topic"], SENSOR_QOS)
+        self._clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if self._fast else None
+        self.create_subscription(JointTrajectory, p["trajectory_topic"], self._on_trajectory, COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, p["command_topic"], self._on_command, COMMAND_QOS)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+
+        with self._cond:
+            self._start_episode_locked(count=p["autostart"])
+            self._running = p["autostart"]
+        self._thread = threading.Thread(target=self._loop, name="pusht_sim_step", daemon=True)
+        self._thread.start()
+
+    # --- parameters ---
+    def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "initial_state" and param.value is not None and len(param.value) not in (0, 5):
+                return SetParametersResult(successful=False, reason=(
+                    f"`initial_state` needs 5 values [agent x, y, block x, y, angle] or none, got {param.value}"))
+            if param.name in PARAMETERS and param.name not in ("seed", "auto_reset", "lockstep_timeout_s"):
+                return SetParametersResult(successful=False, reason=(
+                    f"`{param.name}` is read at start-up only; restart the node to change it"))
+        return SetParametersResult(successful=True)
+
+    # --- episodes ---
+    def _start_episode_locked(self, count: bool = True) -> str:
+        """Reset the robot for the next episode (caller holds the lock); returns what it started from."""
+        try:
+            initial_state = self.get_parameter("initial_state").value
+        except ParameterUninitializedException:  # declared without a value: use the seed
+            initial_state = None
+        seed = int(self.get_parameter("seed").value) + self._episodes_started
+        if initial_state:
+            self._robot.reset(state=np.asarray(initial_state))
+            origin = f"initial_state {list(initial_state)}"
+        else:
+            self._robot.reset(seed=seed)
+            origin = f"seed {seed}"
+        episode = self._episodes_started
+        if count:
+            self._episodes_started += 1
+        self._schedule.clear(hold=self._robot.agent_xy)
+        self._new_target = False
+        now_s = self._clock_s if self._fast else self.get_clock().now().nanoseconds * 1e-9
+        # A new episode starts one step after the last published instant so stamps never repeat.
+        self._episode_start_ros_s = now_s + (self._dt_s if self._fast else 0.0)
+        self._wall_t0 = time.monotonic()
+        self._current_episode = episode
+        return f"episode {episode} from {origin}"
+
+    def _on_reset(self, request, response):
+        with self._cond:
+            response.message = self._start_episode_locked()
+            self._running = True
+            snapshot = self._snapshot_locked(self._robot.observe())
+            self._cond.notify_all()
+        self._publish(snapshot)
+        response.success = True
+        self.get_logger().info(f"reset: {response.message}")
+        return response
+
+    # --- commands ---
+    def _now_sim_s(self) -> float:
+        return self._episode_start_ros_s + self._robot.time_s
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        with self._cond:
+            try:
+                times, positions = trajectory_to_waypoints(msg, self._now_sim_s())
+                accepted = self._schedule.set_chunk(times - self._episode_start_ros_s, positions,
+                                                    now_s=self._robot.time_s)
+            except ValueError as err:
+                self.get_logger().error(f"`{self._p['trajectory_topic']}`: {err}", throttle_duration_sec=5.0)
+                return
+            if not accepted:
+                self.get_logger().warning(
+                    f"`{self._p['trajectory_topic']}`: chunk ends at {times[-1]:.3f} s, before now "
+                    f"({self._now_sim_s():.3f} s); refused (stamp chunks with the observation time)",
+                    throttle_duration_sec=5.0)
+            self._cond.notify_all()
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            target, _ = float64_multiarray_to_array(msg, JOINT_NAMES)
+            with self._cond:
+                self._schedule.set_target(target)
+                self._new_target = True
+                self._cond.notify_all()
+        except ValueError as err:
+            self.get_logger().error(f"`{self._p['command_topic']}`: {err}", throttle_duration_sec=5.0)
+
+    # --- stepping ---
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            snapshot = self._fast_wait_and_step() if self._fast else self._realtime_wait_and_step()
+            if snapshot is not None:
+                self._publish(snapshot)
+
+    def _auto_reset(self) -> bool:
+        return bool(self.get_parameter("auto_reset").value)
+
+    def _realtime_wait_and_step(self) -> tuple | None:
+        """Sleep to the next absolute deadline t0 + (k+1) dt, then step (or, idle, publish the still robot)."""
+        with self._cond:
+            deadline = self._wall_t0 + (self._robot.step_index + 1) * self._dt_s
+        if self._stop.wait(max(0.0, deadline - time.monotonic())):
+            return None
+        with self._cond:
+            if self._running and self._robot.done and self._auto_reset():
+                self._start_episode_locked()
+                return self._snapshot_locked(self._robot.observe())
+            if not self._running or self._robot.done:
+                self._running = False
+                # The robot stands still but its sensors stream on; restamp it as of now.
+                self._episode_start_ros_s = self.get_clock().now().nanoseconds * 1e-9 - self._robot.time_s
+                self._wall_t0 = time.monotonic() - self._robot.time_s
+                return self._snapshot_locked(self._robot.observe())
+            late_s = time.monotonic() - deadline
+            if late_s > 2 * self._dt_s:  # re-anchor rather than racing to catch up
+                self.get_logger().warning(f"sim step {late_s:.3f} s behind real time", throttle_duration_sec=5.0)
+                self._wall_t0 += late_s
+            return self._step_locked()
+
+    def _fast_wait_and_step(self) -> tuple | None:
+        """Lockstep: step once the next step's command is known, or after `lockstep_timeout_s`."""
+        with self._cond:
+            waited_from = time.monotonic()
+            while not self._stop.is_set():
+                if self._running and self._robot.done and self._auto_reset():
+                    self._start_episode_locked()
+                    return self._snapshot_locked(self._robot.observe())
+                if not self._running or self._robot.done:
+                    self._running = False
+                    self._cond.wait(0.1)  # idle until ~/reset
+                    waited_from = time.monotonic()
+                    continue
+                if not self._p["lockstep"] or self._new_target or \
+                        self._schedule.covers(self._robot.time_s, self._dt_s):
+                    return self._step_locked()
+                remaining = waited_from + float(self.get_parameter("lockstep_timeout_s").value) - time.monotonic()
+                if remaining <= 0:
+                    self.lockstep_timeouts += 1
+                    return self._step_locked()
+                self._cond.wait(remaining)
+        return None
+
+    def _step_locked(self) -> tuple:
+        target = self._schedule.target_for_step(self._robot.time_s, self._dt_s)
+        self._new_target = False
+        return self._snapshot_locked(self._robot.step(target))
+
+    def _snapshot_locked(self, obs: PushTObservation) -> tuple:
+        """(observation, its ROS stamp in s, status values), taken under the lock so a reset cannot mix them."""
+        stamp_s = self._episode_start_ros_s + obs.time_s
+        status = [obs.coverage, float(obs.success), float(obs.step), float(self._current_episode),
+                  float(self._robot.done)]
+        return obs, stamp_s, status
+
+    # --- output ---
+    def _publish(self, snapshot: tuple) -> None:
+        obs, stamp_s, status = snapshot
+        stamp = _time_msg(stamp_s)
+        frame_id = self._p["frame_id"]
+        image = Image()
+        image.header.stamp, image.header.frame_id = stamp, frame_id
+        image.height, image.width = obs.image.shape[:2]
+        image.encoding, image.is_bigendian, image.step = "rgb8", 0, obs.image.shape[1] * 3
+        image.data = obs.image.tobytes()
+        joints = JointState(name=list(JOINT_NAMES), position=obs.agent_xy.tolist())
+        joints.header.stamp = stamp
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, frame_id
+        pose.pose.position.x, pose.pose.position.y = float(obs.block_pose[0]), float(obs.block_pose[1])
+        pose.pose.orientation.z = math.sin(obs.block_pose[2] / 2)
+        pose.pose.orientation.w = math.cos(obs.block_pose[2] / 2)
+
+        self._image_pub.publish(image)
+        self._joint_pub.publish(joints)
+        for name, pub in self._low_dim_pubs.items():
+            pub.publish(Float64MultiArray(data=obs.low_dim(name).tolist()))
+        self._pose_pub.publish(pose)
+        status_msg = Float64MultiArray(data=status)
+        status_msg.layout.dim = [MultiArrayDimension(label=",".join(STATUS_FIELDS), size=len(status), stride=1)]
+        self._status_pub.publish(status_msg)
+        if self._fast:
+            # Observations first, then the clock: a use_sim_time subscriber whose timer fires at this
+            # instant then already holds the observation stamped with it.
+            time.sleep(self._p["obs_settle_s"])
+            with self._cond:
+                self._clock_s = max(self._clock_s, stamp_s)
+            self._clock_pub.publish(Clock(clock=stamp))
+
+    def destroy_node(self):
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+        self._robot.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = PushTSimNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()
