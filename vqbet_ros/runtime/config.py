@@ -1,0 +1,98 @@
+"""Runtime configuration: how a checkpoint is executed on a robot (history, chunk execution, safety, device).
+
+Everything here is a deployment choice; what the policy observes and commands (camera shapes, joint order,
+fps, history length, chunk length) comes only from the checkpoint's `FeatureSpec`. The policy node builds
+this dataclass from its ROS parameters with `config_io.from_dict`, so a wrong value is refused with its name.
+
+Args you will most likely change: `execution`, `enable_control`, the safety limits and the max ages.
+
+Args:
+    execution: `ensemble` = official VQ-BeT: decide every control step and execute the uniform average of
+        the overlapping chunks' current entries (`vqbet-reference.md` §5, official); `open_loop` = LeRobot:
+        execute each chunk to its end, decide again when it is used up (§5, LeRobot).
+    device: `auto` (CUDA when available, else CPU), `cuda` or `cpu`.
+    compile_mode: `none`, or a `torch.compile` mode for the encoder and prior: `default`,
+        `reduce-overhead` (CUDA graphs on CUDA), `max-autotune`. Compilation happens at configure (warm-up).
+    warmup_steps: forward passes run at configure so the first real decision is not the slow one.
+    seed: seed of the code-sampling generator (reset on `reset()`); -1 = unseeded.
+    image_max_age_s, joint_max_age_s, low_dim_max_age_s: an input whose header stamp is older than this
+        at a control tick stops commands (stale), s.
+    resize_images: centre-crop to the checkpoint's aspect ratio and resize; false = a frame of another size
+        is refused.
+    enable_control: false = dry run: chunks go to the preview output only.
+    joint_lower_limits, joint_upper_limits: per commanded joint (checkpoint `action_names` order), in
+        action units (rad/m); empty = no clamp.
+    max_delta_per_step: largest change of a commanded joint per control step, relative to the measured
+        joint state for the first point and to the previous point after that; one value for all joints or
+        one per commanded joint; empty = no limit (needs the commanded joints in the joint states).
+    hold_on_fault: when commands stop (stale/bad input, disable), tell the controller to hold position
+        instead of letting it finish the last chunk.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vqbet_ros.config_io import ConfigError
+
+
+@dataclass
+class RuntimeConfig:
+    # execution
+    execution: Literal["ensemble", "open_loop"] = "ensemble"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    compile_mode: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    warmup_steps: int = 3
+    seed: int = -1
+    # inputs
+    image_max_age_s: float = 0.2
+    joint_max_age_s: float = 0.2
+    low_dim_max_age_s: float = 0.2
+    resize_images: bool = True
+    # safety
+    enable_control: bool = False
+    joint_lower_limits: list[float] = field(default_factory=list)
+    joint_upper_limits: list[float] = field(default_factory=list)
+    max_delta_per_step: list[float] = field(default_factory=list)
+    hold_on_fault: bool = True
+
+    def __post_init__(self):
+        for name in ("image_max_age_s", "joint_max_age_s", "low_dim_max_age_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"`{name}`: must be a positive number of seconds, got {value}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"`warmup_steps`: must be >= 0, got {self.warmup_steps}")
+        for name in ("joint_lower_limits", "joint_upper_limits", "max_delta_per_step"):
+            values = getattr(self, name)
+            if any(math.isnan(v) for v in values):
+                raise ConfigError(f"`{name}`: NaN is not a limit, got {values}")
+        if any(v <= 0 for v in self.max_delta_per_step):
+            raise ConfigError(f"`max_delta_per_step`: values must be > 0, got {self.max_delta_per_step}")
+        lo, hi = self.joint_lower_limits, self.joint_upper_limits
+        if bool(lo) != bool(hi):
+            raise ConfigError("`joint_lower_limits` and `joint_upper_limits`: give both or neither")
+        if lo and len(lo) == len(hi) and any(a > b for a, b in zip(lo, hi)):
+            raise ConfigError(f"`joint_lower_limits` {lo} exceeds `joint_upper_limits` {hi} for some joint")
+
+    def validate_for(self, action_names: list[str]) -> None:
+        """Cross-checks against the checkpoint: one limit per commanded joint."""
+        n = len(action_names)
+        for name in ("joint_lower_limits", "joint_upper_limits"):
+            values = getattr(self, name)
+            if values and len(values) != n:
+                raise ConfigError(
+                    f"`{name}`: the checkpoint commands {n} joints {action_names}, got {len(values)} limits "
+                    f"{values}; give one per joint in that order"
+                )
+        if self.max_delta_per_step and len(self.max_delta_per_step) not in (1, n):
+            raise ConfigError(
+                f"`max_delta_per_step`: expected 1 or {n} values (joints {action_names}), "
+                f"got {self.max_delta_per_step}"
+            )
+
+    @property
+    def max_ages_s(self) -> dict[str, float]:
+        """Stream kind -> max age (s)."""
+        return {"camera": self.image_max_age_s, "joints": self.joint_max_age_s, "low_dim": self.low_dim_max_age_s}

@@ -1,0 +1,443 @@
+"""The ROS-free policy runtime: inputs in, one control tick at a time, timed action chunks out.
+
+    runtime = PolicyRuntime.from_checkpoint("ckpt/", RuntimeConfig(execution="ensemble"))
+    runtime.put_image("front", rgb, stamp_s)                 # subscription callbacks, any thread
+    runtime.put_joint_state(q, stamp_s)                      # q in `runtime.joint_input_names` order
+    result = runtime.step(now_s, tick=k)                     # worker thread, once per 1/fps
+    if result.chunk is not None: publish(result.chunk)       # whole chunk, see runtime/chunk.py
+
+A tick (1) checks every input (never received / bad / stale -> no command, history cleared), (2) encodes
+the newest sample of every stream into one observation token (each camera frame through its ResNet once,
+reused while the camera repeats it) and appends it to the history, (3) asks the prior for a chunk when the
+scheduler wants a decision, (4) plans the steps from now with the scheduler, (5) filters the plan for
+safety. `PolicyWorker` runs ticks on its own thread at absolute deadlines t0 + k/fps.
+
+Tokens are assembled from the observation encoder's submodules so that camera features can be cached per
+frame; `test_runtime_engine.py` checks the assembly equals `VQBeTPolicy.encode_observations`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vqbet_ros import constants
+from vqbet_ros.runtime.chunk import ActionChunk
+from vqbet_ros.runtime.config import RuntimeConfig
+from vqbet_ros.runtime.history import FrameFeatureCache, ObservationHistory
+from vqbet_ros.runtime.images import fit_image
+from vqbet_ros.runtime.safety import SafetyFilter, UnsafeCommand
+from vqbet_ros.runtime.scheduler import make_scheduler
+from vqbet_ros.runtime.stream_cache import StreamCache
+
+log = logging.getLogger(__name__)
+
+JOINTS = "joint_states"
+CACHE_DEPTH = 8  # values kept per stream: covers a few ms of clock skew between publishers and the node
+
+
+def camera_stream(camera: str) -> str:
+    return f"camera:{camera}"
+
+
+def low_dim_stream(name: str) -> str:
+    return f"low_dim:{name}"
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error that says so."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("`device` is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@dataclass
+class StepResult:
+    """What one control tick produced.
+
+    Args:
+        tick: control tick index (grid index of the worker).
+        now_s: tick time (node clock).
+        status: `running`, `waiting` (an input never arrived), `stale` (an input too old), `bad_input`
+            (an input was refused, or the policy output was not finite).
+        problems: stream -> reason, for every input that stopped this tick.
+        chunk: the trajectory to publish this tick (every tick when ensembling; when a chunk is decided
+            open-loop), or None.
+        command: (A,) target for now (forward controllers), or None.
+        decided: a new chunk was predicted this tick.
+        compute_s: wall time of the tick in the runtime (s).
+    """
+
+    tick: int
+    now_s: float
+    status: str
+    problems: dict[str, str] = field(default_factory=dict)
+    chunk: ActionChunk | None = None
+    command: np.ndarray | None = None
+    decided: bool = False
+    compute_s: float = 0.0
+
+
+class _CompiledParts:
+    """The callables a tick runs: per-camera encoders, vector MLP, chunk prediction (maybe torch.compile'd)."""
+
+    def __init__(self, policy, compile_mode: str):
+        enc = policy.obs_encoder
+        wrap = (lambda f: f) if compile_mode == "none" else (lambda f: torch.compile(f, mode=compile_mode))
+        self.cameras = [wrap(m) for m in enc.cameras]
+        self.vector_mlp = wrap(enc.vector_mlp) if enc.vector_mlp is not None else None
+        self.predict_chunk = wrap(policy.predict_chunk)
+
+
+class PolicyRuntime:
+    """One checkpoint executed against live inputs. Thread-safe between `put_*` callers and `step`."""
+
+    def __init__(self, checkpoint, config: RuntimeConfig):
+        self.checkpoint = checkpoint
+        self.config = config
+        self.spec = spec = checkpoint.config.spec
+        config.validate_for(spec.action_names)
+        self.policy = checkpoint.policy.eval()
+        self.normalizer = checkpoint.normalizer
+        self.device = next(self.policy.parameters()).device
+        self.dt_s = spec.dt
+        self.safety = SafetyFilter(config.joint_lower_limits, config.joint_upper_limits,
+                                   config.max_delta_per_step or None)
+        # Joints read from the joint states: the state joints, plus the commanded ones the step limit needs.
+        extra = [n for n in spec.action_names if n not in spec.joint_names] if self.safety.needs_measured_state else []
+        self.joint_input_names: list[str] = list(spec.joint_names) + extra
+        self._measured_index = (
+            [self.joint_input_names.index(n) for n in spec.action_names] if self.safety.needs_measured_state else None
+        )
+        max_age = {camera_stream(c): config.image_max_age_s for c in spec.cameras}
+        if self.joint_input_names:
+            max_age[JOINTS] = config.joint_max_age_s
+        max_age.update({low_dim_stream(n): config.low_dim_max_age_s for n in spec.low_dim})
+        self.streams = list(max_age)
+        self.cache = StreamCache(max_age, depth=CACHE_DEPTH)
+        self._lock = threading.Lock()
+        self._errors: dict[str, str] = {}  # stream -> reason of the last message refused (until a good one)
+        self._last_stamp: dict[str, float] = {}
+        self._seq = 0
+        self.received = {s: 0 for s in self.streams}
+        self.refused = {s: 0 for s in self.streams}
+        self.frames_encoded = {c: 0 for c in spec.cameras}  # backbone forwards per camera
+        self.frames_used = {c: 0 for c in spec.cameras}  # distinct frames that entered the history
+        self._last_used_seq: dict[str, int] = {}
+        self.decisions = 0
+        self.enabled = config.enable_control
+
+        self._parts = _CompiledParts(self.policy, config.compile_mode)
+        self._features = FrameFeatureCache()
+        self.history = ObservationHistory(spec.n_obs_steps, self.policy.obs_encoder.token_dim, self.device)
+        self.scheduler = make_scheduler(config.execution, spec.chunk_size)
+        self._generator = None
+        if config.seed >= 0:
+            self._generator = torch.Generator(device=self.device)
+        self._pinned = self.device.type == "cuda"
+        self._image_host = {c: self._host_buffer((1, *spec.cameras[c]), torch.uint8) for c in spec.cameras}
+        self._image_dev = {c: torch.zeros(1, *spec.cameras[c], dtype=torch.uint8, device=self.device)
+                           for c in spec.cameras}
+        self._vector_keys = list(self.policy.obs_encoder.vector_keys.items())  # (key, size) in token order
+        self._low_dim_streams = {constants.low_dim_key(n): low_dim_stream(n) for n in spec.low_dim}
+        n_vector = sum(size for _, size in self._vector_keys)
+        self._vector_host = self._host_buffer((1, n_vector), torch.float32)
+        self._vector_dev = torch.zeros(1, n_vector, device=self.device)
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, directory, config: RuntimeConfig) -> PolicyRuntime:
+        from vqbet_ros.model.checkpoint import load_checkpoint
+
+        return cls(load_checkpoint(directory, device=resolve_device(config.device)), config)
+
+    def _host_buffer(self, shape, dtype) -> torch.Tensor:
+        # Pinned (page-locked) host memory lets the host->device copy run asynchronously (non_blocking).
+        return torch.zeros(shape, dtype=dtype, pin_memory=self._pinned)
+
+    # ---- inputs (subscription callbacks) -------------------------------------------------------------
+    def _accept(self, stream: str, stamp_s: float) -> str | None:
+        """Order check under the lock; returns a refusal reason or None. Updates the last stamp either way."""
+        last = self._last_stamp.get(stream)
+        self._last_stamp[stream] = stamp_s
+        self.received[stream] += 1
+        if last is not None and stamp_s < last:
+            return f"out-of-order stamp: {stamp_s:.6f} s is older than the previous message ({last:.6f} s)"
+        return None
+
+    def _store(self, stream: str, value, stamp_s: float, error: str | None) -> None:
+        with self._lock:
+            error = self._accept(stream, stamp_s) or error
+            if error is not None:
+                self._errors[stream] = error
+                self.refused[stream] += 1
+                return
+            self._errors.pop(stream, None)
+            self._seq += 1
+            self.cache.put(stream, (self._seq, value), stamp_s)
+
+    def report_bad_input(self, stream: str, reason: str, stamp_s: float | None = None) -> None:
+        """A message the node could not convert (wrong encoding, malformed, missing joints): refuse the stream
+        until its next good message."""
+        with self._lock:
+            if stream in self.received:
+                self.received[stream] += 1
+                self.refused[stream] += 1
+            self._errors[stream] = reason
+
+    def put_image(self, camera: str, rgb: np.ndarray, stamp_s: float) -> None:
+        """RGB uint8 (H, W, 3) frame of `camera` -> resized/cropped to the checkpoint's shape and cached."""
+        stream = camera_stream(camera)
+        try:
+            value, error = fit_image(rgb, self.spec.cameras[camera], self.config.resize_images), None
+        except ValueError as err:
+            value, error = None, str(err)
+        self._store(stream, value, stamp_s, error)
+
+    def put_joint_state(self, positions: np.ndarray, stamp_s: float) -> None:
+        """Positions of `joint_input_names`, in that order."""
+        positions = np.asarray(positions, dtype=np.float64)
+        error = None
+        if positions.shape != (len(self.joint_input_names),):
+            error = f"expected {len(self.joint_input_names)} positions for {self.joint_input_names}, got {positions.shape}"
+        elif not np.all(np.isfinite(positions)):
+            bad = [n for n, v in zip(self.joint_input_names, positions) if not math.isfinite(v)]
+            error = f"NaN/Inf position for joint(s) {bad}"
+        self._store(JOINTS, positions, stamp_s, error)
+
+    def put_low_dim(self, name: str, values: np.ndarray, stamp_s: float) -> None:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        size = self.spec.low_dim[name]
+        error = None
+        if values.shape != (size,):
+            error = f"expected {size} values for low-dim input `{name}`, got {values.shape[0]}"
+        elif not np.all(np.isfinite(values)):
+            error = f"NaN/Inf in low-dim input `{name}`: {values.tolist()}"
+        self._store(low_dim_stream(name), values, stamp_s, error)
+
+    # ---- control ---------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new episode: empty history (padded with the next frame), empty plan, fresh sampling seed."""
+        self.history.clear()
+        self.scheduler.reset()
+        self._features.clear()
+        if self._generator is not None:
+            self._generator.manual_seed(self.config.seed)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Enabling starts from a fresh plan, so no chunk computed during a dry run is executed later."""
+        if enabled and not self.enabled:
+            self.scheduler.reset()
+        self.enabled = enabled
+
+    def check_inputs(self, now_s: float):
+        """(snapshot, problems): problems maps stream -> reason; empty when every input is usable at `now_s`."""
+        snapshot = self.cache.sample(now_s)
+        with self._lock:
+            errors = dict(self._errors)
+        problems = {s: errors.get(s) or snapshot.stale.get(s) for s in self.streams}
+        return snapshot, {s: r for s, r in problems.items() if r}
+
+    def _status(self, problems: dict[str, str]) -> str:
+        with self._lock:
+            if any(s in self._errors for s in problems):
+                return "bad_input"
+        if all(r == "never received" for r in problems.values()):
+            return "waiting"
+        return "stale"
+
+    def step(self, now_s: float, tick: int) -> StepResult:
+        """One control tick at `now_s` (node clock). Never raises for bad inputs: they are reported."""
+        t0 = time.perf_counter()
+        snapshot, problems = self.check_inputs(now_s)
+        if problems:
+            self.reset()  # a gap in the history: restart it (padded) once inputs are good again
+            return StepResult(tick, now_s, self._status(problems), problems, compute_s=time.perf_counter() - t0)
+        token = self._encode_step(snapshot)  # (1, Dt)
+        self.history.push(token, now_s)
+        decided = False
+        if self.scheduler.wants_decision(tick):
+            chunk = self._predict()  # (W, A) action units
+            if not np.all(np.isfinite(chunk)):
+                self.reset()
+                return StepResult(tick, now_s, "bad_input", {"policy": "policy output is not finite (NaN/Inf)"},
+                                  compute_s=time.perf_counter() - t0)
+            self.scheduler.add(tick, chunk)
+            self.decisions += 1
+            decided = True
+        plan = self.scheduler.plan(tick)
+        measured = None
+        if self._measured_index is not None:
+            measured = snapshot.samples[JOINTS].value[1][self._measured_index]
+        try:
+            plan = self.safety.apply(plan, measured)
+        except UnsafeCommand as err:
+            self.reset()
+            return StepResult(tick, now_s, "bad_input", {"policy": str(err)}, compute_s=time.perf_counter() - t0)
+        publish_chunk = decided or self.config.execution == "ensemble"
+        chunk = ActionChunk(list(self.spec.action_names), plan, now_s, self.dt_s, tick) if publish_chunk else None
+        return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0)
+
+    # ---- model -----------------------------------------------------------------------------------------
+    def _upload(self, host: torch.Tensor, dev: torch.Tensor) -> torch.Tensor:
+        if dev.device.type == "cpu":
+            return host
+        dev.copy_(host, non_blocking=self._pinned)
+        return dev
+
+    def _encode_step(self, snapshot) -> torch.Tensor:
+        """Newest sample of every stream -> one token (1, Dt) in the encoder's order: cameras, then vectors."""
+        parts = []
+        for i, camera in enumerate(self.spec.cameras):
+            seq, image = snapshot.samples[camera_stream(camera)].value
+            features = self._features.get(camera, seq)
+            if features is None:
+                self._image_host[camera][0].numpy()[...] = image
+                features = self._parts.cameras[i](self._upload(self._image_host[camera], self._image_dev[camera]))
+                self._features.put(camera, seq, features)
+                self.frames_encoded[camera] += 1
+            if self._last_used_seq.get(camera) != seq:
+                self._last_used_seq[camera] = seq
+                self.frames_used[camera] += 1
+            parts.append(features)  # (1, Dc)
+        if self._parts.vector_mlp is not None:
+            host = self._vector_host[0].numpy()
+            offset = 0
+            for key, size in self._vector_keys:
+                if key == constants.STATE:
+                    raw = snapshot.samples[JOINTS].value[1][:size]
+                else:
+                    raw = snapshot.samples[self._low_dim_streams[key]].value[1]
+                host[offset:offset + size] = self.normalizer.normalize(key, raw)
+                offset += size
+            parts.append(self._parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
+        return torch.cat(parts, dim=1)  # (1, Dt)
+
+    def _predict(self) -> np.ndarray:
+        chunk = self._parts.predict_chunk(self.history.tokens, generator=self._generator)  # (1, W, A) normalized
+        chunk = chunk[0].float().cpu().numpy()  # (W, A); the device sync point of a decision
+        return np.asarray(self.normalizer.unnormalize(constants.ACTION, chunk), dtype=np.float64)
+
+    def warmup(self) -> None:
+        """Run encoder and prior `warmup_steps` times on blank inputs (CUDA context, cuDNN autotune,
+        torch.compile), leaving history, cache and counters untouched."""
+        if self.config.warmup_steps == 0:
+            return
+        with torch.inference_mode():
+            for _ in range(self.config.warmup_steps):
+                parts = [enc(self._upload(self._image_host[c], self._image_dev[c]))
+                         for enc, c in zip(self._parts.cameras, self.spec.cameras)]
+                if self._parts.vector_mlp is not None:
+                    parts.append(self._parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
+                tokens = torch.cat(parts, dim=1)[:, None].expand(1, self.spec.n_obs_steps, -1).contiguous()
+                self._parts.predict_chunk(tokens, generator=None).cpu()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.reset()
+
+    # ---- diagnostics -----------------------------------------------------------------------------------
+    def input_ages_s(self, now_s: float) -> dict[str, float | None]:
+        """stream -> age of its newest message at `now_s` (None = never received)."""
+        ages = {}
+        for s in self.streams:
+            newest = self.cache.newest_stamp_s(s)
+            ages[s] = None if newest is None else now_s - newest
+        return ages
+
+    def frames_dropped(self) -> dict[str, int]:
+        """camera -> frames received that never entered the history (camera faster than fps, or refused)."""
+        return {c: max(0, self.received[camera_stream(c)] - self.frames_used[c] - 1)
+                for c in self.spec.cameras}
+
+
+class RollingStats:
+    """The last `size` samples; percentiles on demand."""
+
+    def __init__(self, size: int = 1000):
+        self.values: deque[float] = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else None
+
+
+class PolicyWorker:
+    """Runs `runtime.step` on its own thread at absolute deadlines t0 + k/fps on `clock`.
+
+    `publish(result)` is called on the worker thread after every tick (the node publishes there).
+    A tick that starts late is still run; ticks whose deadline passed entirely are skipped and counted.
+    Decision latency = wall time from the start of a deciding tick (the newest frames are taken from the
+    cache) to the return of `publish`.
+    """
+
+    def __init__(self, runtime: PolicyRuntime, clock, publish: Callable[[StepResult], None]):
+        self.runtime, self.clock, self.publish = runtime, clock, publish
+        self.period_s = runtime.dt_s
+        self.latency_s = RollingStats()
+        self.jitter_s = RollingStats()  # tick start minus its deadline
+        self.tick_times_s = RollingStats(200)
+        self.ticks = 0
+        self.ticks_missed = 0
+        self.last_result: StepResult | None = None
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="vqbet-policy-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def achieved_rate_hz(self) -> float | None:
+        times = list(self.tick_times_s.values)
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def _run(self) -> None:
+        try:
+            with torch.inference_mode():
+                self._loop()
+        except BaseException as err:  # surfaced by the node's diagnostics; never dies silently
+            self.error = err
+            log.exception("policy worker stopped")
+
+    def _loop(self) -> None:
+        t0 = self.clock.now_s()
+        k = 0
+        while self.clock.sleep_until(t0 + k * self.period_s, self._stop):
+            now_s = self.clock.now_s()
+            self.jitter_s.add(now_s - (t0 + k * self.period_s))
+            self.tick_times_s.add(now_s)
+            wall0 = time.perf_counter()
+            result = self.runtime.step(now_s, tick=k)
+            self.publish(result)
+            if result.decided:
+                self.latency_s.add(time.perf_counter() - wall0)
+            self.last_result = result
+            self.ticks += 1
+            due = math.floor((self.clock.now_s() - t0) / self.period_s)  # last deadline already passed
+            if due > k + 1:
+                self.ticks_missed += due - k - 1
+            k = max(k + 1, due)
