@@ -115,33 +115,53 @@ def test_sim_node_reset_uses_seed_plus_episode(probe_factory):
     assert "seed 8" in probe.reset().message
 
 
-def test_sim_node_fast_mode_executes_trajectory_by_time_in_lockstep(probe_factory):
-    probe = probe_factory(mode="fast", autostart=False, initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
+def _chunk_from(stamp, n=5):
+    msg = JointTrajectory(joint_names=["agent_y", "agent_x"])  # any order: matched by name
+    msg.header.stamp = stamp
+    for k in range(n):
+        msg.points.append(JointTrajectoryPoint(positions=[100.0, 100.0 + 30.0 * (k + 1)],
+                                               time_from_start=Duration(nanosec=100_000_000 * (k + 1))))
+    return msg
+
+
+def test_sim_node_fast_mode_executes_chunk_by_time_in_lockstep(probe_factory):
+    probe = probe_factory(mode="fast", lockstep="chunk", autostart=False,
+                          initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
     probe.wait_matched()
     probe.reset()
     assert probe.spin_until(lambda: probe.clock)
-    t0 = probe.clock[-1].clock
     probe.joints.clear()
     # A chunk stamped at the observation time: point k is the target of the k-th step after it.
-    msg = JointTrajectory(joint_names=["agent_y", "agent_x"])  # any order: matched by name
-    msg.header.stamp = t0
-    for k in range(5):
-        msg.points.append(JointTrajectoryPoint(positions=[100.0, 100.0 + 30.0 * (k + 1)],
-                                               time_from_start=Duration(nanosec=100_000_000 * (k + 1))))
-    probe.traj_pub.publish(msg)
+    probe.traj_pub.publish(_chunk_from(probe.clock[-1].clock))
     assert probe.spin_until(lambda: len(probe.joints) >= 5)
     xs = [m.position[0] for m in probe.joints[:5]]
     assert all(b > a for a, b in zip(xs, xs[1:])) and xs[-1] > 200.0
-    # Clock ticks in 0.1 s steps up to the stamp of the last observation; nothing more was commanded, so the
-    # sim waits.
+    # Clock ticks in 0.1 s steps up to the stamp of the last observation; the chunk is used up, so the sim
+    # waits for the next one.
     stamp = probe.joints[4].header.stamp
     assert probe.spin_until(lambda: probe.clock[-1].clock == stamp)
     ticks = [c.clock.sec + c.clock.nanosec * 1e-9 for c in probe.clock]
     np.testing.assert_allclose(np.diff(ticks[-5:]), 0.1, atol=1e-6)
-    assert probe.sim.lockstep_timeouts == 0
-    count = len(probe.joints)
     probe.spin_until(lambda: False, timeout_s=0.5)
-    assert len(probe.joints) == count
+    assert len(probe.joints) == 5 and probe.sim.lockstep_timeouts == 0
+
+
+def test_sim_node_fast_mode_each_step_waits_for_a_command_per_step(probe_factory):
+    probe = probe_factory(mode="fast", lockstep="each_step", autostart=False,
+                          initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
+    probe.wait_matched()
+    probe.reset()
+    assert probe.spin_until(lambda: probe.clock)
+    probe.joints.clear()
+    for _ in range(3):  # a policy deciding every step: one chunk per observation
+        probe.traj_pub.publish(_chunk_from(probe.clock[-1].clock))
+        count = len(probe.joints)
+        assert probe.spin_until(lambda: len(probe.joints) == count + 1 and
+                                probe.clock[-1].clock == probe.joints[-1].header.stamp)
+        probe.spin_until(lambda: False, timeout_s=0.2)
+        assert len(probe.joints) == count + 1
+    xs = [m.position[0] for m in probe.joints]
+    assert xs[2] > xs[0] > 100.0 and probe.sim.lockstep_timeouts == 0
 
 
 def test_sim_node_refuses_trajectory_with_unknown_joints(probe_factory):

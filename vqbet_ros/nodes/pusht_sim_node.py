@@ -19,11 +19,15 @@ Interface (topic names are parameters, all relative so a namespace or remap move
 Time. `mode: realtime` steps on absolute deadlines of the monotonic clock at 10 Hz and stamps with ROS time.
 `mode: fast` owns the clock: it publishes `rosgraph_msgs/Clock` (the other nodes run with use_sim_time) and
 steps in lockstep with whoever commands it. After each step it publishes the observations, waits `obs_settle_s`
-so they are delivered, then advances `/clock` to their stamp; it then steps again only once the command for
-the next step is known (a chunk covering it, or a direct target received since the last step), or after
-`lockstep_timeout_s` of wall time without one (then the last target is held). So a policy that decides at
-its observation time is never late, whatever its inference time, and teleop at 10 Hz sim time drives one step
-per command.
+so they are delivered, then advances `/clock` to their stamp; it steps again only once the command for the
+next step is known, or after `lockstep_timeout_s` of wall time without one (then the last target is held).
+"Known" depends on the commander (parameter `lockstep`):
+- `each_step` (default): a command (chunk or target) arrived since the last step. For a policy that decides
+  every step (the official temporal ensembling, the policy node's default) and for teleop at the control rate.
+- `chunk`: the scheduled waypoints reach the end of the next step. For a policy that executes each chunk
+  open-loop and decides again when it is used up.
+- `off`: step as fast as possible.
+So a policy that decides at its observation time is never late, whatever its inference time.
 
 An episode ends when the block covers the goal (success) or after `max_episode_steps`; the sim then holds
 still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
@@ -58,6 +62,7 @@ from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, Pu
 from vqbet_ros.sim.schedule import TargetSchedule
 
 STATUS_FIELDS = ("coverage", "success", "step", "episode", "done")
+LOCKSTEP_MODES = ("each_step", "chunk", "off")
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
 # (ros2-deployment-reference.md §2 "QoS"); a short queue, the newest frame is what matters.
@@ -77,7 +82,8 @@ PARAMETERS = {  # name: (default, description)
     "auto_reset": (False, "start the next episode by itself when one ends"),
     "max_episode_steps": (300, "time limit of an episode in control steps (gym_pusht: 300)"),
     "image_size": (96, "camera image height = width in pixels"),
-    "lockstep": (True, "fast mode: wait for the next step's command before stepping"),
+    "lockstep": ("each_step", "fast mode: step when `each_step` a new command arrived, when the `chunk` covers "
+                              "the next step, or `off` (as fast as possible)"),
     "lockstep_timeout_s": (2.0, "fast mode: wall seconds to wait for a command before holding the last target"),
     "obs_settle_s": (0.005, "fast mode: wall seconds between publishing observations and advancing /clock"),
     "frame_id": ("pusht_world", "frame of the camera image and the block pose"),
@@ -128,6 +134,8 @@ class PushTSimNode(Node):
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         if p["mode"] not in ("realtime", "fast"):
             raise ValueError(f"parameter `mode` is {p['mode']!r}; expected 'realtime' or 'fast'")
+        if p["lockstep"] not in LOCKSTEP_MODES:
+            raise ValueError(f"parameter `lockstep` is {p['lockstep']!r}; expected one of {list(LOCKSTEP_MODES)}")
         self._fast = p["mode"] == "fast"
         self._p = p
 
@@ -138,7 +146,7 @@ class PushTSimNode(Node):
         self._stop = threading.Event()
         self._episodes_started = 0
         self._running = False  # an episode is under way (false before the first reset and after it ends)
-        self._new_target = False  # a direct target arrived since the last step (fast-mode lockstep)
+        self._fresh_command = False  # a command arrived since the last step (fast-mode lockstep)
         self._episode_start_ros_s = 0.0  # ROS time of the current episode's step 0
         self._clock_s = FAST_CLOCK_START_S
         self._wall_t0 = time.monotonic()  # monotonic time of the current episode's step 0 (real-time pacing)
@@ -190,7 +198,7 @@ class PushTSimNode(Node):
         if count:
             self._episodes_started += 1
         self._schedule.clear(hold=self._robot.agent_xy)
-        self._new_target = False
+        self._fresh_command = False
         now_s = self._clock_s if self._fast else self.get_clock().now().nanoseconds * 1e-9
         # A new episode starts one step after the last published instant so stamps never repeat.
         self._episode_start_ros_s = now_s + (self._dt_s if self._fast else 0.0)
@@ -227,6 +235,8 @@ class PushTSimNode(Node):
                     f"`{self._p['trajectory_topic']}`: chunk ends at {times[-1]:.3f} s, before now "
                     f"({self._now_sim_s():.3f} s); refused (stamp chunks with the observation time)",
                     throttle_duration_sec=5.0)
+            else:
+                self._fresh_command = True
             self._cond.notify_all()
 
     def _on_command(self, msg: Float64MultiArray) -> None:
@@ -234,7 +244,7 @@ class PushTSimNode(Node):
             target, _ = float64_multiarray_to_array(msg, JOINT_NAMES)
             with self._cond:
                 self._schedule.set_target(target)
-                self._new_target = True
+                self._fresh_command = True
                 self._cond.notify_all()
         except ValueError as err:
             self.get_logger().error(f"`{self._p['command_topic']}`: {err}", throttle_duration_sec=5.0)
@@ -284,8 +294,7 @@ class PushTSimNode(Node):
                     self._cond.wait(0.1)  # idle until ~/reset
                     waited_from = time.monotonic()
                     continue
-                if not self._p["lockstep"] or self._new_target or \
-                        self._schedule.covers(self._robot.time_s, self._dt_s):
+                if self._command_known_locked():
                     return self._step_locked()
                 remaining = waited_from + float(self.get_parameter("lockstep_timeout_s").value) - time.monotonic()
                 if remaining <= 0:
@@ -294,9 +303,17 @@ class PushTSimNode(Node):
                 self._cond.wait(remaining)
         return None
 
+    def _command_known_locked(self) -> bool:
+        lockstep = self._p["lockstep"]
+        if lockstep == "each_step":
+            return self._fresh_command
+        if lockstep == "chunk":
+            return self._fresh_command or self._schedule.covers(self._robot.time_s, self._dt_s)
+        return True
+
     def _step_locked(self) -> tuple:
         target = self._schedule.target_for_step(self._robot.time_s, self._dt_s)
-        self._new_target = False
+        self._fresh_command = False
         return self._snapshot_locked(self._robot.step(target))
 
     def _snapshot_locked(self, obs: PushTObservation) -> tuple:
