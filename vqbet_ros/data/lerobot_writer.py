@@ -1,0 +1,921 @@
+"""Append episodes durably to a LeRobotDataset v3.0 (ROS-free; used by the recorder node and `vqbet-convert`).
+
+    writer = LeRobotWriter.open_or_create(root, fps=30, features=features, robot_type="so101")
+    writer.start_episode(task="pick the cube")
+    for ...: writer.add_frame({"observation.state": q, "action": a, "observation.images.front": rgb})
+    future = writer.save_episode(extras={"recorder/stale_frames": 0})   # returns at once
+    future.result()  # -> SavedEpisode, once the episode is complete on disk
+    writer.close()   # waits for every queued save
+
+Layout and columns follow lerobot-dataset-v3.md §3.1 (LeRobot v0.4). The choices this writer makes inside that
+format, and why:
+
+- **One data file and one mp4 per camera per episode** (`file_index` advances every episode, rolling to the next
+  chunk after `chunks_size` files). LeRobot keeps one parquet writer open across episodes and appends episodes to
+  shared mp4s, which is why a crash leaves footer-less files (ros2-deployment-reference.md §4 problem 7); here
+  every file is finished, fsynced and renamed into place before its episode is committed, and no finished file
+  is ever modified again (the crash-safe pattern of almond-bot/axol PR 193, ref. §1 A14). Readers locate
+  episodes through `meta/episodes` chunk/file columns, so the format is unchanged.
+- **Commit point = atomic rewrite of the current `meta/episodes` file.** Order per episode: data parquet and
+  videos (in `.partial/`, renamed into `data/` and `videos/`), then `meta/tasks.parquet` if a task is new, then
+  the `meta/episodes` file (temp + rename), then `info.json` and `stats.json` (derived; repaired on open). An
+  episode exists iff its row is in `meta/episodes`. On open, anything else (`.partial/`, `*.tmp`, data/video
+  files no episode references) is a leftover of an interrupted save and is removed.
+- **Encoding runs on one thread per camera, parquet/metadata on a commit thread**, fed through bounded queues:
+  `add_frame` only copies arrays and enqueues them; `save_episode` returns a Future. Recording the next episode
+  never waits for the previous one to be encoded. A full queue blocks `add_frame` up to `put_timeout_s`, then
+  raises `WriterOverloadedError` (never a silent drop).
+- Timestamps are `frame_index / fps`; video frame i has PTS i in time base 1/fps, one frame per row.
+- Stats: per episode exact for parquet features; cameras per channel in [0, 1] from every frame strided to
+  <= ~150 px with 256-bin histograms (exact quantiles of the sampled pixels). `meta/stats.json` aggregates the
+  episodes count-weighted (mean/std exact; quantiles are the count-weighted mean of episode quantiles, as
+  LeRobot's `aggregate_stats` does).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import fcntl
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Mapping
+
+import av
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vqbet_ros import constants
+
+logger = logging.getLogger(__name__)
+# SVT-AV1 prints its whole configuration to stderr for every episode unless told otherwise; keep errors only
+# (a user's own SVT_LOG wins).
+os.environ.setdefault("SVT_LOG", "1")
+
+CODEBASE_VERSION = "v3.0"
+CHUNKS_SIZE = 1000
+DATA_FILES_SIZE_MB = 100
+VIDEO_FILES_SIZE_MB = 200
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+PARTIAL_DIR = ".partial"
+LOCK_FILE = ".writer.lock"
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+DEFAULT_FEATURES = {
+    constants.TIMESTAMP: {"dtype": "float32", "shape": [1], "names": None},
+    constants.FRAME_INDEX: {"dtype": "int64", "shape": [1], "names": None},
+    constants.EPISODE_INDEX: {"dtype": "int64", "shape": [1], "names": None},
+    constants.INDEX: {"dtype": "int64", "shape": [1], "names": None},
+    constants.TASK_INDEX: {"dtype": "int64", "shape": [1], "names": None},
+}
+_STAT_TARGET_PX = 150  # LeRobot strides images with a side >= 300 px down to ~150 px before stats
+_CODEC_NAMES = {"libsvtav1": "av1", "libaom-av1": "av1", "libx264": "h264", "h264": "h264", "libx265": "hevc"}
+
+
+class WriterError(RuntimeError):
+    """Saving failed (disk full, unwritable root, encoder failure); saved episodes are intact."""
+
+
+class WriterOverloadedError(WriterError):
+    """The encode queue stayed full for `put_timeout_s`: encoding cannot keep up with the frame rate."""
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    """How camera streams are encoded (PyAV).
+
+    Args:
+        codec: `libsvtav1` (AV1, LeRobot's default) or `libx264` (H.264: ~3x less CPU, larger files).
+        crf: constant rate factor (LeRobot default 30 for AV1; 23 is x264's default).
+        gop: keyframe interval in frames; LeRobot uses 2 so random access during training decodes <= 2 frames.
+        preset: encoder speed preset. svtav1 0 (slow)..13 (fast): 12 keeps 3 x 640x480 x 30 fps real-time on
+            2 cores (bench/recorder_load.py); x264 e.g. `veryfast`.
+        threads: encoder threads per camera (svtav1 `lp`, x264 `threads`); 0 = encoder default.
+    """
+
+    codec: str = "libsvtav1"
+    crf: int = 30
+    gop: int = 2
+    preset: str = "12"
+    threads: int = 1
+    pix_fmt: str = "yuv420p"
+
+    def __post_init__(self):
+        if self.codec not in _CODEC_NAMES:
+            raise ValueError(f"`codec` is {self.codec!r}; expected one of {sorted(_CODEC_NAMES)}")
+        try:
+            av.codec.Codec(self.codec, "w")
+        except Exception:
+            raise ValueError(f"`codec` {self.codec!r} is not available in this PyAV/FFmpeg build") from None
+        if self.gop < 1 or self.crf < 0 or self.threads < 0:
+            raise ValueError(f"`gop` ({self.gop}) must be >= 1, `crf` ({self.crf}) and `threads` >= 0")
+
+    def stream_options(self) -> dict[str, str]:
+        options = {"crf": str(self.crf), "g": str(self.gop), "preset": str(self.preset)}
+        if self.codec == "libsvtav1" and self.threads:
+            options["svtav1-params"] = f"lp={self.threads}"
+        elif self.threads:
+            options["threads"] = str(self.threads)
+        return options
+
+
+@dataclass(frozen=True)
+class SavedEpisode:
+    """What `save_episode`'s Future resolves to, once the episode is on disk."""
+
+    episode_index: int
+    length: int
+    data_path: Path
+    video_paths: dict[str, Path] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- file helpers
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file, fsync and rename: readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _atomic_write_table(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def _move_into_place(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    _fsync_dir(dst.parent)
+
+
+def _describe_os_error(err: OSError, what: str) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"{what}: disk full ({err}). Free space or point the dataset root elsewhere; saved episodes are intact"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}: not writable ({err}). Fix permissions or choose another dataset root"
+    return f"{what}: {err}"
+
+
+# ----------------------------------------------------------------------------------------------------- stats
+def array_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Stats of a parquet feature over rows: values (T, *shape) -> each stat shaped like the feature."""
+    values = values.astype(np.float64).reshape(len(values), -1)
+    quantiles = np.quantile(values, list(QUANTILES.values()), axis=0)
+    out = {
+        "min": values.min(axis=0), "max": values.max(axis=0),
+        "mean": values.mean(axis=0), "std": values.std(axis=0),
+        "count": np.array([len(values)], np.int64),
+    }
+    out.update({name: quantiles[i] for i, name in enumerate(QUANTILES)})
+    return out
+
+
+class ImageStatsAccumulator:
+    """Per-channel image stats in [0, 1], accumulated frame by frame (no episode held in memory).
+
+    Each frame is strided so its longer side is ~150 px (LeRobot's compute_stats sampling); per-channel
+    sums and 256-bin histograms give exact mean/std/min/max/quantiles of those pixels.
+    """
+
+    def __init__(self):
+        self.frames = 0
+        self.hist = np.zeros((3, 256), np.int64)
+
+    def add(self, rgb: np.ndarray) -> None:
+        step = max(1, max(rgb.shape[:2]) // _STAT_TARGET_PX) if max(rgb.shape[:2]) >= 2 * _STAT_TARGET_PX else 1
+        pixels = rgb[::step, ::step].reshape(-1, 3)
+        for c in range(3):
+            self.hist[c] += np.bincount(pixels[:, c], minlength=256)
+        self.frames += 1
+
+    def stats(self) -> dict[str, np.ndarray]:
+        levels = np.arange(256) / 255.0
+        n = self.hist.sum(axis=1)  # pixels per channel
+        mean = (self.hist * levels).sum(axis=1) / n
+        var = (self.hist * levels**2).sum(axis=1) / n - mean**2
+        cdf = np.cumsum(self.hist, axis=1) / n[:, None]
+        shape = (3, 1, 1)
+        out = {
+            "min": np.array([levels[np.nonzero(h)[0][0]] for h in self.hist]).reshape(shape),
+            "max": np.array([levels[np.nonzero(h)[0][-1]] for h in self.hist]).reshape(shape),
+            "mean": mean.reshape(shape),
+            "std": np.sqrt(np.maximum(var, 0.0)).reshape(shape),
+            "count": np.array([self.frames], np.int64),
+        }
+        for name, q in QUANTILES.items():  # lower quantile: first level whose cdf reaches q
+            out[name] = np.array([levels[np.searchsorted(cdf[c], q)] for c in range(3)]).reshape(shape)
+        return out
+
+
+def aggregate_stats(episodes: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """Count-weighted aggregate of per-episode stats (mean/std/min/max exact; quantiles weighted means)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    keys = sorted({k for ep in episodes for k in ep})
+    for key in keys:
+        parts = [ep[key] for ep in episodes if key in ep]
+        counts = np.array([float(np.asarray(p["count"]).reshape(-1)[0]) for p in parts])
+        total = counts.sum()
+        w = (counts / total).reshape(-1, *([1] * np.asarray(parts[0]["mean"]).ndim))
+        means = np.stack([np.asarray(p["mean"], np.float64) for p in parts])
+        mean = (w * means).sum(axis=0)
+        var = (w * (np.stack([np.asarray(p["std"], np.float64) ** 2 for p in parts]) + (means - mean) ** 2)).sum(0)
+        agg = {
+            "min": np.min(np.stack([p["min"] for p in parts]), axis=0),
+            "max": np.max(np.stack([p["max"] for p in parts]), axis=0),
+            "mean": mean, "std": np.sqrt(var), "count": np.array([int(total)], np.int64),
+        }
+        for name in QUANTILES:
+            if all(name in p for p in parts):
+                agg[name] = (w * np.stack([np.asarray(p[name], np.float64) for p in parts])).sum(axis=0)
+        out[key] = agg
+    return out
+
+
+def _stats_to_lists(stats: dict[str, dict[str, np.ndarray]]) -> dict:
+    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
+
+
+# --------------------------------------------------------------------------------------------- video thread
+class _CameraEncoder(threading.Thread):
+    """Encodes one camera's frames to one mp4 per episode, in order, off the caller's thread."""
+
+    def __init__(self, key: str, shape: tuple[int, int, int], fps: int, encoding: VideoEncoding, maxsize: int):
+        super().__init__(name=f"encode:{key}", daemon=True)
+        self.key, self.shape, self.fps, self.encoding = key, shape, fps, encoding
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._container = None
+        self._stream = None
+        self._path: Path | None = None
+        self._frames = 0
+        self._stats: ImageStatsAccumulator | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            kind = item[0]
+            try:
+                if kind == "stop":
+                    return
+                if kind == "open":
+                    self._open(item[1])
+                elif kind == "frame":
+                    self._encode(item[1])
+                elif kind == "close":
+                    self._close(item[1])
+                elif kind == "abort":
+                    self._abort()
+            finally:
+                self.queue.task_done()
+
+    def _open(self, path: Path) -> None:
+        self._abort()
+        self._path, self._frames, self._stats, self._error = path, 0, ImageStatsAccumulator(), None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(path), mode="w", format="mp4")
+            stream = self._container.add_stream(self.encoding.codec, rate=self.fps)
+            stream.width, stream.height = self.shape[1], self.shape[0]
+            stream.pix_fmt = self.encoding.pix_fmt
+            stream.time_base = Fraction(1, self.fps)
+            stream.options = self.encoding.stream_options()
+            self._stream = stream
+        except BaseException as err:  # noqa: BLE001 - reported through the episode's future
+            self._fail(err)
+
+    def _encode(self, rgb: np.ndarray) -> None:
+        if self._error is not None or self._container is None:
+            return
+        try:
+            self._stats.add(rgb)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = self._frames  # PTS = frame_index in time base 1/fps
+            frame.time_base = Fraction(1, self.fps)
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+            self._frames += 1
+        except BaseException as err:  # noqa: BLE001
+            self._fail(err)
+
+    def _close(self, done: concurrent.futures.Future) -> None:
+        try:
+            if self._error is None and self._container is not None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+                with open(self._path, "rb+") as f:
+                    os.fsync(f.fileno())
+            if self._error is not None:
+                raise self._error
+            done.set_result((self._path, self._frames, self._stats.stats()))
+        except BaseException as err:  # noqa: BLE001
+            self._abort()
+            done.set_exception(err)
+        finally:  # the finished file now belongs to the commit thread: forget it
+            self._container, self._stream, self._error, self._path = None, None, None, None
+
+    def _fail(self, err: BaseException) -> None:
+        logger.error("camera `%s`: encoding %s failed: %s", self.key, self._path, err)
+        self._error = err
+        self._abort(keep_error=True)
+
+    def _abort(self, keep_error: bool = False) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - closing a broken container; the file is deleted anyway
+                pass
+        self._container, self._stream = None, None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            try:  # the episode's .partial folder goes with its last file
+                self._path.parent.rmdir()
+            except OSError:
+                pass
+            self._path = None
+        if not keep_error:
+            self._error = None
+
+
+# ----------------------------------------------------------------------------------------------- the writer
+@dataclass
+class _Episode:
+    seq: int
+    task: str
+    lowdim: dict[str, list[np.ndarray]]
+    video_futures: dict[str, concurrent.futures.Future] = field(default_factory=dict)
+    length: int = 0
+
+
+class LeRobotWriter:
+    """Appends episodes to one LeRobotDataset v3.0 root; see the module docstring for the guarantees.
+
+    Use `create`, `open` or `open_or_create`. Not thread-safe: one thread calls start/add/save/discard; the
+    workers are internal. `features` maps dataset keys to {"dtype", "shape", "names"}; cameras have dtype
+    "video" and shape [H, W, 3]; the five default columns (timestamp, indices) are added by the writer.
+    """
+
+    def __init__(self, root: Path, info: dict, video: VideoEncoding, max_queue_frames: int, put_timeout_s: float):
+        self.root = root
+        self.info = info
+        self.fps = int(info["fps"])
+        self.features: dict[str, dict] = info["features"]
+        self.video = video
+        self.put_timeout_s = put_timeout_s
+        self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        self.lowdim_keys = [k for k, f in self.features.items() if f["dtype"] != "video" and k not in DEFAULT_FEATURES]
+        self._lock_fd = self._acquire_lock()
+        self._episodes_rows: list[dict] = []
+        self._episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
+        self._tasks: dict[str, int] = {}
+        self._recover()
+        self._current: _Episode | None = None
+        self._seq = 0
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._closed = False
+        self._encoders = {
+            key: _CameraEncoder(key, tuple(self.features[key]["shape"]), self.fps, video, max_queue_frames)
+            for key in self.video_keys
+        }
+        for encoder in self._encoders.values():
+            encoder.start()
+        self._commit_queue: queue.Queue = queue.Queue()
+        self._committer = threading.Thread(target=self._commit_loop, name="lerobot-commit", daemon=True)
+        self._committer.start()
+
+    # ------------------------------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        fps: int,
+        features: Mapping[str, Mapping[str, Any]],
+        robot_type: str | None = None,
+        video: VideoEncoding | None = None,
+        max_queue_frames: int | None = None,
+        put_timeout_s: float = 2.0,
+    ) -> "LeRobotWriter":
+        """Start a new dataset at `root` (which must not hold one yet)."""
+        root = Path(root)
+        if (root / "meta" / "info.json").exists():
+            raise FileExistsError(f"`{root}` already holds a dataset (meta/info.json); use open() to append")
+        if not isinstance(fps, int) or fps <= 0:
+            raise ValueError(f"`fps` is {fps!r}; expected a positive integer (LeRobot stores fps as int)")
+        all_features = {**DEFAULT_FEATURES, **_check_features(features)}
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": robot_type,
+            "total_episodes": 0,
+            "total_frames": 0,
+            "total_tasks": 0,
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": DATA_FILES_SIZE_MB,
+            "video_files_size_in_mb": VIDEO_FILES_SIZE_MB,
+            "fps": fps,
+            "splits": {},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH if any(f["dtype"] == "video" for f in all_features.values()) else None,
+            "features": all_features,
+        }
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+        except OSError as err:
+            raise WriterError(_describe_os_error(err, f"creating dataset root `{root}`")) from err
+        return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * fps, put_timeout_s)
+
+    @classmethod
+    def open(
+        cls,
+        root: str | Path,
+        *,
+        video: VideoEncoding | None = None,
+        max_queue_frames: int | None = None,
+        put_timeout_s: float = 2.0,
+    ) -> "LeRobotWriter":
+        """Open an existing dataset to append; leftovers of an interrupted save are removed first."""
+        root = Path(root)
+        info_path = root / "meta" / "info.json"
+        if not info_path.is_file():
+            raise FileNotFoundError(f"`{info_path}` does not exist; use create() for a new dataset")
+        info = json.loads(info_path.read_text())
+        if info.get("codebase_version") != CODEBASE_VERSION:
+            raise ValueError(
+                f"`{info_path}`: codebase_version {info.get('codebase_version')!r}; this writer appends to "
+                f"{CODEBASE_VERSION} only. Record into a new root, or convert the dataset with LeRobot first"
+            )
+        return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * int(info["fps"]), put_timeout_s)
+
+    @classmethod
+    def open_or_create(
+        cls,
+        root: str | Path,
+        *,
+        fps: int,
+        features: Mapping[str, Mapping[str, Any]],
+        robot_type: str | None = None,
+        **kwargs,
+    ) -> "LeRobotWriter":
+        """Append to `root` if it holds a dataset with the same fps and features, else create it."""
+        root = Path(root)
+        if not (root / "meta" / "info.json").is_file():
+            return cls.create(root, fps=fps, features=features, robot_type=robot_type, **kwargs)
+        writer = cls.open(root, **kwargs)
+        try:
+            writer._check_compatible(fps, _check_features(features))
+        except ValueError:
+            writer.close()
+            raise
+        return writer
+
+    def _check_compatible(self, fps: int, features: dict[str, dict]) -> None:
+        where = f"`{self.root}/meta/info.json`"
+        if fps != self.fps:
+            raise ValueError(f"{where} has fps {self.fps}, requested {fps}; use the dataset's fps or a new root")
+        existing = {k: v for k, v in self.features.items() if k not in DEFAULT_FEATURES}
+        if sorted(existing) != sorted(features):
+            raise ValueError(
+                f"{where} has features {sorted(existing)}, requested {sorted(features)}; record into a new root"
+            )
+        for key, spec in features.items():
+            have = existing[key]
+            for name in ("dtype", "shape", "names"):
+                if have.get(name) != spec.get(name):
+                    raise ValueError(
+                        f"{where}: feature `{key}` has {name} {have.get(name)!r}, requested {spec.get(name)!r}; "
+                        "record into a new root or match the existing dataset"
+                    )
+
+    def _acquire_lock(self) -> int:
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(
+                f"`{self.root}` is being written by another process (lock `{LOCK_FILE}` held); stop it or record "
+                "into another root"
+            ) from None
+        return fd
+
+    # -------------------------------------------------------------------------------------------- recovery
+    def _recover(self) -> None:
+        """Load committed episodes; delete everything an interrupted save left behind; repair derived meta."""
+        meta_dir = self.root / "meta" / "episodes"
+        frames = [pd.read_parquet(p) for p in sorted(meta_dir.glob("chunk-*/file-*.parquet"))]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        rows = table.sort_values("episode_index").to_dict("records") if len(table) else []
+        self._episodes_rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+        for i, row in enumerate(self._episodes_rows):
+            if row["episode_index"] != i:
+                raise ValueError(
+                    f"`{meta_dir}`: episode indices are not 0..{len(rows) - 1} (found {row['episode_index']} at "
+                    f"position {i}); the dataset was edited by hand. Repair it or record into a new root"
+                )
+        self._episode_stats = [_row_stats(r) for r in self._episodes_rows]
+        tasks_path = self.root / "meta" / "tasks.parquet"
+        if tasks_path.is_file():
+            tasks = pd.read_parquet(tasks_path)
+            names = tasks["task"] if "task" in tasks.columns else tasks.index
+            self._tasks = {str(t): int(i) for t, i in zip(names, tasks["task_index"])}
+
+        keep: set[Path] = set()
+        for row in self._episodes_rows:
+            keep.add(self._data_path(row["data/chunk_index"], row["data/file_index"]))
+            for key in self.video_keys:
+                keep.add(self._video_path(key, row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]))
+        missing = sorted(str(p) for p in keep if not p.is_file())
+        if missing:
+            raise FileNotFoundError(
+                f"`{self.root}`: meta/episodes references missing file(s) {missing[:5]}; the dataset was damaged "
+                "outside the writer (files deleted). Restore them or record into a new root"
+            )
+        removed = []
+        partial = self.root / PARTIAL_DIR
+        if partial.exists():
+            removed.append(str(partial))
+            shutil.rmtree(partial)
+        for pattern in ("data/**/*.parquet", "videos/**/*.mp4"):
+            for path in self.root.glob(pattern):
+                if path not in keep:
+                    removed.append(str(path))
+                    path.unlink()
+        for path in self.root.rglob("*.tmp"):
+            removed.append(str(path))
+            path.unlink()
+        if removed:
+            logger.warning("`%s`: removed leftovers of an interrupted save: %s", self.root, removed)
+        self._write_info_and_stats()
+        if self._episodes_rows:
+            logger.info("`%s`: appending after %d saved episodes (%d frames)", self.root,
+                        len(self._episodes_rows), self.info["total_frames"])
+
+    # ------------------------------------------------------------------------------------------- recording
+    @property
+    def num_episodes(self) -> int:
+        """Episodes committed to disk so far."""
+        return len(self._episodes_rows)
+
+    @property
+    def episode_open(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current_length(self) -> int:
+        return self._current.length if self._current else 0
+
+    def backlog(self) -> dict[str, int]:
+        """Frames queued per camera but not yet encoded, plus episodes waiting to be committed (`commit`)."""
+        out = {key: enc.queue.qsize() for key, enc in self._encoders.items()}
+        with self._pending_lock:
+            out["commit"] = self._pending
+        return out
+
+    def start_episode(self, task: str) -> None:
+        if self._closed:
+            raise RuntimeError("the writer is closed")
+        if self._current is not None:
+            raise RuntimeError("an episode is already open; save_episode() or discard_episode() it first")
+        if not isinstance(task, str) or not task:
+            raise ValueError(f"`task` is {task!r}; expected a non-empty string describing the episode")
+        self._seq += 1
+        self._current = _Episode(self._seq, task, {k: [] for k in self.lowdim_keys})
+        for key, encoder in self._encoders.items():
+            path = self.root / PARTIAL_DIR / f"ep{self._seq:06d}" / f"{key}.mp4"
+            self._put(encoder, ("open", path))
+
+    def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
+        """Append one frame (every feature, no defaults) to the open episode; arrays are copied."""
+        episode = self._current
+        if episode is None:
+            raise RuntimeError("no episode is open; call start_episode() first")
+        expected = set(self.lowdim_keys) | set(self.video_keys)
+        if set(frame) != expected:
+            raise ValueError(
+                f"frame keys {sorted(frame)} do not match the dataset features {sorted(expected)} "
+                f"(missing {sorted(expected - set(frame))}, unknown {sorted(set(frame) - expected)})"
+            )
+        for key in self.lowdim_keys:
+            value = np.asarray(frame[key], dtype=self.features[key]["dtype"]).reshape(self.features[key]["shape"])
+            episode.lowdim[key].append(value.copy())
+        for key in self.video_keys:
+            rgb = frame[key]
+            if rgb.shape != tuple(self.features[key]["shape"]) or rgb.dtype != np.uint8:
+                raise ValueError(
+                    f"`{key}`: got {rgb.dtype} {rgb.shape}, expected uint8 {tuple(self.features[key]['shape'])}; "
+                    "the camera's resolution differs from the one the dataset was created with"
+                )
+        try:
+            for key in self.video_keys:
+                self._put(self._encoders[key], ("frame", np.array(frame[key], copy=True)))
+        except WriterOverloadedError as err:
+            # Cameras would now disagree on the frame count: the episode cannot be saved consistently.
+            self.discard_episode()
+            raise WriterOverloadedError(f"{err}. The open episode was discarded") from None
+        episode.length += 1
+
+    def save_episode(self, extras: Mapping[str, Any] | None = None) -> concurrent.futures.Future:
+        """Close the open episode and queue it for saving; the Future resolves to `SavedEpisode` once it is on
+        disk (or raises `WriterError`). `extras` are scalar per-episode metadata columns (int/float/str/bool)."""
+        episode = self._current
+        if episode is None:
+            raise RuntimeError("no episode is open; call start_episode() first")
+        if episode.length == 0:
+            raise ValueError("the open episode has no frames; add frames or discard_episode() it")
+        extras = dict(extras or {})
+        reserved = [k for k in extras if k in _reserved_columns(self.video_keys) or k.startswith("stats/")]
+        bad = [k for k, v in extras.items() if not isinstance(v, (int, float, str, bool, np.number))]
+        if reserved or bad:
+            raise ValueError(f"episode extras: reserved names {reserved}, non-scalar values for {bad}")
+        for key, encoder in self._encoders.items():
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            episode.video_futures[key] = done
+            self._put(encoder, ("close", done), block_forever=True)
+        result: concurrent.futures.Future = concurrent.futures.Future()
+        with self._pending_lock:
+            self._pending += 1
+        self._commit_queue.put((episode, extras, result))
+        self._current = None
+        return result
+
+    def discard_episode(self) -> int:
+        """Drop the open episode (nothing of it reaches the dataset); returns its frame count."""
+        episode = self._current
+        if episode is None:
+            return 0
+        for encoder in self._encoders.values():  # each encoder deletes its own partial file
+            self._put(encoder, ("abort",), block_forever=True)
+        self._current = None
+        return episode.length
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every queued episode is saved (or failed)."""
+        done = threading.Event()
+        self._commit_queue.put(("flush", done))
+        if not done.wait(timeout):
+            raise TimeoutError(f"episodes still saving after {timeout} s: backlog {self.backlog()}")
+
+    def close(self) -> None:
+        """Discard an open episode, wait for queued saves, stop the workers and release the root."""
+        if self._closed:
+            return
+        self.discard_episode()
+        self.flush()
+        for encoder in self._encoders.values():
+            encoder.queue.put(("stop",))
+            encoder.join()
+        self._commit_queue.put(("stop",))
+        self._committer.join()
+        os.close(self._lock_fd)
+        self._closed = True
+
+    def __enter__(self) -> "LeRobotWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _put(self, encoder: _CameraEncoder, item: tuple, block_forever: bool = False) -> None:
+        try:
+            encoder.queue.put(item, timeout=None if block_forever else self.put_timeout_s)
+        except queue.Full:
+            raise WriterOverloadedError(
+                f"camera `{encoder.key}`: {encoder.queue.maxsize} frames waiting to be encoded for "
+                f"{self.put_timeout_s} s; encoding cannot keep up. Use a faster preset, `libx264`, fewer or "
+                "smaller cameras, or a lower fps"
+            ) from None
+
+    # ---------------------------------------------------------------------------------------------- commit
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._commit_queue.get()
+            if item[0] == "stop":
+                return
+            if item[0] == "flush":
+                item[1].set()
+                continue
+            episode, extras, result = item
+            try:
+                result.set_result(self._commit(episode, extras))
+            except BaseException as err:  # noqa: BLE001 - delivered to the caller through the future
+                if isinstance(err, OSError):
+                    err = WriterError(_describe_os_error(err, f"saving an episode to `{self.root}`"))
+                elif not isinstance(err, WriterError):
+                    err = WriterError(f"saving an episode to `{self.root}` failed: {err!r}")
+                logger.error("%s", err)
+                shutil.rmtree(self.root / PARTIAL_DIR / f"ep{episode.seq:06d}", ignore_errors=True)
+                result.set_exception(err)
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+    def _commit(self, episode: _Episode, extras: dict) -> SavedEpisode:
+        videos = {key: fut.result() for key, fut in episode.video_futures.items()}  # raises encoder errors
+        for key, (_, frames, _) in videos.items():
+            if frames != episode.length:
+                raise WriterError(f"camera `{key}`: encoded {frames} frames for an episode of {episode.length}")
+        episode_index = len(self._episodes_rows)
+        start = self.info["total_frames"]
+        length = episode.length
+        chunk, file = self._next_file()
+        task_index = self._tasks.get(episode.task)
+        new_task = task_index is None
+        if new_task:
+            task_index = len(self._tasks)
+
+        columns = {
+            constants.TIMESTAMP: (np.arange(length) / self.fps).astype(np.float32),
+            constants.FRAME_INDEX: np.arange(length, dtype=np.int64),
+            constants.EPISODE_INDEX: np.full(length, episode_index, np.int64),
+            constants.INDEX: np.arange(start, start + length, dtype=np.int64),
+            constants.TASK_INDEX: np.full(length, task_index, np.int64),
+        }
+        for key in self.lowdim_keys:
+            columns[key] = np.stack(episode.lowdim[key])
+        stats = {key: array_stats(values) for key, values in columns.items()}
+        for key, (_, _, image_stats) in videos.items():
+            stats[key] = image_stats
+
+        data_path = self._data_path(chunk, file)
+        _atomic_write_table(data_path, self._data_table(columns))
+        video_paths = {}
+        for key, (tmp_path, _, _) in videos.items():
+            video_paths[key] = self._video_path(key, chunk, file)
+            _move_into_place(tmp_path, video_paths[key])
+        shutil.rmtree(self.root / PARTIAL_DIR / f"ep{episode.seq:06d}", ignore_errors=True)
+        if new_task:
+            tasks = dict(self._tasks, **{episode.task: task_index})
+            frame = pd.DataFrame({"task_index": list(tasks.values())}, index=pd.Index(list(tasks), name=None))
+            _atomic_write_bytes(self.root / "meta" / "tasks.parquet", frame.to_parquet())
+            self._tasks = tasks
+
+        row = {
+            "episode_index": episode_index,
+            "tasks": [episode.task],
+            "length": length,
+            "data/chunk_index": chunk,
+            "data/file_index": file,
+            "dataset_from_index": start,
+            "dataset_to_index": start + length,
+        }
+        for key in self.video_keys:
+            row.update({
+                f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+                f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": length / self.fps,
+            })
+        meta_chunk, meta_file = divmod(episode_index // CHUNKS_SIZE, CHUNKS_SIZE)
+        row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = meta_chunk, meta_file
+        for key, feature_stats in stats.items():
+            for name, value in feature_stats.items():
+                row[f"stats/{key}/{name}"] = np.asarray(value).tolist()
+        row.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in extras.items()})
+
+        # Commit point: the episode exists once this file is renamed into place.
+        block = [r for r in self._episodes_rows if r["episode_index"] // CHUNKS_SIZE == episode_index // CHUNKS_SIZE]
+        _atomic_write_table(
+            self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
+            _rows_to_table(block + [row]),
+        )
+        self._episodes_rows.append(row)
+        self._episode_stats.append(stats)
+        if videos and "info" not in self.features[self.video_keys[0]]:
+            for key in self.video_keys:
+                self.features[key]["info"] = self._video_info(key)
+        self._write_info_and_stats()
+        logger.info("episode %d saved: %d frames, task %r", episode_index, length, episode.task)
+        return SavedEpisode(episode_index, length, data_path, video_paths)
+
+    def _data_table(self, columns: dict[str, np.ndarray]) -> pa.Table:
+        arrays, names = [], []
+        for key, values in columns.items():
+            shape = self.features[key]["shape"]
+            if list(shape) == [1]:
+                arrays.append(pa.array(values.reshape(-1)))
+            elif len(shape) == 1:
+                flat = pa.array(values.reshape(-1))
+                arrays.append(pa.FixedSizeListArray.from_arrays(flat, shape[0]))
+            else:
+                raise ValueError(f"feature `{key}`: shape {shape} is not supported by this writer (1-D only)")
+            names.append(key)
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _video_info(self, key: str) -> dict:
+        h, w, c = self.features[key]["shape"]
+        return {
+            "video.height": h, "video.width": w, "video.codec": _CODEC_NAMES[self.video.codec],
+            "video.pix_fmt": self.video.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
+            "video.channels": c, "has_audio": False,
+        }
+
+    def _write_info_and_stats(self) -> None:
+        n = len(self._episodes_rows)
+        info = dict(self.info)
+        info["total_episodes"] = n
+        info["total_frames"] = int(sum(r["length"] for r in self._episodes_rows))
+        info["total_tasks"] = len(self._tasks)
+        info["splits"] = {"train": f"0:{n}"} if n else {}
+        info["features"] = self.features
+        if info != self.info or not (self.root / "meta" / "info.json").is_file():
+            _atomic_write_bytes(self.root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+            self.info = info
+        if self._episode_stats:
+            stats = _stats_to_lists(aggregate_stats(self._episode_stats))
+            _atomic_write_bytes(self.root / "meta" / "stats.json", json.dumps(stats, indent=4).encode())
+
+    def _next_file(self) -> tuple[int, int]:
+        if not self._episodes_rows:
+            return 0, 0
+        last = self._episodes_rows[-1]
+        chunk, file = int(last["data/chunk_index"]), int(last["data/file_index"]) + 1
+        return (chunk + 1, 0) if file >= CHUNKS_SIZE else (chunk, file)
+
+    def _data_path(self, chunk: int, file: int) -> Path:
+        return self.root / DATA_PATH.format(chunk_index=int(chunk), file_index=int(file))
+
+    def _video_path(self, key: str, chunk: int, file: int) -> Path:
+        return self.root / VIDEO_PATH.format(video_key=key, chunk_index=int(chunk), file_index=int(file))
+
+
+def _rows_to_table(rows: list[dict]) -> pa.Table:
+    """Rows -> table over the union of their keys (an episode without an extra gets null there)."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return pa.table({name: pa.array([row.get(name) for row in rows]) for name in names})
+
+
+def _reserved_columns(video_keys: list[str]) -> set[str]:
+    cols = {"episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
+            "dataset_to_index", "meta/episodes/chunk_index", "meta/episodes/file_index"}
+    for key in video_keys:
+        cols |= {f"videos/{key}/{n}" for n in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")}
+    return cols
+
+
+def _check_features(features: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """Validate user features; returns plain dicts with list shapes."""
+    out = {}
+    for key, spec in features.items():
+        if key in DEFAULT_FEATURES:
+            raise ValueError(f"feature `{key}` is written by the writer itself; leave it out of `features`")
+        dtype, shape = spec.get("dtype"), list(spec.get("shape") or [])
+        names = spec.get("names")
+        if dtype == "video":
+            if len(shape) != 3 or shape[2] != 3:
+                raise ValueError(f"feature `{key}`: video shape {shape}; expected [height, width, 3]")
+            names = names or ["height", "width", "channels"]
+        elif dtype in ("float32", "float64", "int64", "int32", "bool"):
+            if len(shape) != 1 or shape[0] < 1:
+                raise ValueError(f"feature `{key}`: shape {shape}; expected [D] with D >= 1")
+            if names is not None and len(names) != shape[0]:
+                raise ValueError(f"feature `{key}`: {len(names)} names for shape {shape}")
+        else:
+            raise ValueError(f"feature `{key}`: dtype {dtype!r}; expected 'video' or a numeric dtype such as float32")
+        if names is not None and any("/" in str(n) for n in names):
+            raise ValueError(f"feature `{key}`: names may not contain '/' (LeRobot rule): {names}")
+        out[key] = {"dtype": dtype, "shape": shape, "names": list(names) if names is not None else None}
+    return out
+
+
+def _row_stats(row: dict) -> dict[str, dict[str, np.ndarray]]:
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for column, value in row.items():
+        if column.startswith("stats/"):
+            key, name = column[len("stats/"):].rsplit("/", 1)
+            out.setdefault(key, {})[name] = np.asarray(value)
+    return out
+
+
+def _plain(value):
+    """pandas/numpy cell -> plain Python (nested object arrays -> nested lists)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value] if value.dtype == object else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
