@@ -1,0 +1,79 @@
+"""vqbet-convert on the real PushT zarr (first episodes only), read back with LeRobotDataset."""
+import numpy as np
+import pytest
+
+from vqbet_ros import constants
+from vqbet_ros.data.convert_zarr import main
+from vqbet_ros.data.lerobot_reader import LeRobotDataset
+from vqbet_ros.data.zarr_replay import load_pusht_zarr
+
+PUSHT = "external/pusht_cchi_v7_replay.zarr"
+CAMERA = constants.image_key("image")
+
+
+@pytest.fixture(scope="module")
+def source(shared_dir):
+    return load_pusht_zarr(shared_dir / PUSHT, with_images=True, max_episodes=3)
+
+
+@pytest.fixture(scope="module")
+def converted(shared_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("convert") / "pusht"
+    assert main([str(shared_dir / PUSHT), str(out), "--max-episodes", "3"]) == 0
+    return LeRobotDataset(out)
+
+
+def test_convert_keeps_episode_boundaries_and_fps(converted, source):
+    _, ranges = source
+    assert converted.episode_ranges == ranges == [(0, 161), (161, 279), (279, 420)]
+    assert converted.fps == 10
+    assert converted.features[constants.STATE]["names"] == ["x", "y"]
+    assert converted.features[constants.ENV_STATE]["shape"] == [18]
+
+
+@pytest.mark.parametrize("key", [constants.STATE, constants.ENV_STATE, constants.ACTION])
+def test_convert_round_trips_values_exactly(converted, source, key):
+    arrays, _ = source
+    values = converted.read_column(key)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(values, arrays[key])
+
+
+def test_convert_video_frames_are_close_to_the_source_images(converted, source):
+    arrays, _ = source
+    frames = converted.load_frames(CAMERA)  # (N, 3, 96, 96), one frame per row
+    assert frames.shape == arrays[CAMERA].shape
+    mse = np.mean((frames.astype(np.float64) - arrays[CAMERA]) ** 2)
+    assert 10 * np.log10(255.0**2 / mse) >= 30.0
+
+
+def test_convert_without_video_stores_state_only(shared_dir, tmp_path):
+    out = tmp_path / "state_only"
+    assert main([str(shared_dir / PUSHT), str(out), "--max-episodes", "1", "--no-video"]) == 0
+    dataset = LeRobotDataset(out)
+    assert dataset.camera_keys == [] and dataset.num_frames == 161
+    assert dataset.info["video_path"] is None
+
+
+def test_convert_h264_video_decodes_one_frame_per_row(shared_dir, tmp_path):
+    out = tmp_path / "h264"
+    assert main([str(shared_dir / PUSHT), str(out), "--max-episodes", "1", "--video-codec", "libx264"]) == 0
+    dataset = LeRobotDataset(out)
+    assert dataset.features[CAMERA]["info"]["video.codec"] == "h264"
+    assert dataset.decode_video(CAMERA, 0).shape == (161, 96, 96, 3)
+
+
+def test_convert_refuses_existing_dataset_without_overwrite(converted, shared_dir, capsys):
+    assert main([str(shared_dir / PUSHT), str(converted.root), "--max-episodes", "1"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_convert_names_unknown_zarr_key(shared_dir, tmp_path, capsys):
+    assert main([str(shared_dir / PUSHT), str(tmp_path / "x"), "--extra-key", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--extra-key" in err and "data/nope" in err and "keypoint" in err
+
+
+def test_convert_refuses_missing_zarr(tmp_path, capsys):
+    assert main([str(tmp_path / "missing.zarr"), str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err

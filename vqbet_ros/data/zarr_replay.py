@@ -1,0 +1,107 @@
+"""Diffusion Policy zarr replay buffers (`replay_buffer.zarr`), read into in-memory arrays.
+
+Layout (`lerobot-dataset-v3.md` §3.3; zarr v2 stores read with zarr >= 3): `data/<key>` arrays concatenated over
+all steps, `meta/episode_ends` int64 (E,) cumulative end-exclusive row of each episode.
+
+`load_pusht_zarr` gives the PushT arrays under dataset keys, ready for `WindowDataset` and `compute_stats`
+without converting: the official VQ-BeT PushT state observation is the 9 block keypoints (18 values) plus
+the agent position (reference §7), here `observation.environment_state` and `observation.state`.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from vqbet_ros import constants
+
+PUSHT_FPS = 10  # Diffusion Policy PushT control rate (env `control_hz`)
+PUSHT_CAMERA = "image"
+PUSHT_TASK = "Push the T-shaped block onto the T-shaped target."
+
+
+def open_replay(path: str | Path):
+    """Open a replay buffer read-only; returns the zarr root group. Errors name the path and what is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"zarr replay buffer `{path}` does not exist")
+    if not (path / "meta" / "episode_ends").exists() or not (path / "data").is_dir():
+        raise FileNotFoundError(
+            f"`{path}` is not a Diffusion Policy replay buffer: expected `meta/episode_ends` and `data/<key>` "
+            "arrays (e.g. ../shared/external/pusht_cchi_v7_replay.zarr)"
+        )
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # extra files (a README) beside the arrays make zarr warn
+        return zarr.open_group(str(path), mode="r")
+
+
+def episode_ranges_from_ends(episode_ends: np.ndarray) -> list[tuple[int, int]]:
+    """Cumulative end-exclusive ends -> [(start, end), ...]."""
+    ends = np.asarray(episode_ends, dtype=np.int64)
+    starts = np.concatenate([[0], ends[:-1]])
+    if np.any(ends <= starts):
+        raise ValueError(f"`meta/episode_ends` must be strictly increasing, got {ends[:10].tolist()}...")
+    return [(int(s), int(e)) for s, e in zip(starts, ends)]
+
+
+def replay_keys(path: str | Path) -> list[str]:
+    """Names of the `data/<key>` arrays."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sorted(open_replay(path)["data"].array_keys())
+
+
+def load_zarr_replay(
+    path: str | Path, keys: list[str] | None = None, max_episodes: int | None = None
+) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+    """Raw `data/<key>` arrays (only the rows of the first `max_episodes` episodes) and the episode ranges."""
+    root = open_replay(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        available = sorted(root["data"].array_keys())
+        keys = available if keys is None else keys
+        missing = [k for k in keys if k not in available]
+        if missing:
+            raise KeyError(f"`{path}`: no `data/{missing[0]}` array; available keys: {available}")
+        ranges = episode_ranges_from_ends(root["meta/episode_ends"][:])
+        if max_episodes is not None:
+            if max_episodes < 1:
+                raise ValueError(f"`max_episodes` must be >= 1, got {max_episodes}")
+            ranges = ranges[:max_episodes]
+        n = ranges[-1][1]
+        return {k: np.asarray(root["data"][k][:n]) for k in keys}, ranges
+
+
+def pusht_keypoint_names() -> list[str]:
+    return [f"kp{i}_{axis}" for i in range(9) for axis in ("x", "y")]
+
+
+def load_pusht_zarr(
+    path: str | Path, *, with_images: bool = False, max_episodes: int | None = None
+) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+    """PushT arrays under dataset keys, plus episode ranges.
+
+    `observation.state` (N, 2) agent x, y (`state[:, :2]`); `observation.environment_state` (N, 18) the block
+    keypoints flattened; `action` (N, 2) agent target (pixels); with `with_images`,
+    `observation.images.image` uint8 (N, 3, 96, 96). All float32 values are the zarr's, unchanged.
+    """
+    keys = ["state", "keypoint", "action"] + (["img"] if with_images else [])
+    raw, ranges = load_zarr_replay(path, keys, max_episodes)
+    arrays = {
+        constants.STATE: np.ascontiguousarray(raw["state"][:, :2], dtype=np.float32),
+        constants.ENV_STATE: raw["keypoint"].reshape(len(raw["keypoint"]), -1).astype(np.float32),
+        constants.ACTION: raw["action"].astype(np.float32),
+    }
+    if with_images:
+        arrays[constants.image_key(PUSHT_CAMERA)] = images_to_uint8(raw["img"]).transpose(0, 3, 1, 2)
+    return arrays, ranges
+
+
+def images_to_uint8(images: np.ndarray) -> np.ndarray:
+    """Replay-buffer images (float 0..255 as in PushT, or uint8) -> uint8 (N, H, W, 3)."""
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
