@@ -42,6 +42,15 @@ def test_depth_keeps_only_newest_values():
     assert cache.get("s", 7.5).value == 7
 
 
+def test_depth_per_stream_bounds_each_stream_separately():
+    cache = StreamCache({"fast": 10.0, "slow": 10.0}, depth={"fast": 5, "slow": 1})
+    for k in range(10):
+        cache.put("fast", k, float(k))
+        cache.put("slow", k, float(k))
+    assert cache.get("fast", 5.5).value == 5 and cache.get("fast", 4.5) is None
+    assert cache.get("slow", 8.5) is None and cache.get("slow", 9.0).value == 9
+
+
 def test_sample_reports_never_received_stream_by_name():
     cache = StreamCache({"state": 0.1, "cam_front": 0.2})
     cache.put("state", 1, 5.0)

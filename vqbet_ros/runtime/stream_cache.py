@@ -60,18 +60,20 @@ class StreamCache:
     Args:
         max_age_s: stream name -> maximum age in seconds of a usable value. Streams are declared up front so a
             stream that never arrives is reported rather than forgotten.
-        depth: values kept per stream (newest). Must cover the time between a value's stamp and the last
-            instant it may be asked for: e.g. joint states at 200 Hz sampled 0.1 s late need depth >= 20.
+        depth: values kept per stream (newest), one int for all or stream -> int. Must cover the time between a
+            value's stamp and the last instant it may be asked for: e.g. joint states at 200 Hz sampled 0.1 s
+            late need depth >= 20.
     """
 
-    def __init__(self, max_age_s: Mapping[str, float], depth: int = 1):
-        if depth < 1:
-            raise ValueError(f"`depth` is {depth}; expected >= 1")
+    def __init__(self, max_age_s: Mapping[str, float], depth: int | Mapping[str, int] = 1):
+        depths = {name: depth for name in max_age_s} if isinstance(depth, int) else dict(depth)
         for name, age in max_age_s.items():
             if not age > 0:
                 raise ValueError(f"`max_age_s` for stream `{name}` is {age}; expected > 0 seconds")
+            if depths.get(name, 0) < 1:
+                raise ValueError(f"`depth` for stream `{name}` is {depths.get(name)}; expected >= 1")
         self._max_age_s = dict(max_age_s)
-        self._depth = depth
+        self._depth = depths
         self._stamps: dict[str, list[float]] = {name: [] for name in self._max_age_s}
         self._values: dict[str, list[Any]] = {name: [] for name in self._max_age_s}
         self._lock = threading.Lock()
@@ -97,9 +99,10 @@ class StreamCache:
                 i = bisect.bisect_right(stamps, stamp_s)
                 stamps.insert(i, stamp_s)
                 values.insert(i, value)
-            if len(stamps) > self._depth:
-                del stamps[: len(stamps) - self._depth]
-                del values[: len(values) - self._depth]
+            excess = len(stamps) - self._depth[name]
+            if excess > 0:
+                del stamps[:excess]
+                del values[:excess]
 
     def get(self, name: str, at_s: float) -> Sample | None:
         """Latest value of `name` with stamp <= `at_s` (any age), or None if there is none."""
