@@ -1,0 +1,76 @@
+"""Replay teleop node: human demos replayed through ROS into the PushT sim, framed by recorder services."""
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("gym_pusht")
+pytest.importorskip("zarr")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
+from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode  # noqa: E402
+from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
+
+
+def _params(**values):
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def _run(context, teleop_params, timeout_s=30.0):
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False))
+    fake_recorder = Node("fake_recorder", context=context)
+    calls = []
+
+    def service(name):
+        def handle(request, response):
+            calls.append((name, sim._robot.step_index))
+            response.success = True
+            return response
+        fake_recorder.create_service(Trigger, f"~/{name}", handle)
+
+    service("start_episode")
+    service("stop_episode")
+    teleop = ReplayTeleopNode(context=context, parameter_overrides=_params(**teleop_params))
+    executor = SingleThreadedExecutor(context=context)
+    for node in (sim, fake_recorder, teleop):
+        executor.add_node(node)
+    deadline = time.monotonic() + timeout_s
+    while not teleop.finished and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    final = sim._robot.observe()
+    executor.shutdown()
+    for node in (teleop, fake_recorder, sim):
+        node.destroy_node()
+    return teleop, final, calls, sim.lockstep_timeouts
+
+
+def test_replay_teleop_reproduces_demo_through_ros(ros_context, shared_dir):
+    zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+    demo = PushTDemos(zarr).episode(6)  # 69 steps
+    teleop, final, _, timeouts = _run(ros_context, dict(zarr_path=str(zarr), episodes=[6]))
+    assert teleop.finished and teleop.replayed == [6]
+    assert final.step == len(demo) and timeouts == 0
+    np.testing.assert_allclose(final.agent_xy, demo.actions[-1], atol=15.0)
+    assert final.coverage > 0.85  # the human pushed the T onto the goal
+
+
+def test_replay_teleop_frames_each_demo_with_recorder_services(ros_context, shared_dir):
+    zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+    teleop, final, calls, _ = _run(ros_context, dict(
+        zarr_path=str(zarr), episodes=[0, 1], max_steps=8, message_type="joint_trajectory",
+        start_episode_service="fake_recorder/start_episode", stop_episode_service="fake_recorder/stop_episode"))
+    assert teleop.replayed == [0, 1]
+    # start before the first command (sim still at step 0), stop after the 8th step's observation
+    assert calls == [("start_episode", 0), ("stop_episode", 8), ("start_episode", 0), ("stop_episode", 8)]
+
+
+def test_replay_teleop_refuses_missing_episode(ros_context, shared_dir):
+    zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+    with pytest.raises(IndexError, match="0..205"):
+        ReplayTeleopNode(context=ros_context, parameter_overrides=_params(zarr_path=str(zarr), episodes=[999]))

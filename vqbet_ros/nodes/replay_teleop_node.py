@@ -1,0 +1,203 @@
+"""Replays the human PushT demonstrations as teleop commands into the sim, so a recorder records them via ROS.
+
+For each demo episode in `episodes` (from the Diffusion Policy zarr at `zarr_path`):
+1. set the sim's `initial_state` parameter to the demo's first state and call the sim's `~/reset`;
+2. call the recorder's start service (`start_episode_service`, optional);
+3. publish the demo's actions on `command_topic`: the first at once, then one per new sim observation (the
+   step counter of the sim's status topic). In lockstep (`mode: fast`) action k is exactly the target of the
+   sim's k-th step; in real time a command can land a step early or late, as a human's would (the robot holds
+   still until the first one, so the demo still starts from its recorded state);
+4. after the observation that follows the last action (or when the sim reports the episode done), call the
+   recorder's stop service (`stop_episode_service`, optional) and go on with the next demo.
+The node exits (`finished`) when every listed episode was replayed.
+
+Commands are `std_msgs/Float64MultiArray` [agent_x, agent_y] (`message_type: float64_multiarray`), or a
+one-point `trajectory_msgs/JointTrajectory` (`joint_trajectory`: zero stamp = now, due one step later).
+Because the sim resets the block exactly to the demo's pose and the physics is deterministic, the replayed
+episode is the human demonstration (test/test_sim_demo_replay.py).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import rclpy
+from builtin_interfaces.msg import Duration
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
+from vqbet_ros.sim.demo_replay import PushTDemos
+from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
+
+DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
+_STEP, _EPISODE, _DONE = (STATUS_FIELDS.index(f) for f in ("step", "episode", "done"))
+
+PARAMETERS = {  # name: (default, description)
+    "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
+    "episodes": ([0], "demo episode indices to replay, in order"),
+    "max_steps": (0, "replay at most this many steps of each demo (0 = all)"),
+    "sim_node": ("pusht_sim", "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
+    "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
+    "command_topic": ("", "where teleop commands go (the sim and the recorder listen); empty = the sim's input "
+                          "for `message_type`: pusht/commands or pusht/joint_trajectory"),
+    "message_type": ("float64_multiarray", "`float64_multiarray` or `joint_trajectory`"),
+    "start_episode_service": ("", "recorder service called before each demo (std_srvs/Trigger); empty = none"),
+    "stop_episode_service": ("", "recorder service called after each demo (std_srvs/Trigger); empty = none"),
+}
+
+
+class ReplayTeleopNode(Node):
+    """Drives the PushT sim with recorded human demonstrations; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__("replay_teleop", **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if p["message_type"] not in ("float64_multiarray", "joint_trajectory"):
+            raise ValueError(f"parameter `message_type` is {p['message_type']!r}; "
+                             "expected 'float64_multiarray' or 'joint_trajectory'")
+        self._demos = PushTDemos(p["zarr_path"])
+        for index in p["episodes"]:
+            self._demos.episode(index, max_steps=1)  # refuses a missing episode now, with its range
+        self._episode_queue = list(p["episodes"])
+        self._max_steps = p["max_steps"] or None
+        self._trajectory = p["message_type"] == "joint_trajectory"
+
+        msg_type = JointTrajectory if self._trajectory else Float64MultiArray
+        topic = p["command_topic"] or ("pusht/joint_trajectory" if self._trajectory else "pusht/commands")
+        self._command_pub = self.create_publisher(msg_type, topic, COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, p["status_topic"], self._on_status, COMMAND_QOS)
+        self._params = AsyncParameterClient(self, p["sim_node"])
+        self._reset = self.create_client(Trigger, f"{p['sim_node']}/reset")
+        self._start = self.create_client(Trigger, p["start_episode_service"]) if p["start_episode_service"] else None
+        self._stop = self.create_client(Trigger, p["stop_episode_service"]) if p["stop_episode_service"] else None
+
+        self.finished = False
+        self.replayed: list[int] = []  # demo episodes fully replayed
+        self._demo = None
+        self._sim_episode: int | None = None  # the sim's episode number of the demo being replayed
+        self._latest_step = -1  # the newest step of `_sim_episode` seen on the status topic
+        self._last_step = -1  # the newest sim step answered with a command
+        self._next_action = 0
+        self._playing = False
+        self._waiting_for_services = self.create_timer(0.1, self._begin_when_ready)
+
+    # --- sequencing (every step continues in the callback of the previous one; nothing blocks) ---
+    def _begin_when_ready(self) -> None:
+        clients = [self._reset] + [c for c in (self._start, self._stop) if c is not None]
+        if all(c.service_is_ready() for c in clients) and self._params.services_are_ready():
+            self.destroy_timer(self._waiting_for_services)
+            self._next_demo()
+
+    def _next_demo(self) -> None:
+        if not self._episode_queue:
+            self.get_logger().info(f"replayed demo episodes {self.replayed}")
+            self.finished = True
+            return
+        index = self._episode_queue.pop(0)
+        self._demo = self._demos.episode(index, max_steps=self._max_steps)
+        state = Parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, self._demo.initial_state.tolist())
+        self._params.set_parameters([state], callback=self._on_initial_state_set)
+
+    def _on_initial_state_set(self, future) -> None:
+        result = future.result().results[0]
+        if not result.successful:
+            self._fail(f"the sim refused `initial_state`: {result.reason}")
+            return
+        self._reset.call_async(Trigger.Request()).add_done_callback(self._on_sim_reset)
+
+    def _on_sim_reset(self, future) -> None:
+        response = future.result()
+        match = re.match(r"episode (\d+)", response.message)
+        if not response.success or match is None:
+            self._fail(f"the sim's reset failed: {response.message!r}")
+            return
+        self._sim_episode, self._latest_step = int(match.group(1)), 0
+        if self._start is None:
+            self._play()
+        else:
+            self._start.call_async(Trigger.Request()).add_done_callback(self._on_recording_started)
+
+    def _on_recording_started(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self._fail(f"the recorder did not start an episode: {response.message!r}")
+            return
+        self._play()
+
+    def _play(self) -> None:
+        self.get_logger().info(f"replaying demo episode {self._demo.index} ({len(self._demo)} steps) "
+                               f"as sim episode {self._sim_episode}")
+        self._playing, self._next_action, self._last_step = True, 0, self._latest_step
+        self._send_next_action()
+
+    def _on_status(self, msg: Float64MultiArray) -> None:
+        if int(msg.data[_EPISODE]) != self._sim_episode:
+            return
+        step = int(msg.data[_STEP])
+        self._latest_step = max(self._latest_step, step)
+        if not self._playing or step <= self._last_step:
+            return  # not replaying, the still robot streaming, or an observation already answered
+        self._last_step = step
+        if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
+            self._finish_demo()
+        else:
+            self._send_next_action()
+
+    def _send_next_action(self) -> None:
+        target = self._demo.actions[self._next_action]
+        self._next_action += 1
+        if self._trajectory:
+            msg = JointTrajectory(joint_names=list(JOINT_NAMES))  # zero stamp: "now"
+            msg.points.append(JointTrajectoryPoint(positions=target.tolist(),
+                                                   time_from_start=Duration(nanosec=int(1e9 / CONTROL_HZ))))
+        else:
+            msg = Float64MultiArray(data=target.tolist())
+        self._command_pub.publish(msg)
+
+    def _finish_demo(self) -> None:
+        self._playing = False
+        self.replayed.append(self._demo.index)
+        if self._stop is None:
+            self._next_demo()
+        else:
+            self._stop.call_async(Trigger.Request()).add_done_callback(self._on_recording_stopped)
+
+    def _on_recording_stopped(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self._fail(f"the recorder did not stop the episode: {response.message!r}")
+            return
+        self._next_demo()
+
+    def _fail(self, message: str) -> None:
+        self.get_logger().error(f"{message}; replay stopped")
+        self._playing = False
+        self.finished = True
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = ReplayTeleopNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            try:
+                while rclpy.ok() and not node.finished:
+                    executor.spin_once(timeout_sec=0.1)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()
