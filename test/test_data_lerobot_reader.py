@@ -100,3 +100,56 @@ def test_reader_reports_video_shorter_than_episode(shared_dir, tmp_path):
 def test_reader_decodes_every_episode_with_its_frame_count(so101):
     for episode, length in enumerate(LENGTHS):
         assert so101.decode_video(WRIST, episode).shape == (length, 360, 640, 3)
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import av
+
+    encoder = av.CodecContext.create("png", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+    packets = encoder.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")) + encoder.encode(None)
+    return bytes(packets[0])
+
+
+def _write_image_dataset(root, frames, lengths):
+    """A minimal v3 dataset whose camera is an `image` feature (PNG bytes in parquet), two data files."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(frames)
+    features = {
+        constants.image_key("top"): {"dtype": "image", "shape": list(frames.shape[1:]), "names": None},
+        constants.ACTION: {"dtype": "float32", "shape": [1], "names": None},
+        constants.INDEX: {"dtype": "int64", "shape": [1], "names": None},
+    }
+    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    info = {"codebase_version": "v3.0", "fps": 5, "total_frames": n, "features": features,
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet", "video_path": None}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    rows, start = [], 0
+    for e, length in enumerate(lengths):
+        rows.append({"episode_index": e, "length": length, "data/chunk_index": 0, "data/file_index": e,
+                     "dataset_from_index": start, "dataset_to_index": start + length})
+        table = pa.table({
+            constants.image_key("top"): pa.array(
+                [{"bytes": _png(frames[i]), "path": None} for i in range(start, start + length)],
+                type=pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            constants.ACTION: pa.array(np.arange(start, start + length, dtype=np.float32)),
+            constants.INDEX: pa.array(np.arange(start, start + length, dtype=np.int64)),
+        })
+        (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, root / "data" / "chunk-000" / f"file-{e:03d}.parquet")
+        start += length
+    pd.DataFrame(rows).to_parquet(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+
+
+def test_reader_decodes_image_features_exactly(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, size=(5, 6, 8, 3), dtype=np.uint8)
+    _write_image_dataset(tmp_path, frames, [2, 3])
+    dataset = LeRobotDataset(tmp_path)
+    key = constants.image_key("top")
+    np.testing.assert_array_equal(dataset.read_frames(key, 1), frames[2:])
+    arrays = dataset.load_arrays()
+    np.testing.assert_array_equal(arrays[key], frames.transpose(0, 3, 1, 2))
+    assert arrays[constants.ACTION][:, 0].tolist() == [0, 1, 2, 3, 4]

@@ -399,6 +399,32 @@ class LeRobotDataset:
             out[lo:hi] = frames.transpose(0, 3, 1, 2) if channels_first else frames
         return out
 
+    @property
+    def policy_keys(self) -> list[str]:
+        """`action` plus every `observation.*` feature: what a policy trains on (no index/time columns)."""
+        return [k for k in self.features if k == constants.ACTION or k.startswith("observation.")]
+
+    def load_arrays(
+        self,
+        keys: list[str] | None = None,
+        *,
+        image_size: tuple[int, int] | dict[str, tuple[int, int]] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Training arrays over all rows: parquet features (N, *shape) and cameras uint8 (N, 3, H, W).
+
+        `keys` defaults to `policy_keys`. `image_size` is one (H, W) for every camera or camera key -> (H, W);
+        cameras not listed keep their stored size. Pair with `episode_ranges` for `WindowDataset`.
+        """
+        out = {}
+        for key in self.policy_keys if keys is None else keys:
+            feature = self._feature(key)
+            if feature.get("dtype") in ("video", "image"):
+                size = image_size.get(key) if isinstance(image_size, dict) else image_size
+                out[key] = self.load_frames(key, size=tuple(size) if size is not None else None)
+            else:
+                out[key] = self.read_column(key)
+        return out
+
 
 # --------------------------------------------------------------------------------------------------- helpers
 def decode_image_bytes(data: bytes, key: str = "image") -> np.ndarray:

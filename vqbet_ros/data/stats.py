@@ -22,6 +22,9 @@ STAT_NAMES = ("min", "max", "mean", "std", "count", *QUANTILES)
 
 MAX_IMAGE_FRAMES = 10_000  # LeRobot samples at most this many frames per episode for image stats
 IMAGE_TARGET_SIDE = 150  # ... and strides frames with a side >= 300 px down to about this size
+# Deviation: also cap the pixels per channel (memory and np.quantile time on 2 cores); image stats are only
+# reported (images are not normalised by them), so a few million evenly sampled pixels are plenty.
+MAX_IMAGE_PIXELS = 4_000_000
 
 
 def is_image_array(key: str, array: np.ndarray) -> bool:
@@ -76,15 +79,15 @@ def _image_stats(key: str, array: np.ndarray, rows: np.ndarray, max_frames: int)
         raise ValueError(f"`{key}`: expected images (N, H, W, 3) or (N, 3, H, W), got shape {array.shape}")
     channels_last = array.shape[-1] == 3
     count = len(rows)  # frames represented, so aggregation weights by real frames, not sampled ones
+    h, w = array.shape[1:3] if channels_last else array.shape[2:]
+    stride = min(h, w) // IMAGE_TARGET_SIDE if min(h, w) >= 2 * IMAGE_TARGET_SIDE else 1
+    max_frames = max(1, min(max_frames, MAX_IMAGE_PIXELS // (-(-h // stride) * -(-w // stride))))
     if len(rows) > max_frames:  # evenly spaced frames, as LeRobot's sample_indices
         rows = rows[np.round(np.linspace(0, len(rows) - 1, max_frames)).astype(np.int64)]
     frames = array[rows]
     if channels_last:
         frames = frames.transpose(0, 3, 1, 2)  # (n, 3, H, W)
-    side = min(frames.shape[2:])
-    if side >= 2 * IMAGE_TARGET_SIDE:
-        stride = side // IMAGE_TARGET_SIDE
-        frames = frames[:, :, ::stride, ::stride]
+    frames = frames[:, :, ::stride, ::stride]
     scale = 1.0 / 255.0 if frames.dtype == np.uint8 else 1.0
     pixels = frames.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64) * scale  # (3, n*h*w)
     stats = {

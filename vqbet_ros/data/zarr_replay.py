@@ -88,16 +88,33 @@ def load_pusht_zarr(
     keypoints flattened; `action` (N, 2) agent target (pixels); with `with_images`,
     `observation.images.image` uint8 (N, 3, 96, 96). All float32 values are the zarr's, unchanged.
     """
-    keys = ["state", "keypoint", "action"] + (["img"] if with_images else [])
-    raw, ranges = load_zarr_replay(path, keys, max_episodes)
+    raw, ranges = load_zarr_replay(path, ["state", "keypoint", "action"], max_episodes)
     arrays = {
         constants.STATE: np.ascontiguousarray(raw["state"][:, :2], dtype=np.float32),
         constants.ENV_STATE: raw["keypoint"].reshape(len(raw["keypoint"]), -1).astype(np.float32),
         constants.ACTION: raw["action"].astype(np.float32),
     }
     if with_images:
-        arrays[constants.image_key(PUSHT_CAMERA)] = images_to_uint8(raw["img"]).transpose(0, 3, 1, 2)
+        arrays[constants.image_key(PUSHT_CAMERA)] = load_images_uint8(path, "img", ranges[-1][1])
     return arrays, ranges
+
+
+def load_images_uint8(path: str | Path, key: str, num_rows: int, block_rows: int = 2048) -> np.ndarray:
+    """The first `num_rows` images of `data/<key>` as uint8 (N, 3, H, W), converted block by block.
+
+    PushT stores images as float32 0..255; converting in blocks keeps peak memory near the uint8 result
+    (the full float array is 4x larger: 2.8 GB for PushT).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = open_replay(path)["data"][key]
+        if source.ndim != 4 or source.shape[-1] != 3:
+            raise ValueError(f"`{path}`: `data/{key}` has shape {source.shape}; expected (N, H, W, 3) images")
+        out = np.empty((num_rows, 3, source.shape[1], source.shape[2]), np.uint8)
+        for start in range(0, num_rows, block_rows):
+            stop = min(start + block_rows, num_rows)
+            out[start:stop] = images_to_uint8(np.asarray(source[start:stop])).transpose(0, 3, 1, 2)
+    return out
 
 
 def images_to_uint8(images: np.ndarray) -> np.ndarray:
