@@ -141,3 +141,13 @@ def test_split_episodes_is_reproducible_and_disjoint():
     assert len(val) == 4 and not set(train) & set(val)
     assert sorted(train + val) == list(range(20))
     assert split_episodes(20, 0.2, seed=4) != (train, val)
+
+
+def test_window_dataset_serves_whole_batches_to_a_batch_sampler():
+    ds = WindowDataset(tiny_arrays(), RANGES, n_obs_steps=T, chunk_size=W)
+    sampler = torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(ds), 4, drop_last=True)
+    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None)
+    batches = list(loader)
+    assert len(batches) == 2
+    assert isinstance(batches[1][constants.ACTION], torch.Tensor)
+    assert batches[1][constants.STATE][:, -1, 0].tolist() == [4, 5, 6, 7]

@@ -218,7 +218,15 @@ class WindowDataset(torch.utils.data.Dataset):
             batch["target_mask"] = idx["target_mask"]
         return batch
 
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    def __getitem__(self, i) -> dict[str, np.ndarray]:
+        """One sample, or a whole batch when `i` is a list/array of ids. The batch form lets a DataLoader with
+        `sampler=BatchSampler(RandomSampler(ds), B, drop_last=True), batch_size=None` gather each batch in one
+        vectorised call (its default conversion still turns the arrays into tensors)."""
+        if isinstance(i, (list, tuple, np.ndarray)):
+            ids = np.asarray(i, dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+                raise IndexError(f"sample ids out of range for {len(self)} samples")
+            return self.get_batch(ids)
         if not -len(self) <= i < len(self):
             raise IndexError(f"sample {i} is out of range for {len(self)} samples")
         return {k: v[0] for k, v in self.get_batch(np.array([i % len(self)])).items()}
