@@ -115,6 +115,15 @@ def test_sim_node_reset_uses_seed_plus_episode(probe_factory):
     assert "seed 8" in probe.reset().message
 
 
+def _s(t):
+    return t.sec + t.nanosec * 1e-9
+
+
+def _released(probe, stamp):
+    """The clock has advanced to (1 us past) the observation stamped `stamp`."""
+    return abs(_s(probe.clock[-1].clock) - _s(stamp) - 1e-6) < 1e-7
+
+
 def _chunk_from(stamp, n=5):
     msg = JointTrajectory(joint_names=["agent_y", "agent_x"])  # any order: matched by name
     msg.header.stamp = stamp
@@ -129,18 +138,19 @@ def test_sim_node_fast_mode_executes_chunk_by_time_in_lockstep(probe_factory):
                           initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
     probe.wait_matched()
     probe.reset()
-    assert probe.spin_until(lambda: probe.clock)
+    assert probe.spin_until(lambda: probe.joints and _released(probe, probe.joints[-1].header.stamp))
+    stamp0 = probe.joints[-1].header.stamp
     probe.joints.clear()
     # A chunk stamped at the observation time: point k is the target of the k-th step after it.
-    probe.traj_pub.publish(_chunk_from(probe.clock[-1].clock))
+    probe.traj_pub.publish(_chunk_from(stamp0))
     assert probe.spin_until(lambda: len(probe.joints) >= 5)
     xs = [m.position[0] for m in probe.joints[:5]]
     assert all(b > a for a, b in zip(xs, xs[1:])) and xs[-1] > 200.0
     # Clock ticks in 0.1 s steps up to the stamp of the last observation; the chunk is used up, so the sim
     # waits for the next one.
     stamp = probe.joints[4].header.stamp
-    assert probe.spin_until(lambda: probe.clock[-1].clock == stamp)
-    ticks = [c.clock.sec + c.clock.nanosec * 1e-9 for c in probe.clock]
+    assert probe.spin_until(lambda: _released(probe, stamp))
+    ticks = [_s(c.clock) for c in probe.clock]
     np.testing.assert_allclose(np.diff(ticks[-5:]), 0.1, atol=1e-6)
     probe.spin_until(lambda: False, timeout_s=0.5)
     assert len(probe.joints) == 5 and probe.sim.lockstep_timeouts == 0
@@ -151,16 +161,15 @@ def test_sim_node_fast_mode_each_step_waits_for_a_command_per_step(probe_factory
                           initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
     probe.wait_matched()
     probe.reset()
-    assert probe.spin_until(lambda: probe.clock)
-    probe.joints.clear()
-    for _ in range(3):  # a policy deciding every step: one chunk per observation
+    assert probe.spin_until(lambda: probe.joints and _released(probe, probe.joints[-1].header.stamp))
+    for _ in range(3):  # a policy deciding every step: one chunk per observation, stamped with the clock
         probe.traj_pub.publish(_chunk_from(probe.clock[-1].clock))
         count = len(probe.joints)
         assert probe.spin_until(lambda: len(probe.joints) == count + 1 and
-                                probe.clock[-1].clock == probe.joints[-1].header.stamp)
+                                _released(probe, probe.joints[-1].header.stamp))
         probe.spin_until(lambda: False, timeout_s=0.2)
         assert len(probe.joints) == count + 1
-    xs = [m.position[0] for m in probe.joints]
+    xs = [m.position[0] for m in probe.joints[-3:]]
     assert xs[2] > xs[0] > 100.0 and probe.sim.lockstep_timeouts == 0
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import rclpy
@@ -74,6 +75,9 @@ CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 # Fast mode's clock starts here, not at 0: a zero stamp means "now" in ROS, so no observation may carry it.
 FAST_CLOCK_START_S = 1.0
+# Fast mode's /clock runs this far ahead of the observation it releases, so that a use_sim_time timer due at
+# the observation's stamp (computed as t0 + k * dt, with float error) fires at it and not one step later.
+CLOCK_LEAD_S = 1e-6
 
 PARAMETERS = {  # name: (default, description)
     "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)"),
@@ -151,6 +155,9 @@ class PushTSimNode(Node):
         self._clock_s = FAST_CLOCK_START_S
         self._wall_t0 = time.monotonic()  # monotonic time of the current episode's step 0 (real-time pacing)
         self.lockstep_timeouts = 0
+        # In-process observers called with the robot after every reset and step (under the lock, on the stepping
+        # thread): `vqbet-demo` renders its video frames there. Keep them quick.
+        self.step_observers: list[Callable[[PushTRobot], None]] = []
 
         self._image_pub = self.create_publisher(Image, p["image_topic"], SENSOR_QOS)
         self._joint_pub = self.create_publisher(JointState, p["joint_states_topic"], SENSOR_QOS)
@@ -200,10 +207,17 @@ class PushTSimNode(Node):
         self._schedule.clear(hold=self._robot.agent_xy)
         self._fresh_command = False
         now_s = self._clock_s if self._fast else self.get_clock().now().nanoseconds * 1e-9
-        # A new episode starts one step after the last published instant so stamps never repeat.
-        self._episode_start_ros_s = now_s + (self._dt_s if self._fast else 0.0)
+        # A new episode starts one step after the last published instant so stamps never repeat; in fast mode
+        # on the grid FAST_CLOCK_START_S + n dt.
+        if self._fast:
+            n = math.floor((now_s - FAST_CLOCK_START_S) / self._dt_s + 0.5) + 1
+            self._episode_start_ros_s = FAST_CLOCK_START_S + n * self._dt_s
+        else:
+            self._episode_start_ros_s = now_s
         self._wall_t0 = time.monotonic()
         self._current_episode = episode
+        for observer in self.step_observers:
+            observer(self._robot)
         return f"episode {episode} from {origin}"
 
     def _on_reset(self, request, response):
@@ -292,6 +306,8 @@ class PushTSimNode(Node):
                 if not self._running or self._robot.done:
                     self._running = False
                     self._cond.wait(0.1)  # idle until ~/reset
+                    # Time stands still, but late joiners still learn what time it is (as a paused simulator).
+                    self._clock_pub.publish(Clock(clock=_time_msg(self._clock_s)))
                     waited_from = time.monotonic()
                     continue
                 if self._command_known_locked():
@@ -314,7 +330,10 @@ class PushTSimNode(Node):
     def _step_locked(self) -> tuple:
         target = self._schedule.target_for_step(self._robot.time_s, self._dt_s)
         self._fresh_command = False
-        return self._snapshot_locked(self._robot.step(target))
+        obs = self._robot.step(target)
+        for observer in self.step_observers:
+            observer(self._robot)
+        return self._snapshot_locked(obs)
 
     def _snapshot_locked(self, obs: PushTObservation) -> tuple:
         """(observation, its ROS stamp in s, status values), taken under the lock so a reset cannot mix them."""
@@ -354,8 +373,9 @@ class PushTSimNode(Node):
             # instant then already holds the observation stamped with it.
             time.sleep(self._p["obs_settle_s"])
             with self._cond:
-                self._clock_s = max(self._clock_s, stamp_s)
-            self._clock_pub.publish(Clock(clock=stamp))
+                self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
+                clock = _time_msg(self._clock_s)
+            self._clock_pub.publish(Clock(clock=clock))
 
     def destroy_node(self):
         self._stop.set()

@@ -22,8 +22,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Two stamps closer than this are the same instant (float error of stamp arithmetic at 10 Hz).
-_TIME_EPS_S = 1e-6
+# Two stamps closer than this are the same instant: float error of stamp arithmetic, and the 1 us lead of the
+# fast-mode /clock over the observation stamps (nodes/pusht_sim_node.py).
+_TIME_EPS_S = 1e-5
 
 
 class TargetSchedule:
@@ -74,9 +75,12 @@ class TargetSchedule:
             self._positions = self._positions[past:]
         if len(self._times_s) == 0:
             return None if self._held is None else self._held.copy()
-        if end_s <= self._times_s[0] + _TIME_EPS_S:
+        nearest = int(np.argmin(np.abs(self._times_s - end_s)))
+        if abs(self._times_s[nearest] - end_s) <= _TIME_EPS_S:
+            target = self._positions[nearest]  # a waypoint due at the end of this step: exactly it
+        elif end_s <= self._times_s[0]:
             target = self._positions[0]
-        elif end_s >= self._times_s[-1] - _TIME_EPS_S:
+        elif end_s >= self._times_s[-1]:
             target = self._positions[-1]
         else:
             target = np.array([np.interp(end_s, self._times_s, self._positions[:, a])
