@@ -77,3 +77,15 @@ def test_convert_names_unknown_zarr_key(shared_dir, tmp_path, capsys):
 def test_convert_refuses_missing_zarr(tmp_path, capsys):
     assert main([str(tmp_path / "missing.zarr"), str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_convert_full_pusht_round_trips_every_value(shared_dir, tmp_path):
+    out = tmp_path / "pusht_full"
+    assert main([str(shared_dir / PUSHT), str(out)]) == 0  # ~40 s on 2 busy cores
+    dataset = LeRobotDataset(out)
+    arrays, ranges = load_pusht_zarr(shared_dir / PUSHT)
+    assert dataset.episode_ranges == ranges and dataset.num_frames == 25650
+    for key, values in arrays.items():
+        np.testing.assert_array_equal(dataset.read_column(key), values)
+    assert dataset.decode_video(CAMERA, 205).shape == (ranges[-1][1] - ranges[-1][0], 96, 96, 3)

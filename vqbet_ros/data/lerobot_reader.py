@@ -88,6 +88,10 @@ class LeRobotDataset:
         self._check_episodes()
         self._episode_pos = {int(e["episode_index"]): i for i, e in enumerate(self.episodes)}
 
+    def __repr__(self) -> str:
+        return (f"LeRobotDataset({str(self.root)!r}: {self.num_episodes} episodes, {self.num_frames} frames at "
+                f"{self.fps} fps, features {self.policy_keys})")
+
     # ----------------------------------------------------------------------------------------------- metadata
     @property
     def num_episodes(self) -> int:
@@ -219,14 +223,19 @@ class LeRobotDataset:
             )
         parts, index_parts = [], []
         for path, first, count in self._data_files():
-            table = pq.read_table(path, columns=[key, constants.INDEX])
+            names = pq.read_schema(path).names
+            if key not in names:
+                raise ValueError(f"`{path}` has no column `{key}` although info.json declares it; columns: {names}")
+            has_index = constants.INDEX in names and key != constants.INDEX
+            table = pq.read_table(path, columns=[key, constants.INDEX] if has_index else [key])
             if table.num_rows != count:
                 logger.debug("%s has %d rows, episodes list %d", path, table.num_rows, count)
             parts.append(self._column_to_numpy(table.column(key), feature, key))
-            index_parts.append(table.column(constants.INDEX).to_numpy())
+            index_parts.append(table.column(constants.INDEX).to_numpy() if has_index else None)
         values = np.concatenate(parts)
-        index = np.concatenate(index_parts)
-        if not np.array_equal(index, np.arange(len(index))):
+        # Rows are stored in global order; the `index` column (when present) confirms or restores it.
+        index = None if any(p is None for p in index_parts) else np.concatenate(index_parts)
+        if index is not None and not np.array_equal(index, np.arange(len(index))):
             order = np.argsort(index, kind="stable")
             if not np.array_equal(index[order], np.arange(len(index))):
                 raise ValueError(f"`{self.root}`: the `index` column is not 0..N-1 across the data files")
