@@ -1,0 +1,245 @@
+"""Recorder node with real rclpy publishers: 2 cameras (raw + compressed) + joint states + teleop command at
+30 Hz; episodes recorded through the services and read back with our reader."""
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+cv2 = pytest.importorskip("cv2")
+
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from vqbet_ros import constants  # noqa: E402
+from vqbet_ros.data.lerobot_reader import LeRobotDataset  # noqa: E402
+from vqbet_ros.nodes import record_keys  # noqa: E402
+from vqbet_ros.nodes.recorder_node import RecorderNode  # noqa: E402
+
+FPS = 30
+H, W = 48, 64
+JOINTS = ["shoulder", "elbow"]
+
+
+def _image(k: int) -> np.ndarray:
+    """Smooth gradients (like camera content; no wrap-around edges), different for every k."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    return np.stack([40 + xx * 2 + (k % 20) * 3, 30 + yy * 3 + (k % 7) * 10, np.full_like(xx, 20 + (k * 11) % 200)],
+                    axis=-1).astype(np.uint8)
+
+
+class FakeRobot(Node):
+    """Publishes every stream at 30 Hz; message k carries values derived from k, and logs (stamp, k)."""
+
+    def __init__(self, context, publish_wrist: bool = True):
+        super().__init__("fake_robot", context=context)
+        self.front = self.create_publisher(Image, "cam/front/image_raw", 5)
+        self.wrist = self.create_publisher(CompressedImage, "cam/wrist/image_raw/compressed", 5)
+        self.state = self.create_publisher(JointState, "joint_states", 5)
+        self.action = self.create_publisher(JointTrajectory, "leader/joint_trajectory", 5)
+        self.publish_wrist = publish_wrist
+        self.log: list[tuple[float, int]] = []
+        self.k = 0
+        self.create_timer(1.0 / 30, self.publish)
+
+    def publish(self):
+        k, now = self.k, self.get_clock().now()
+        stamp = now.to_msg()
+        rgb = _image(k)
+        img = Image(height=H, width=W, encoding="bgr8", step=W * 3)  # drivers often publish bgr8
+        img.data = rgb[:, :, ::-1].tobytes()
+        img.header.stamp = stamp
+        self.front.publish(img)
+        if self.publish_wrist:
+            jpeg = CompressedImage(format="png")
+            jpeg.data = cv2.imencode(".png", rgb[::-1, :, ::-1])[1].tobytes()  # wrist = front flipped
+            jpeg.header.stamp = stamp
+            self.wrist.publish(jpeg)
+        js = JointState(name=list(reversed(JOINTS)), position=[-float(k), float(k)])  # publisher order differs
+        js.header.stamp = stamp
+        self.state.publish(js)
+        traj = JointTrajectory(joint_names=JOINTS, points=[JointTrajectoryPoint(positions=[k + 0.5, k + 0.25])])
+        traj.header.stamp = stamp
+        self.action.publish(traj)
+        self.log.append((now.nanoseconds * 1e-9, k))
+        self.k += 1
+
+
+def _params(root: Path, **extra):
+    values = {
+        "root": str(root), "dataset_name": "demo", "task": "push the T", "robot_type": "fake", "fps": FPS,
+        "camera_names": ["front", "wrist"],
+        "camera_topics": ["cam/front/image_raw", "cam/wrist/image_raw/compressed"],
+        "camera_transports": ["raw", "compressed"],
+        "state_topic": "joint_states", "action_topic": "leader/joint_trajectory", "action_type": "JointTrajectory",
+        "joint_names": JOINTS, "state_max_age_s": 0.5, "action_max_age_s": 0.5, "camera_max_age_s": 0.5,
+        # Generous on a loaded 2-core CI machine: every message stamped <= a tick has arrived when it is sampled.
+        "sample_delay_s": 0.2,
+        **extra,
+    }
+    return [Parameter(k, Parameter.Type.STRING_ARRAY, v) if v == [] else Parameter(k, value=v) for k, v in values.items()]
+
+
+class Harness:
+    def __init__(self, context, root: Path, publish_wrist=True, **extra):
+        self.robot = FakeRobot(context, publish_wrist)
+        self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra))
+        self.client = Node("test_client", context=context)
+        self.clients = {n: self.client.create_client(Trigger, f"/recorder/{n}")
+                        for n in ("start_episode", "stop_episode", "discard_episode")}
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        for node in (self.robot, self.recorder, self.client):
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def call(self, name: str) -> tuple[float, float, Trigger.Response]:
+        client = self.clients[name]
+        assert client.wait_for_service(timeout_sec=5.0)
+        sent = self.recorder.get_clock().now().nanoseconds * 1e-9
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + 10
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        received = self.recorder.get_clock().now().nanoseconds * 1e-9
+        return sent, received, future.result()
+
+    def close(self):
+        self.executor.shutdown()
+        self.thread.join(timeout=5)
+        for node in (self.robot, self.recorder, self.client):
+            node.destroy_node()
+
+
+def _expected_k(log, t: float) -> int:
+    """k of the latest published message stamped <= t."""
+    stamps = np.array([s for s, _ in log])
+    i = np.searchsorted(stamps, t, side="right") - 1
+    assert i >= 0
+    return log[i][1]
+
+
+def _psnr(a, b) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_recorder_records_episodes_that_match_what_was_published(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.5)  # discovery + a few messages on every stream
+        windows = []
+        for duration, keep in [(0.6, True), (0.3, False), (0.4, True), (0.5, True)]:
+            start_sent, _, start = h.call("start_episode")
+            assert start.success, start.message
+            time.sleep(duration)
+            stop_sent, stop_received, stop = h.call("stop_episode" if keep else "discard_episode")
+            assert stop.success, stop.message
+            if keep:
+                windows.append((start_sent, stop_sent, stop_received))
+        assert h.recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS  # waits for every save
+    finally:
+        h.close()
+
+    ds = LeRobotDataset(tmp_path / "demo")
+    assert ds.num_episodes == 3 and ds.fps == FPS
+    assert ds.features[constants.STATE]["names"] == JOINTS
+    state, action = ds.read_column(constants.STATE), ds.read_column(constants.ACTION)
+    for episode, (start_sent, stop_sent, stop_received) in zip(ds.episodes, windows):
+        t0 = episode["recorder/start_stamp_s"]
+        assert start_sent <= t0 <= stop_sent
+        # Every tick t0 + k/fps up to the stop request is kept: duration x fps, +-1 for where stop landed.
+        assert (stop_sent - t0) * FPS <= episode["length"] <= (stop_received - t0) * FPS + 1
+        assert episode["recorder/stale_frames"] == 0
+        lo, hi = episode["dataset_from_index"], episode["dataset_to_index"]
+        ks = [_expected_k(h.robot.log, t0 + i / FPS) for i in range(episode["length"])]
+        np.testing.assert_array_equal(state[lo:hi], np.array([[k, -k] for k in ks], np.float32))
+        np.testing.assert_array_equal(action[lo:hi], np.array([[k + 0.5, k + 0.25] for k in ks], np.float32))
+        front = ds.decode_video(constants.image_key("front"), episode["episode_index"])
+        wrist = ds.decode_video(constants.image_key("wrist"), episode["episode_index"])
+        assert len(front) == len(wrist) == episode["length"]
+        for i, k in enumerate(ks):
+            assert _psnr(front[i], _image(k)) >= 30
+            assert _psnr(wrist[i], _image(k)[::-1]) >= 30
+    stats = ds.stats
+    np.testing.assert_allclose(stats[constants.STATE]["min"], state.min(0))
+    np.testing.assert_allclose(stats[constants.STATE]["max"], state.max(0))
+    np.testing.assert_allclose(stats[constants.ACTION]["mean"], action.astype(np.float64).mean(0), rtol=1e-5)
+    assert stats[constants.STATE]["count"].tolist() == [ds.num_frames]
+
+
+def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path, publish_wrist=False)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.4)
+        _, _, reply = h.call("start_episode")
+        assert not reply.success
+        assert "camera `wrist` (cam/wrist/image_raw/compressed): never received" in reply.message
+        assert "front" not in reply.message
+        _, _, reply = h.call("stop_episode")
+        assert not reply.success
+    finally:
+        h.recorder.trigger_deactivate()
+        h.recorder.trigger_cleanup()
+        h.close()
+    assert not (tmp_path / "demo" / "meta" / "info.json").exists()  # nothing was recorded
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"dataset_name": ""},
+        {"camera_topics": ["only_one"]},
+        {"joint_names": ["shoulder", "shoulder"]},
+        {"action_type": "Twist"},
+        {"camera_transports": ["raw", "theora"]},
+    ],
+)
+def test_recorder_configure_fails_on_bad_parameters(ros_context, tmp_path, extra):
+    node = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path, **extra))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    finally:
+        node.destroy_node()
+
+
+def test_recorder_services_refuse_when_inactive(ros_context, tmp_path):
+    node = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        reply = node._start_cb(Trigger.Request(), Trigger.Response())
+        assert not reply.success and "not active" in reply.message
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("key, service", [("s", "start_episode"), (" ", "start_episode"), ("E", "stop_episode"),
+                                          ("\n", "stop_episode"), ("d", "discard_episode"), ("z", None)])
+def test_record_keys_maps_keys_to_services(key, service):
+    assert record_keys.service_for_key(key) == service
+
+
+def test_record_keys_client_calls_recorder_services(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path, publish_wrist=False)
+    keys = record_keys.RecordKeysClient("/recorder", context=ros_context)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        ok, message = keys.call("discard_episode")  # inactive: the recorder's own refusal comes back
+        assert not ok and "not active" in message
+    finally:
+        h.recorder.trigger_cleanup()
+        keys.destroy_node()
+        h.close()

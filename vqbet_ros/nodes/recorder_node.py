@@ -1,0 +1,324 @@
+"""Recorder node: teleop demonstrations -> LeRobotDataset v3.0, sampled at exactly `fps`.
+
+A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
+- configure: parameters -> `RecorderConfig`; checks the dataset root is writable; an existing dataset is
+  opened for append (leftovers of a crash are removed, design in `data/lerobot_writer.py`); creates the
+  services. Any error is logged as one line and the transition FAILS.
+- activate: subscribes the cameras (`sensor_msgs/Image` or `CompressedImage`), the state
+  (`sensor_msgs/JointState`) and the teleop command (`JointState`, `JointTrajectory` first point, or
+  `Float64MultiArray`), and starts the sampling timer on the node clock (`use_sim_time` works).
+- services (effective while active): `~/start_episode` (refused while a stream is stale; the reply names it),
+  `~/stop_episode` (keeps every tick up to now, then saves in the background), `~/discard_episode`;
+  all `std_srvs/Trigger`. `vqbet-record-keys` calls them from a keyboard.
+- deactivate: an open episode is stopped and saved; cleanup/shutdown: waits for every save, releases the root.
+
+The node only translates: messages -> arrays (`nodes/msg_convert.py`), clock -> seconds; timing, staleness
+and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread).
+
+Concurrency: subscriptions run in a reentrant group (the stream cache is thread-safe); the timer and the
+services share one mutually exclusive group, so start/stop/discard never interleave with sampling.
+"""
+from __future__ import annotations
+
+import time
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vqbet_ros import constants
+from vqbet_ros.nodes import msg_convert
+from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, RecorderConfig
+
+# Every input is a sensor-like stream where only recent messages matter: BEST_EFFORT, KEEP_LAST 5 receives from
+# both BEST_EFFORT and RELIABLE publishers (ros2-deployment-reference.md §2 "QoS"); a RELIABLE subscriber would
+# hear nothing from a BEST_EFFORT camera driver.
+STREAM_QOS = qos_profile_sensor_data
+
+_S = ParameterType.PARAMETER_STRING
+_SA = ParameterType.PARAMETER_STRING_ARRAY
+_I = ParameterType.PARAMETER_INTEGER
+_D = ParameterType.PARAMETER_DOUBLE
+_B = ParameterType.PARAMETER_BOOL
+PARAMETERS = {  # name: (default, type, description)
+    "root": ("~/.cache/huggingface/lerobot", _S, "folder holding datasets (LeRobot's HF_LEROBOT_HOME default)"),
+    "dataset_name": ("", _S, "dataset folder under root, e.g. `pick_cube` or `user/pick_cube` (required)"),
+    "task": ("", _S, "task text stored with every episode (required)"),
+    "robot_type": ("", _S, "free text stored in meta/info.json"),
+    "fps": (30, _I, "sampling rate and dataset fps"),
+    "camera_names": ([], _SA, "camera names; dataset keys become observation.images.<name>"),
+    "camera_topics": ([], _SA, "one topic per camera, same order as camera_names"),
+    "camera_transports": ([], _SA, "per camera `raw` (sensor_msgs/Image) or `compressed` (CompressedImage); "
+                                   "empty = all raw"),
+    "state_topic": ("/joint_states", _S, "sensor_msgs/JointState of the robot -> observation.state (positions)"),
+    "action_topic": ("", _S, "the teleop command topic -> action (required)"),
+    "action_type": ("JointState", _S, "JointState | JointTrajectory (first point) | Float64MultiArray"),
+    "joint_names": ([], _SA, "joints of observation.state, in order (required)"),
+    "action_joint_names": ([], _SA, "joints of action, in order; empty = joint_names"),
+    "state_max_age_s": (0.1, _D, "state older than this at a tick is stale"),
+    "action_max_age_s": (0.1, _D, "teleop command older than this at a tick is stale"),
+    "camera_max_age_s": (0.2, _D, "camera frame older than this at a tick is stale"),
+    "sample_delay_s": (0.05, _D, "a tick is sampled this long after its time (transport latency allowance)"),
+    "reject_stale_fraction": (1.0, _D, "discard an episode at stop when more than this fraction of frames had a "
+                                       "stale stream (1.0 = keep all)"),
+    "video_codec": ("libsvtav1", _S, "libsvtav1 (AV1, LeRobot default) or libx264 (H.264, less CPU)"),
+    "video_crf": (30, _I, "constant rate factor (quality; lower = better, bigger)"),
+    "video_preset": ("12", _S, "encoder preset: svtav1 0..13 (higher = faster), x264 e.g. veryfast"),
+    "video_gop": (2, _I, "keyframe interval in frames (LeRobot uses 2 for fast random access)"),
+    "encoder_threads": (1, _I, "encoder threads per camera (0 = encoder default)"),
+    "max_queue_s": (10.0, _D, "seconds of frames per camera that may wait for the encoder before recording "
+                              "stops with an error"),
+    "autostart": (False, _B, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
+}
+
+
+class RecorderNode(LifecycleNode):
+    """Lifecycle node wrapping `EpisodeRecorder` (see module docstring)."""
+
+    def __init__(self, **kwargs):
+        super().__init__("recorder", **kwargs)
+        for name, (default, kind, description) in PARAMETERS.items():
+            descriptor = ParameterDescriptor(type=kind, description=description)
+            # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
+            self.declare_parameter(name, Parameter.Type.STRING_ARRAY if default == [] else default, descriptor)
+        self._recorder: EpisodeRecorder | None = None
+        self._config: RecorderConfig | None = None
+        self._active = False
+        self._control_group = MutuallyExclusiveCallbackGroup()  # timer + services: never concurrent
+        self._sensor_group = ReentrantCallbackGroup()  # subscriptions: only touch the thread-safe cache
+        self._services = []
+        self._stream_subs = []
+        self._timer = None
+        if self.get_parameter("autostart").value:
+            # A one-shot timer so configure/activate run inside the executor, like a lifecycle manager's calls.
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # ----------------------------------------------------------------------------------------- parameters
+    def _param(self, name: str):
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return PARAMETERS[name][0]
+
+    def read_config(self) -> RecorderConfig:
+        p = {name: self._param(name) for name in PARAMETERS}
+        names, topics = list(p["camera_names"]), list(p["camera_topics"])
+        transports = list(p["camera_transports"]) or ["raw"] * len(names)
+        if not len(names) == len(topics) == len(transports):
+            raise ValueError(
+                f"`camera_names` ({len(names)}), `camera_topics` ({len(topics)}) and `camera_transports` "
+                f"({len(transports)}) must have one entry per camera"
+            )
+        bad = [t for t in transports if t not in ("raw", "compressed")]
+        if bad:
+            raise ValueError(f"`camera_transports` has {bad}; each entry is `raw` or `compressed`")
+        if not p["dataset_name"]:
+            raise ValueError("`dataset_name` is not set; name the dataset folder, e.g. dataset_name:=pick_cube")
+        if not p["action_topic"]:
+            raise ValueError("`action_topic` is not set; give the teleop command topic")
+        return RecorderConfig(
+            root=p["root"], dataset_name=p["dataset_name"], task=p["task"], robot_type=p["robot_type"],
+            fps=p["fps"],
+            cameras=tuple(CameraConfig(n, t, tr == "compressed") for n, t, tr in zip(names, topics, transports)),
+            state_topic=p["state_topic"], action_topic=p["action_topic"], action_type=p["action_type"],
+            joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
+            state_max_age_s=p["state_max_age_s"], action_max_age_s=p["action_max_age_s"],
+            camera_max_age_s=p["camera_max_age_s"], sample_delay_s=p["sample_delay_s"],
+            reject_stale_fraction=p["reject_stale_fraction"], video_codec=p["video_codec"],
+            video_crf=p["video_crf"], video_preset=p["video_preset"], video_gop=p["video_gop"],
+            encoder_threads=p["encoder_threads"], max_queue_s=p["max_queue_s"],
+        )
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the config and open the dataset; FAILURE (back to unconfigured) with one error line."""
+        try:
+            self._config = self.read_config()
+            self._recorder = EpisodeRecorder(self._config, on_saved=self._on_saved)
+        except Exception as err:  # noqa: BLE001 - any configuration error is reported the same way
+            self.get_logger().error(f"configure failed: {err}")
+            self._config, self._recorder = None, None
+            return TransitionCallbackReturn.FAILURE
+        for name, callback in (("~/start_episode", self._start_cb), ("~/stop_episode", self._stop_cb),
+                               ("~/discard_episode", self._discard_cb)):
+            self._services.append(self.create_service(Trigger, name, callback,
+                                                      callback_group=self._control_group))
+        saved = self._recorder.writer.num_episodes if self._recorder.writer else 0
+        self.get_logger().info(
+            f"configured: `{self._config.dataset_root}` ({saved} saved episodes), {self._config.fps} fps, "
+            f"cameras {[c.name for c in self._config.cameras]}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe and start sampling; SUCCESS -> active."""
+        cfg = self._config
+        for cam in cfg.cameras:
+            msg_type = CompressedImage if cam.compressed else Image
+            convert = msg_convert.compressed_image_to_rgb if cam.compressed else msg_convert.image_to_rgb
+            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert)
+        self._subscribe(JointState, cfg.state_topic, constants.STATE,
+                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names))
+        action_convert = {
+            "JointState": (JointState, lambda m: msg_convert.joint_state_to_array(m, cfg.action_names)),
+            "JointTrajectory": (JointTrajectory, lambda m: msg_convert.joint_trajectory_to_array(m, cfg.action_names)),
+            "Float64MultiArray": (Float64MultiArray,
+                                  lambda m: msg_convert.float64_multiarray_to_array(m, cfg.action_names)),
+        }[cfg.action_type]
+        self._subscribe(action_convert[0], cfg.action_topic, constants.ACTION, action_convert[1])
+        self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
+        self._active = True
+        self.get_logger().info("active: call ~/start_episode to record")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop (and save) an open episode, unsubscribe; SUCCESS -> inactive."""
+        self._active = False
+        self._finish_episodes()
+        self._teardown_streams()
+        return super().on_deactivate(state)
+
+    def _finish_episodes(self) -> None:
+        """Stop an open episode now and save it and any stopping one with all their ticks, after giving the
+        last messages `sample_delay_s` to arrive (subscriptions are still live)."""
+        if self._recorder is None or not self._recorder.busy:
+            return
+        now_s = self._now_s()
+        self._recorder.stop(now_s)
+        time.sleep(self._config.sample_delay_s)
+        message = self._recorder.finish_now(now_s)
+        if message:
+            self.get_logger().info(message)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Wait for every save, release the dataset, destroy the services; SUCCESS -> unconfigured."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._finish_episodes()
+        self._teardown_streams()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+        for service in self._services:
+            self.destroy_service(service)
+        self._services = []
+
+    def _teardown_streams(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for sub in self._stream_subs:
+            self.destroy_subscription(sub)
+        self._stream_subs = []
+
+    # ------------------------------------------------------------------------------------------- callbacks
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _subscribe(self, msg_type, topic: str, key: str, convert) -> None:
+        label = self._recorder.labels[key]
+        warned = []
+
+        def callback(msg) -> None:
+            try:
+                value, stamp_s = convert(msg)
+            except ValueError as err:
+                if not warned:  # once per stream: a wrong topic floods otherwise
+                    warned.append(True)
+                    self.get_logger().error(f"{label}: {err}")
+                return
+            self._recorder.put(key, value, stamp_s if stamp_s is not None else self._now_s())
+
+        self._stream_subs.append(
+            self.create_subscription(msg_type, topic, callback, STREAM_QOS, callback_group=self._sensor_group)
+        )
+
+    def _tick_cb(self) -> None:
+        report = self._recorder.tick(self._now_s())
+        for label, reason in report.newly_stale.items():
+            self.get_logger().warning(f"stale {label}: {reason}")
+        if report.finished:
+            self.get_logger().info(report.finished)
+        if report.error:
+            self.get_logger().error(report.error)
+
+    def _refuse_inactive(self, response: Trigger.Response) -> Trigger.Response | None:
+        if self._active and self._recorder is not None:
+            return None
+        response.success, response.message = False, "recorder is not active; activate the lifecycle node first"
+        return response
+
+    def _start_cb(self, request, response: Trigger.Response) -> Trigger.Response:
+        if self._refuse_inactive(response):
+            return response
+        response.success, response.message = self._recorder.start(self._now_s())
+        self._log(response.message, response.success)
+        return response
+
+    def _stop_cb(self, request, response: Trigger.Response) -> Trigger.Response:
+        if self._refuse_inactive(response):
+            return response
+        response.success, response.message = self._recorder.stop(self._now_s())
+        self.get_logger().info(response.message)
+        return response
+
+    def _discard_cb(self, request, response: Trigger.Response) -> Trigger.Response:
+        if self._refuse_inactive(response):
+            return response
+        response.success, response.message = self._recorder.discard()
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_saved(self, message: str, ok: bool) -> None:  # from the writer's worker thread
+        self._log(message, ok)
+
+    def _log(self, message: str, ok: bool) -> None:
+        # rclpy binds a severity to each call site, so info and error need separate lines.
+        if ok:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().error(message)
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = RecorderNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                if node._recorder is not None:  # save whatever is open (Ctrl-C is a normal exit)
+                    node._active = False
+                    node._teardown_streams()
+                    node._recorder.finish_now(node._now_s())
+                    node._release()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""Episode recording at a fixed rate (ROS-free): stream cache -> frames on an exact 1/fps grid -> LeRobotWriter.
+
+The recorder node hands this module arrays (`put`) and clock readings (`tick(now_s)`, `start(now_s)`, ...);
+everything about time, staleness and episodes is decided here, so it is testable without ROS.
+
+Timing (ros2-deployment-reference.md §2 "Time sync", §4 problems 5 and 8):
+- An episode started at `t0` has ticks `t_k = t0 + k / fps`. Tick k is sampled once the clock reaches
+  `t_k + sample_delay_s` (so messages stamped just before `t_k` have had time to arrive), from each stream's
+  latest value stamped <= `t_k`. Ticks are absolute: a late timer callback samples every tick it missed from
+  the cache history instead of dropping or stretching frames, so a saved episode has exactly one row per tick
+  and `timestamp = frame_index / fps` holds.
+- Start is refused while any stream is stale at `now`, naming the stream and its topic.
+- A stale stream during an episode does not drop the frame (that would break the grid): the frame keeps the
+  stream's latest value (or the previous frame's, if none is old enough), is counted, logged once per stream
+  and stored in the episode's metadata (`recorder/stale_frames`, `recorder/stale_by_stream`). Above
+  `reject_stale_fraction` the episode is discarded at stop, with the reason.
+- Stop at `t_stop` keeps every tick <= `t_stop`; it completes once those ticks are sampled (<= sample_delay_s
+  later), then the episode goes to the writer's worker. `stop` returns at once.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from vqbet_ros import constants
+from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, VideoEncoding, WriterError
+from vqbet_ros.runtime.stream_cache import StreamCache
+
+logger = logging.getLogger(__name__)
+
+ActionType = Literal["JointState", "JointTrajectory", "Float64MultiArray"]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera. `name` becomes the dataset key `observation.images.<name>`."""
+
+    name: str
+    topic: str
+    compressed: bool = False  # sensor_msgs/CompressedImage (JPEG/PNG) instead of sensor_msgs/Image
+
+    def __post_init__(self):
+        if not self.name or "/" in self.name or "." in self.name:
+            raise ValueError(f"`cameras.name` is {self.name!r}; expected a short name without '/' or '.'")
+        if not self.topic:
+            raise ValueError(f"camera `{self.name}`: `topic` is empty")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Everything the recorder needs; built once from node parameters (config/recorder.yaml documents them).
+
+    Args (most likely to change first: root, dataset_name, task, cameras, joint_names, topics):
+        root / dataset_name: the dataset directory is `root/dataset_name` (LeRobot's `$HF_LEROBOT_HOME/<repo_id>`).
+        fps: sampling and dataset rate, frames per second (LeRobot stores an int).
+        task: task text stored with every episode (`meta/tasks.parquet`).
+        robot_type: free text stored in info.json.
+        cameras: camera streams; at least one is not required (state-only datasets are allowed).
+        state_topic: sensor_msgs/JointState of the follower robot -> `observation.state` (positions).
+        action_topic / action_type: the teleop command -> `action`.
+        joint_names: joint order of `observation.state` (and of `action` unless `action_joint_names` is set).
+        state_max_age_s / action_max_age_s / camera_max_age_s: a stream older than this at a tick is stale.
+            The teleop command may be published only on change; raise `action_max_age_s` for such leaders.
+        sample_delay_s: how long after a tick it is sampled (transport latency allowance).
+        reject_stale_fraction: discard an episode at stop when more than this fraction of its frames had a
+            stale stream (1.0 keeps every episode; 0.0 rejects any stale frame).
+        video_codec / video_crf / video_preset / video_gop / encoder_threads: see `VideoEncoding`.
+        max_queue_s: seconds of frames per camera that may wait for the encoder before recording stops with
+            an error (memory bound: 640x480 RGB is 0.9 MB a frame).
+    """
+
+    root: str
+    dataset_name: str
+    task: str
+    joint_names: tuple[str, ...]
+    action_topic: str
+    action_type: ActionType = "JointState"
+    action_joint_names: tuple[str, ...] = ()
+    state_topic: str = "/joint_states"
+    cameras: tuple[CameraConfig, ...] = ()
+    fps: int = 30
+    robot_type: str = ""
+    state_max_age_s: float = 0.1
+    action_max_age_s: float = 0.1
+    camera_max_age_s: float = 0.2
+    sample_delay_s: float = 0.05
+    reject_stale_fraction: float = 1.0
+    video_codec: str = "libsvtav1"
+    video_crf: int = 30
+    video_preset: str = "12"
+    video_gop: int = 2
+    encoder_threads: int = 1
+    max_queue_s: float = 10.0
+
+    def __post_init__(self):
+        if not self.root:
+            raise ValueError("`root` is empty; set it to the folder that holds your datasets")
+        name = Path(self.dataset_name)
+        if not self.dataset_name.strip() or name.is_absolute() or ".." in name.parts:
+            raise ValueError(
+                f"`dataset_name` is {self.dataset_name!r}; expected a relative name such as `pick_cube` or "
+                "`user/pick_cube` (the dataset goes to `root/dataset_name`)"
+            )
+        if not self.task.strip():
+            raise ValueError("`task` is empty; describe the task (it is stored with every episode)")
+        if not isinstance(self.fps, int) or not 1 <= self.fps <= 1000:
+            raise ValueError(f"`fps` is {self.fps!r}; expected an integer in 1..1000")
+        if not self.joint_names:
+            raise ValueError("`joint_names` is empty; list the joints of `observation.state` in order")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"`joint_names` has duplicates: {list(self.joint_names)}")
+        if self.action_type not in ("JointState", "JointTrajectory", "Float64MultiArray"):
+            raise ValueError(
+                f"`action_type` is {self.action_type!r}; expected JointState, JointTrajectory or Float64MultiArray"
+            )
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"`camera_names` has duplicates: {names}")
+        for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` is {getattr(self, name)}; expected > 0 seconds")
+        if not 0 <= self.sample_delay_s < 1.0:
+            raise ValueError(f"`sample_delay_s` is {self.sample_delay_s}; expected 0 <= value < 1 s")
+        if not 0.0 <= self.reject_stale_fraction <= 1.0:
+            raise ValueError(f"`reject_stale_fraction` is {self.reject_stale_fraction}; expected 0..1")
+        if self.max_queue_s <= 0:
+            raise ValueError(f"`max_queue_s` is {self.max_queue_s}; expected > 0 seconds")
+        VideoEncoding(self.video_codec, self.video_crf, self.video_gop, self.video_preset, self.encoder_threads)
+
+    @property
+    def dataset_root(self) -> Path:
+        return Path(self.root).expanduser() / self.dataset_name
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.action_joint_names or self.joint_names
+
+    @property
+    def video(self) -> VideoEncoding:
+        return VideoEncoding(self.video_codec, self.video_crf, self.video_gop, self.video_preset,
+                             self.encoder_threads)
+
+    def stream_labels(self) -> dict[str, str]:
+        """Dataset key -> how a person recognises the stream: "camera `front` (/cam/image_raw)"."""
+        labels = {
+            constants.STATE: f"state ({self.state_topic})",
+            constants.ACTION: f"action ({self.action_topic})",
+        }
+        labels.update({constants.image_key(c.name): f"camera `{c.name}` ({c.topic})" for c in self.cameras})
+        return labels
+
+
+@dataclass
+class TickReport:
+    """What one `tick` did, for the node to log."""
+
+    frames_added: int = 0
+    newly_stale: dict[str, str] = field(default_factory=dict)  # label -> reason, first time in this episode
+    finished: str | None = None  # message when a stop completed during this tick
+    error: str | None = None  # recording failed (encoder overloaded); the episode was discarded
+
+
+@dataclass
+class _Episode:
+    t0_s: float
+    frames: int = 0
+    stale_frames: int = 0
+    stale_by_stream: dict[str, int] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
+    stop_at_s: float | None = None
+    in_writer: bool = False  # the writer's open episode is this one (one at a time, in order)
+
+
+class EpisodeRecorder:
+    """Cache + grid sampler + writer for one dataset. Not thread-safe except `put` (call the rest from one
+    thread, e.g. one mutually exclusive callback group).
+
+    Args:
+        config: the recorder config.
+        on_saved: called from the writer's worker with (message, ok) when an episode is saved or fails.
+    """
+
+    def __init__(self, config: RecorderConfig, on_saved: Callable[[str, bool], None] | None = None):
+        self.config = config
+        self.labels = config.stream_labels()
+        self.period_s = 1.0 / config.fps
+        # History must cover sample_delay_s plus a late timer; 2 s at up to 500 Hz for joint topics, 1 s of
+        # camera frames (30 MB per 640x480 camera at 30 fps).
+        ages = {constants.STATE: config.state_max_age_s, constants.ACTION: config.action_max_age_s}
+        ages.update({constants.image_key(c.name): config.camera_max_age_s for c in config.cameras})
+        depth = {key: (1000 if key in (constants.STATE, constants.ACTION) else max(2 * config.fps, 8))
+                 for key in ages}
+        self.cache = StreamCache(ages, depth=depth)
+        self._on_saved = on_saved or (lambda message, ok: None)
+        self._open: _Episode | None = None  # recording, no stop yet
+        self._finishing: list[_Episode] = []  # stopped, ticks up to stop_at_s not all sampled yet (in order)
+        self.writer: LeRobotWriter | None = None
+        self.saved_futures: list[concurrent.futures.Future] = []
+        self._check_root()
+        if (config.dataset_root / "meta" / "info.json").is_file():
+            # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
+            self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
+                                             max_queue_frames=self._queue_frames())
+            self._check_writer_features()
+
+    # -------------------------------------------------------------------------------------------- set-up
+    def _check_root(self) -> None:
+        root = self.config.dataset_root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / ".write_probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise WriterError(
+                f"dataset root `{root}` is not writable ({err}); set `root` to a writable folder"
+            ) from err
+
+    def _queue_frames(self) -> int:
+        return max(2, int(self.config.max_queue_s * self.config.fps))
+
+    def _features(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, dict]:
+        cfg = self.config
+        features = {
+            constants.STATE: {"dtype": "float32", "shape": [len(cfg.joint_names)], "names": list(cfg.joint_names)},
+            constants.ACTION: {"dtype": "float32", "shape": [len(cfg.action_names)], "names": list(cfg.action_names)},
+        }
+        for cam in cfg.cameras:
+            key = constants.image_key(cam.name)
+            features[key] = {"dtype": "video", "shape": list(shapes[key]), "names": ["height", "width", "channels"]}
+        return features
+
+    def _check_writer_features(self) -> None:
+        """The existing dataset must hold the same streams (shapes are checked at the first start)."""
+        have = sorted(k for k in self.writer.features if k not in DEFAULT_FEATURES)
+        want = sorted(self.labels)
+        if have != want:
+            self.writer.close()
+            self.writer = None
+            raise ValueError(
+                f"`{self.config.dataset_root}` holds features {have} but the recorder is configured for {want}; "
+                "record into a new `dataset_name` or match the cameras to the existing dataset"
+            )
+        for key, names in ((constants.STATE, self.config.joint_names), (constants.ACTION, self.config.action_names)):
+            existing = self.writer.features[key].get("names")
+            if existing is not None and list(existing) != list(names):
+                self.writer.close()
+                self.writer = None
+                raise ValueError(
+                    f"`{self.config.dataset_root}`: `{key}` has joint names {existing}, configured {list(names)}; "
+                    "use the same joint order or a new `dataset_name`"
+                )
+
+    # ----------------------------------------------------------------------------------------- recording
+    @property
+    def recording(self) -> bool:
+        return self._open is not None
+
+    def put(self, key: str, value: np.ndarray, stamp_s: float) -> None:
+        """Store one converted message (any thread)."""
+        self.cache.put(key, value, stamp_s)
+
+    def start(self, now_s: float) -> tuple[bool, str]:
+        """Start an episode at `now_s` if every stream is fresh; returns (ok, message).
+
+        A start right after a stop is fine: the stopped episode's last ticks are sampled first."""
+        if self._open is not None:
+            return False, "an episode is already being recorded; stop or discard it first"
+        snap = self.cache.sample(now_s)
+        if not snap.ok:
+            stale = "; ".join(f"{self.labels[k]}: {reason}" for k, reason in sorted(snap.stale.items()))
+            return False, f"not started, stale stream(s): {stale}"
+        try:
+            if self.writer is None:
+                shapes = {k: s.value.shape for k, s in snap.samples.items() if k.startswith(constants.IMAGES_PREFIX)}
+                self.writer = LeRobotWriter.create(
+                    self.config.dataset_root, fps=self.config.fps, features=self._features(shapes),
+                    robot_type=self.config.robot_type or None, video=self.config.video,
+                    max_queue_frames=self._queue_frames(),
+                )
+            self._check_shapes(snap.samples)
+        except (OSError, ValueError, RuntimeError) as err:
+            return False, f"not started: {err}"
+        self._open = _Episode(t0_s=now_s)
+        number = self.writer.num_episodes + self._pending() + len(self._finishing)
+        return True, f"episode {number} started ({self.config.task!r})"
+
+    def _pending(self) -> int:
+        return sum(1 for f in self.saved_futures if not f.done())
+
+    def _check_shapes(self, samples) -> None:
+        for key, sample in samples.items():
+            want = tuple(self.writer.features[key]["shape"])
+            if sample.value.shape == want:
+                continue
+            if key.startswith(constants.IMAGES_PREFIX):
+                raise ValueError(
+                    f"{self.labels[key]} publishes {sample.value.shape[1]}x{sample.value.shape[0]} images but "
+                    f"the dataset `{self.config.dataset_root}` holds {want[1]}x{want[0]}; set the camera to "
+                    "that resolution or record into a new `dataset_name`"
+                )
+            raise ValueError(f"{self.labels[key]}: {sample.value.shape} values, the dataset expects {want}")
+
+    def tick(self, now_s: float) -> TickReport:
+        """Sample every tick that is due at `now_s`: first the stopped episodes' last ticks, then the open one."""
+        report = TickReport()
+        try:
+            while self._finishing:
+                episode = self._finishing[0]
+                if not self._sample_due(episode, now_s, report):
+                    return report  # its last ticks are not due yet; later episodes wait behind it
+                self._finishing.pop(0)
+                report.finished = self._finish(episode)
+            if self._open is not None:
+                self._sample_due(self._open, now_s, report)
+        except WriterError as err:  # encoder overloaded: the writer already discarded its open episode
+            self._open, self._finishing = None, []
+            report.error = f"recording stopped, episode discarded: {err}"
+        return report
+
+    def _sample_due(self, episode: _Episode, now_s: float, report: TickReport) -> bool:
+        """Add every due tick of `episode`; True once all its ticks (up to its stop) are in."""
+        while True:
+            t_k = episode.t0_s + episode.frames * self.period_s
+            if episode.stop_at_s is not None and t_k > episode.stop_at_s + 1e-9:
+                return True
+            if t_k + self.config.sample_delay_s > now_s:
+                return False
+            if not episode.in_writer:
+                self.writer.start_episode(self.config.task)
+                episode.in_writer = True
+            self._add_frame(episode, t_k, report)
+            report.frames_added += 1
+
+    def _add_frame(self, episode: _Episode, t_k: float, report: TickReport) -> None:
+        snap = self.cache.sample(t_k)
+        frame = {}
+        for key in self.labels:
+            sample = snap.samples.get(key)
+            # No value stamped <= t_k any more (history too short): repeat this episode's previous value.
+            value = sample.value if sample is not None else episode.last[key]
+            frame[key] = value
+            episode.last[key] = value
+        if snap.stale:
+            episode.stale_frames += 1
+            for key, reason in snap.stale.items():
+                if key not in episode.stale_by_stream:
+                    report.newly_stale[self.labels[key]] = f"{reason} at frame {episode.frames}"
+                episode.stale_by_stream[key] = episode.stale_by_stream.get(key, 0) + 1
+        self.writer.add_frame(frame)
+        episode.frames += 1
+
+    def stop(self, now_s: float) -> tuple[bool, str]:
+        """Keep every tick <= `now_s`; the episode is handed to the writer once those are sampled."""
+        episode = self._open
+        if episode is None:
+            return False, "no episode is being recorded"
+        self._open = None
+        episode.stop_at_s = now_s
+        self._finishing.append(episode)
+        expected = math.floor((now_s - episode.t0_s) * self.config.fps + 1e-9) + 1
+        report = self.tick(now_s)
+        if report.error:
+            return False, report.error
+        if episode not in self._finishing:
+            return True, report.finished or "episode stopped"
+        return True, f"stopping: {expected} frames; saving in the background"
+
+    def discard(self) -> tuple[bool, str]:
+        """Drop the open episode, or else the most recently stopped one that is not handed to the writer yet."""
+        if self._open is not None:
+            episode, self._open = self._open, None
+        elif self._finishing:
+            episode = self._finishing.pop()
+        else:
+            return False, "no episode is being recorded"
+        if episode.in_writer:
+            self.writer.discard_episode()
+        return True, f"episode discarded ({episode.frames} frames)"
+
+    @property
+    def busy(self) -> bool:
+        """An episode is open or still finishing."""
+        return self._open is not None or bool(self._finishing)
+
+    def finish_now(self, now_s: float | None = None) -> str | None:
+        """Save every stopped episode with all its ticks (up to its stop, whatever has arrived) and an open one
+        with the ticks up to `now_s` (deactivate / shutdown). Without `now_s` only sampled ticks are kept."""
+        if self._open is not None and now_s is not None:
+            self._open.stop_at_s = now_s
+            self._finishing.append(self._open)
+            self._open = None
+        episodes = self._finishing + ([self._open] if self._open is not None else [])
+        self._finishing, self._open = [], None
+        messages = []
+        for episode in episodes:
+            report = TickReport()
+            try:
+                if episode.stop_at_s is not None:
+                    self._sample_due(episode, episode.stop_at_s + self.config.sample_delay_s, report)
+            except WriterError as err:
+                messages.append(f"episode discarded: {err}")
+                continue
+            messages.append(self._finish(episode))
+        return "; ".join(messages) if messages else None
+
+    def _finish(self, episode: _Episode) -> str:
+        cfg = self.config
+        if episode.frames == 0:
+            if episode.in_writer:
+                self.writer.discard_episode()
+            return "episode had no frames; discarded"
+        fraction = episode.stale_frames / episode.frames
+        stale_text = ", ".join(f"{self.labels[k]}: {n}" for k, n in sorted(episode.stale_by_stream.items()))
+        if episode.stale_frames and fraction > cfg.reject_stale_fraction:
+            self.writer.discard_episode()
+            return (f"episode rejected and discarded: {episode.stale_frames}/{episode.frames} frames had a stale "
+                    f"stream ({stale_text}), above reject_stale_fraction {cfg.reject_stale_fraction:g}")
+        extras = {
+            "recorder/stale_frames": episode.stale_frames,
+            "recorder/stale_by_stream": json.dumps({k: n for k, n in sorted(episode.stale_by_stream.items())}),
+            "recorder/start_stamp_s": episode.t0_s,
+        }
+        future = self.writer.save_episode(extras)
+        self.saved_futures = [f for f in self.saved_futures if not f.done()] + [future]
+        stale = episode.stale_frames
+
+        def report(done: concurrent.futures.Future) -> None:
+            if done.exception() is not None:
+                self._on_saved(f"episode NOT saved: {done.exception()}", False)
+            else:
+                saved = done.result()
+                self._on_saved(f"episode {saved.episode_index} saved: {saved.length} frames "
+                               f"({stale} with a stale stream) in `{cfg.dataset_root}`", True)
+
+        future.add_done_callback(report)
+        warning = f" ({stale} frames with a stale stream: {stale_text})" if stale else ""
+        return f"episode stopped: {episode.frames} frames{warning}; saving in the background"
+
+    def status(self) -> dict:
+        """A small dict for diagnostics/logging: recording state, frames, backlog."""
+        episode = self._open
+        return {
+            "recording": episode is not None,
+            "frames": episode.frames if episode else 0,
+            "stale_frames": episode.stale_frames if episode else 0,
+            "saved_episodes": self.writer.num_episodes if self.writer else 0,
+            "backlog": self.writer.backlog() if self.writer else {},
+        }
+
+    def close(self) -> None:
+        """Finish stopped and open episodes, wait for every save, release the dataset."""
+        message = self.finish_now()
+        if message:
+            logger.info("%s", message)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
