@@ -13,6 +13,8 @@ Args:
     device: `auto` (CUDA when available, else CPU), `cuda` or `cpu`.
     compile_mode: `none`, or a `torch.compile` mode for the encoder and prior: `default`,
         `reduce-overhead` (CUDA graphs on CUDA), `max-autotune`. Compilation happens at configure (warm-up).
+    cpu_threads: torch intra-op threads (process-wide) when > 0; 0 = torch's default. On a busy CPU one
+        or two threads avoid oversubscription stalls far longer than the forward pass itself.
     warmup_steps: forward passes run at configure so the first real decision is not the slow one.
     seed: seed of the code-sampling generator (reset on `reset()`); -1 = unseeded.
     image_max_age_s, joint_max_age_s, low_dim_max_age_s: an input whose header stamp is older than this
@@ -43,6 +45,7 @@ class RuntimeConfig:
     execution: Literal["ensemble", "open_loop"] = "ensemble"
     device: Literal["auto", "cuda", "cpu"] = "auto"
     compile_mode: Literal["none", "default", "reduce-overhead", "max-autotune"] = "none"
+    cpu_threads: int = 0
     warmup_steps: int = 3
     seed: int = -1
     # inputs
@@ -62,6 +65,8 @@ class RuntimeConfig:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"`{name}`: must be a positive number of seconds, got {value}")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"`cpu_threads`: must be >= 0 (0 = torch default), got {self.cpu_threads}")
         if self.warmup_steps < 0:
             raise ConfigError(f"`warmup_steps`: must be >= 0, got {self.warmup_steps}")
         for name in ("joint_lower_limits", "joint_upper_limits", "max_delta_per_step"):

@@ -106,6 +106,8 @@ class PolicyRuntime:
         self.config = config
         self.spec = spec = checkpoint.config.spec
         config.validate_for(spec.action_names)
+        if config.cpu_threads > 0:
+            torch.set_num_threads(config.cpu_threads)
         self.policy = checkpoint.policy.eval()
         self.normalizer = checkpoint.normalizer
         self.device = next(self.policy.parameters()).device
@@ -135,6 +137,8 @@ class PolicyRuntime:
         self._last_used_seq: dict[str, int] = {}
         self.decisions = 0
         self.enabled = config.enable_control
+        self._reset_requested = threading.Event()
+        self._plan_reset_requested = threading.Event()
 
         self._parts = _CompiledParts(self.policy, config.compile_mode)
         self._features = FrameFeatureCache()
@@ -233,10 +237,15 @@ class PolicyRuntime:
         if self._generator is not None:
             self._generator.manual_seed(self.config.seed)
 
+    def request_reset(self) -> None:
+        """`reset()` from another thread (a service): done by the worker at the start of its next tick."""
+        self._reset_requested.set()
+
     def set_enabled(self, enabled: bool) -> None:
-        """Enabling starts from a fresh plan, so no chunk computed during a dry run is executed later."""
+        """Enabling starts from a fresh plan (at the next tick), so no chunk computed during a dry run is
+        executed later. Any thread."""
         if enabled and not self.enabled:
-            self.scheduler.reset()
+            self._plan_reset_requested.set()
         self.enabled = enabled
 
     def check_inputs(self, now_s: float):
@@ -258,6 +267,12 @@ class PolicyRuntime:
     def step(self, now_s: float, tick: int) -> StepResult:
         """One control tick at `now_s` (node clock). Never raises for bad inputs: they are reported."""
         t0 = time.perf_counter()
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            self.reset()
+        if self._plan_reset_requested.is_set():
+            self._plan_reset_requested.clear()
+            self.scheduler.reset()
         snapshot, problems = self.check_inputs(now_s)
         if problems:
             self.reset()  # a gap in the history: restart it (padded) once inputs are good again

@@ -1,0 +1,432 @@
+"""VQ-BeT policy as a ROS 2 lifecycle node: cameras + joint states (+ low-dim topics) in, action chunks out.
+
+    ros2 launch vqbet_ros policy.launch.py checkpoint:=/path/to/ckpt
+    ros2 run vqbet_ros policy_node --ros-args -p checkpoint:=/path/to/ckpt -p enable_control:=true
+
+Lifecycle: configure loads the checkpoint on `device` and warms it up, creates subscriptions, publishers and
+services; activate starts the control loop (a worker thread ticking at the checkpoint's fps); deactivate stops
+it and tells the controller to hold; cleanup undoes configure.
+
+Topics (names are parameters and remappable; joint order, image size and fps come from the checkpoint):
+- in: one camera topic per checkpoint camera (`cameras.<name>.topic`, `sensor_msgs/Image` or, with
+  `cameras.<name>.compressed: true`, `sensor_msgs/CompressedImage`; sensor-data QoS), `joint_states_topic`
+  (`sensor_msgs/JointState`, matched by joint name), one topic per checkpoint low-dim input
+  (`low_dim.<name>.topic`, `std_msgs/Float64MultiArray` or `geometry_msgs/PoseStamped`).
+- out: `trajectory_topic` (`trajectory_msgs/JointTrajectory`, whole chunk, only while control is enabled),
+  `preview_topic` (same chunks, always: the dry run), `commands_topic` (`std_msgs/Float64MultiArray`, the
+  current target at the control rate, when `publish_commands`), `/diagnostics`.
+- services: `~/enable` (`std_srvs/SetBool`), `~/reset` (`std_srvs/Trigger`, new episode: history restarts).
+
+Stamping: `header.stamp` = control tick at which the newest observation was sampled, point k due at
+`stamp + (k + 1)/fps` (see `nodes/trajectory.py`). Callbacks only convert a message and hand the array to
+the runtime; inference runs on the worker thread (`runtime/engine.py`).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vqbet_ros.config_io import ConfigError, from_dict
+from vqbet_ros.nodes.msg_convert import (
+    compressed_image_to_rgb,
+    float64_multiarray_to_array,
+    image_to_rgb,
+    joint_state_to_array,
+    stamp_to_s,
+)
+from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
+from vqbet_ros.runtime.config import RuntimeConfig
+from vqbet_ros.runtime.engine import (
+    JOINTS,
+    PolicyRuntime,
+    PolicyWorker,
+    StepResult,
+    camera_stream,
+    low_dim_stream,
+)
+
+SENSOR_QOS = qos_profile_sensor_data  # cameras and joint states: BEST_EFFORT hears RELIABLE publishers too
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # what controllers subscribe with
+DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+# RuntimeConfig fields set by parameters of the same name: name -> (default, description).
+RUNTIME_PARAMETERS = {
+    "execution": ("ensemble", "ensemble: decide every step, average the overlapping chunks (official VQ-BeT); "
+                              "open_loop: execute each chunk to its end (LeRobot)"),
+    "device": ("auto", "auto (CUDA when available) | cuda | cpu"),
+    "compile_mode": ("none", "none | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile"),
+    "cpu_threads": (0, "torch CPU threads (process-wide); 0 = torch default"),
+    "warmup_steps": (3, "forward passes at configure"),
+    "seed": (-1, "seed of code sampling, reset by ~/reset; -1 = unseeded"),
+    "image_max_age_s": (0.2, "camera frames older than this stop commands (s)"),
+    "joint_max_age_s": (0.2, "joint states older than this stop commands (s)"),
+    "low_dim_max_age_s": (0.2, "low-dim inputs older than this stop commands (s)"),
+    "resize_images": (True, "centre-crop and resize frames to the checkpoint's size; false: refuse other sizes"),
+    "enable_control": (False, "false: dry run, chunks only on preview_topic; ~/enable switches it at run time"),
+    "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
+    "joint_upper_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
+    "max_delta_per_step": (Parameter.Type.DOUBLE_ARRAY,
+                           "largest change per control step vs the measured joint state (1 or one per joint)"),
+    "hold_on_fault": (True, "send an empty trajectory (hold) when commands stop"),
+}
+NODE_PARAMETERS = {
+    "checkpoint": ("", "checkpoint directory (config.yaml, model.safetensors, stats.safetensors)"),
+    "joint_states_topic": ("/joint_states", "sensor_msgs/JointState of the arm"),
+    "joint_name_map": (Parameter.Type.STRING_ARRAY,
+                       "entries 'checkpoint_name:robot_name' when the robot's joints are named differently"),
+    "trajectory_topic": ("~/joint_trajectory", "JointTrajectory chunks (e.g. /arm_controller/joint_trajectory)"),
+    "preview_topic": ("~/preview", "JointTrajectory chunks, published in dry run and live"),
+    "publish_commands": (False, "also publish Float64MultiArray targets at the control rate (forward controllers)"),
+    "commands_topic": ("~/commands", "Float64MultiArray targets (e.g. /forward_position_controller/commands)"),
+    "diagnostics_period_s": (1.0, "period of /diagnostics (s)"),
+}
+LOW_DIM_TYPES = ("float64_multi_array", "pose_stamped")
+
+
+def pose_stamped_to_array(msg: PoseStamped) -> tuple[np.ndarray, float | None]:
+    """`geometry_msgs/PoseStamped` -> [x, y, z, qx, qy, qz, qw] and its stamp."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64), stamp_to_s(msg.header.stamp)
+
+
+class RosClock:
+    """The runtime clock adapter over the node clock (follows `/clock` under use_sim_time)."""
+
+    def __init__(self, node):
+        self._clock = node.get_clock()
+        self._sim = node.get_parameter("use_sim_time").value
+
+    def now_s(self) -> float:
+        return self._clock.now().nanoseconds * 1e-9
+
+    def sleep_until(self, t_s: float, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            remaining = t_s - self.now_s()
+            if remaining <= 0:
+                return True
+            # Sim time can jump ahead of wall time: poll it; system time: sleep the remaining wall time.
+            stop.wait(min(remaining, 0.001) if self._sim else remaining)
+        return False
+
+
+class PolicyNode(LifecycleNode):
+    """Lifecycle node around `PolicyRuntime`; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__("policy_node", **kwargs)
+        self._declare_parameters()
+        self.runtime: PolicyRuntime | None = None
+        self.worker: PolicyWorker | None = None
+        self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
+        self._robot_names: dict[str, str] = {}
+        self._subscriptions = []
+        self._services = []
+        self._trajectory_pub = None
+        self._preview_pub = None
+        self._commands_pub = None
+        self._diagnostics_pub = None
+        self._diagnostics_timer = None
+        self._last_status = "inactive"
+
+    def _declare_parameters(self) -> None:
+        for name, (default, description) in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+
+    def _param(self, name: str):
+        try:
+            value = self.get_parameter(name).value
+        except ParameterUninitializedException:  # a list parameter left unset
+            return []
+        return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        """Load + warm up the checkpoint, create entities. FAILURE (with one error line) -> unconfigured."""
+        try:
+            config = from_dict(RuntimeConfig, {name: self._param(name) for name in RUNTIME_PARAMETERS})
+            checkpoint = self._param("checkpoint")
+            if not checkpoint:
+                raise ConfigError("parameter `checkpoint` is empty; pass checkpoint:=/path/to/checkpoint_dir")
+            runtime = PolicyRuntime.from_checkpoint(checkpoint, config)
+            self._robot_names = self._joint_name_map(runtime)
+            runtime.warmup()
+            self.runtime = runtime
+            self._create_inputs()
+        except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            self._destroy_entities()
+            return TransitionCallbackReturn.FAILURE
+        self._trajectory_pub = self.create_lifecycle_publisher(
+            JointTrajectory, self._param("trajectory_topic"), COMMAND_QOS)
+        self._preview_pub = self.create_lifecycle_publisher(JointTrajectory, self._param("preview_topic"), COMMAND_QOS)
+        if self._param("publish_commands"):
+            self._commands_pub = self.create_lifecycle_publisher(
+                Float64MultiArray, self._param("commands_topic"), COMMAND_QOS)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self._diagnostics_timer = self.create_timer(self._param("diagnostics_period_s"), self._publish_diagnostics)
+        self._services = [
+            self.create_service(SetBool, "~/enable", self._on_enable),
+            self.create_service(Trigger, "~/reset", self._on_reset),
+        ]
+        spec = runtime.spec
+        self.get_logger().info(
+            f"configured: {checkpoint} on {runtime.device}, {spec.fps:g} Hz, cameras {list(spec.cameras)}, "
+            f"joints {spec.joint_names}, low-dim {list(spec.low_dim)}, execution {config.execution}, "
+            f"control {'enabled' if runtime.enabled else 'DISABLED (dry run: ' + self._param('preview_topic') + ')'}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        """Start the control loop; lifecycle publishers go live."""
+        result = super().on_activate(state)
+        self.runtime.request_reset()
+        self.worker = PolicyWorker(self.runtime, RosClock(self), self._publish_result)
+        self.worker.start()
+        return result
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        """Stop the loop; the controller is told to hold before the publishers go quiet."""
+        self._stop_worker(hold=True)
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_worker(hold=True)
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self, hold: bool) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+            if hold:
+                self._hold()
+        self._last_status = "inactive"
+
+    def _destroy_entities(self) -> None:
+        for sub in self._subscriptions:
+            self.destroy_subscription(sub)
+        for srv in self._services:
+            self.destroy_service(srv)
+        for pub in (self._trajectory_pub, self._preview_pub, self._commands_pub, self._diagnostics_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        self._subscriptions, self._services = [], []
+        self._trajectory_pub = self._preview_pub = self._commands_pub = self._diagnostics_pub = None
+        self._diagnostics_timer = None
+        self.runtime = None
+
+    # ---- configuration helpers -------------------------------------------------------------------------
+    def _joint_name_map(self, runtime: PolicyRuntime) -> dict[str, str]:
+        """checkpoint joint name -> robot joint name, from `joint_name_map` entries 'ckpt:robot'."""
+        known = set(runtime.spec.joint_names) | set(runtime.spec.action_names)
+        mapping = {}
+        for entry in self._param("joint_name_map"):
+            ckpt, sep, robot = entry.partition(":")
+            if not sep or not ckpt or not robot:
+                raise ConfigError(f"`joint_name_map` entry {entry!r}: expected 'checkpoint_name:robot_name'")
+            if ckpt not in known:
+                raise ConfigError(f"`joint_name_map` entry {entry!r}: the checkpoint has no joint `{ckpt}`; "
+                                  f"its joints are {sorted(known)}")
+            mapping[ckpt] = robot
+        return {name: mapping.get(name, name) for name in known}
+
+    def _create_inputs(self) -> None:
+        runtime = self.runtime
+        for camera in runtime.spec.cameras:
+            topic = self._declare_once(f"cameras.{camera}.topic", f"/{camera}/image_raw",
+                                       f"topic of checkpoint camera `{camera}`")
+            compressed = self._declare_once(f"cameras.{camera}.compressed", False,
+                                            "true: sensor_msgs/CompressedImage (jpeg/png) instead of Image")
+            msg_type = CompressedImage if compressed else Image
+            self._labels[camera_stream(camera)] = topic
+            self._subscriptions.append(self.create_subscription(
+                msg_type, topic, lambda msg, c=camera, z=compressed: self._on_image(c, z, msg), SENSOR_QOS))
+        if runtime.joint_input_names:
+            topic = self._param("joint_states_topic")
+            self._labels[JOINTS] = topic
+            self._joint_query = [self._robot_names[n] for n in runtime.joint_input_names]
+            self._subscriptions.append(self.create_subscription(JointState, topic, self._on_joint_state, SENSOR_QOS))
+        for name, size in runtime.spec.low_dim.items():
+            topic = self._declare_once(f"low_dim.{name}.topic", f"/{name}", f"topic of low-dim input `{name}`")
+            kind = self._declare_once(f"low_dim.{name}.type", "float64_multi_array",
+                                      "float64_multi_array | pose_stamped ([x, y, z, qx, qy, qz, qw])")
+            indices = self._declare_once(f"low_dim.{name}.indices", Parameter.Type.INTEGER_ARRAY,
+                                         f"pick these {size} entries of the message's vector; unset = all")
+            if kind not in LOW_DIM_TYPES:
+                raise ConfigError(f"`low_dim.{name}.type` is {kind!r}; expected one of {list(LOW_DIM_TYPES)}")
+            self._labels[low_dim_stream(name)] = topic
+            msg_type = PoseStamped if kind == "pose_stamped" else Float64MultiArray
+            pick = list(indices) if indices else None
+            self._subscriptions.append(self.create_subscription(
+                msg_type, topic, lambda msg, n=name, p=pick: self._on_low_dim(n, p, msg), SENSOR_QOS))
+
+    def _declare_once(self, name, default, description):
+        if not self.has_parameter(name):
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        return self._param(name)
+
+    # ---- callbacks: convert, hand to the runtime, return -----------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, camera: str, compressed: bool, msg) -> None:
+        try:
+            rgb, stamp = (compressed_image_to_rgb if compressed else image_to_rgb)(msg)
+        except ValueError as err:
+            self.runtime.report_bad_input(camera_stream(camera), str(err))
+            return
+        self.runtime.put_image(camera, rgb, self._now_s() if stamp is None else stamp)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            positions, stamp = joint_state_to_array(msg, self._joint_query)
+        except ValueError as err:
+            self.runtime.report_bad_input(JOINTS, str(err))
+            return
+        self.runtime.put_joint_state(positions, self._now_s() if stamp is None else stamp)
+
+    def _on_low_dim(self, name: str, pick: list[int] | None, msg) -> None:
+        try:
+            if isinstance(msg, PoseStamped):
+                values, stamp = pose_stamped_to_array(msg)
+            else:
+                values, stamp = float64_multiarray_to_array(msg)  # no header: receive time
+            if pick is not None:
+                if max(pick) >= len(values) or min(pick) < -len(values):
+                    raise ValueError(f"`low_dim.{name}.indices` {pick} out of range for {len(values)} values")
+                values = values[pick]
+        except ValueError as err:
+            self.runtime.report_bad_input(low_dim_stream(name), str(err))
+            return
+        self.runtime.put_low_dim(name, values, self._now_s() if stamp is None else stamp)
+
+    def _on_enable(self, request, response):
+        was = self.runtime.enabled
+        self.runtime.set_enabled(request.data)
+        if was and not request.data:
+            self._hold()
+        response.success = True
+        response.message = "control enabled" if request.data else "control disabled (dry run: preview only)"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_reset(self, request, response):
+        self.runtime.request_reset()
+        response.success = True
+        response.message = "history and plan reset; the next frames start a new episode"
+        return response
+
+    # ---- output (worker thread) ------------------------------------------------------------------------
+    def _out_names(self) -> list[str]:
+        return [self._robot_names.get(n, n) for n in self.runtime.spec.action_names]
+
+    def _hold(self) -> None:
+        runtime = self.runtime
+        if runtime is not None and runtime.enabled and runtime.config.hold_on_fault and self._trajectory_pub:
+            self._trajectory_pub.publish(hold_trajectory(self._out_names()))
+
+    def _publish_result(self, result: StepResult) -> None:
+        enabled = self.runtime.enabled
+        if result.chunk is not None:
+            msg = chunk_to_joint_trajectory(result.chunk, self._out_names())
+            self._preview_pub.publish(msg)
+            if enabled:
+                self._trajectory_pub.publish(msg)
+        if result.command is not None and enabled and self._commands_pub is not None:
+            self._commands_pub.publish(Float64MultiArray(data=[float(v) for v in result.command]))
+        if result.status != "running" and self._last_status == "running":
+            self.get_logger().warning(f"commands stopped ({result.status}): {self._describe(result.problems)}")
+            self._hold()
+        elif result.status == "running" and self._last_status not in ("running", "inactive"):
+            self.get_logger().info("inputs good again: commands resume")
+        self._last_status = result.status
+
+    def _describe(self, problems: dict[str, str]) -> str:
+        return "; ".join(f"{s} ({self._labels.get(s, '-')}): {r}" for s, r in sorted(problems.items()))
+
+    # ---- diagnostics -----------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        if self.runtime is None or self._diagnostics_pub is None:
+            return
+        self._diagnostics_pub.publish(self.diagnostics_message())
+
+    def diagnostics_message(self) -> DiagnosticArray:
+        runtime, worker = self.runtime, self.worker
+        now_s = self._now_s()
+        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=str(self._param("checkpoint")))
+        values = {}
+        result = worker.last_result if worker is not None else None
+        if worker is None:
+            state, level, message = "inactive", DiagnosticStatus.WARN, "inactive (configure/activate to run)"
+        elif worker.error is not None:
+            state, level, message = "error", DiagnosticStatus.ERROR, f"worker stopped: {worker.error!r}"
+        elif result is None:
+            state, level, message = "waiting", DiagnosticStatus.WARN, "waiting for the first tick"
+        elif result.status == "running":
+            state = "running" if runtime.enabled else "disabled"
+            level = DiagnosticStatus.OK if runtime.enabled else DiagnosticStatus.WARN
+            message = state if runtime.enabled else "disabled (dry run: preview only; call ~/enable)"
+        else:
+            state = "waiting for inputs" if result.status == "waiting" else result.status
+            level = DiagnosticStatus.WARN if result.status == "waiting" else DiagnosticStatus.ERROR
+            message = f"{state}: {self._describe(result.problems)}"
+        status.level, status.message = level, message
+        values["state"] = state
+        values["control_enabled"] = str(runtime.enabled)
+        values["execution"] = runtime.config.execution
+        values["device"] = str(runtime.device)
+        values["target_rate_hz"] = f"{runtime.spec.fps:g}"
+        values["decisions"] = str(runtime.decisions)
+        if worker is not None:
+            for name, stats in (("latency", worker.latency_s), ("jitter", worker.jitter_s)):
+                for q in (50, 99):
+                    v = stats.percentile(q)
+                    values[f"{name}_p{q}_ms"] = "n/a" if v is None else f"{v * 1e3:.2f}"
+            rate = worker.achieved_rate_hz()
+            values["achieved_rate_hz"] = "n/a" if rate is None else f"{rate:.2f}"
+            values["ticks_missed"] = str(worker.ticks_missed)
+        for stream, age in runtime.input_ages_s(now_s).items():
+            values[f"age_s {stream} ({self._labels.get(stream, '-')})"] = "never" if age is None else f"{age:.3f}"
+        for camera, dropped in runtime.frames_dropped().items():
+            values[f"frames_dropped {camera}"] = str(dropped)
+        for camera, n in runtime.frames_encoded.items():
+            values[f"frames_encoded {camera}"] = str(n)
+        if result is not None:
+            for stream, reason in result.problems.items():
+                values[f"problem {stream} ({self._labels.get(stream, '-')})"] = reason
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        return array
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = PolicyNode()
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()
