@@ -1,0 +1,147 @@
+"""EpisodeRecorder without ROS: the 1/fps grid, late ticks, stale counting and rejection, stop/start order."""
+import json
+
+import numpy as np
+import pytest
+
+from vqbet_ros import constants
+from vqbet_ros.data.lerobot_reader import LeRobotDataset
+from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, RecorderConfig
+
+FPS = 10
+CAM = constants.image_key("cam")
+
+
+def _config(tmp_path, **kw) -> RecorderConfig:
+    base = dict(root=str(tmp_path), dataset_name="ds", task="t", joint_names=("a",), action_topic="/cmd",
+                cameras=(CameraConfig("cam", "/cam"),), fps=FPS, sample_delay_s=0.0, state_max_age_s=0.15,
+                action_max_age_s=0.15, camera_max_age_s=0.15, video_codec="libx264", video_preset="ultrafast")
+    base.update(kw)
+    return RecorderConfig(**base)
+
+
+def _feed(rec: EpisodeRecorder, t: float, skip=()):
+    """Every stream publishes value t (the image is flat grey t*10) stamped t, except those in `skip`."""
+    if constants.STATE not in skip:
+        rec.put(constants.STATE, np.array([t]), t)
+    if constants.ACTION not in skip:
+        rec.put(constants.ACTION, np.array([-t]), t)
+    if CAM not in skip:
+        rec.put(CAM, np.full((16, 16, 3), int(t * 10) % 256, np.uint8), t)
+
+
+def _run(rec, t_from, t_to, step=0.05, skip_from=None, skip=()):
+    """Publish every `step` s from t_from to t_to and tick the recorder at each instant."""
+    for t in np.arange(t_from, t_to + 1e-9, step):
+        _feed(rec, round(float(t), 6), skip if skip_from is not None and t >= skip_from else ())
+        rec.tick(round(float(t), 6))
+
+
+def test_frames_follow_the_grid_even_when_ticks_arrive_late(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    assert rec.start(1.0)[0]
+    for t in np.arange(1.05, 2.0, 0.05):  # data arrives every 50 ms but the timer only fires at 1.95
+        _feed(rec, round(float(t), 6))
+    report = rec.tick(1.95)
+    assert report.frames_added == 10  # ticks 1.0, 1.1, ..., 1.9 all sampled late from the history
+    ok, message = rec.stop(1.95)
+    assert ok and "10 frames" in message
+    rec.close()
+    ds = LeRobotDataset(tmp_path / "ds")
+    # Tick k at 1.0 + k/10 takes the value stamped <= the tick: exactly that tick's value.
+    np.testing.assert_allclose(ds.read_column(constants.STATE).ravel(), 1.0 + np.arange(10) / 10, atol=1e-6)
+
+
+def test_stop_keeps_ticks_up_to_stop_then_waits_for_sample_delay(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, sample_delay_s=0.2))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    _run(rec, 1.05, 1.5)
+    ok, message = rec.stop(1.5)
+    assert ok and message.startswith("stopping: 6 frames")  # ticks 1.0..1.5; 1.4 and 1.5 not sampled yet
+    assert rec.start(1.52)[0]  # a new episode may start while the last one finishes
+    _run(rec, 1.55, 2.0)
+    rec.stop(2.0)
+    rec.close()
+    ds = LeRobotDataset(tmp_path / "ds")
+    assert [e["length"] for e in ds.episodes] == [6, 5]
+    assert ds.episodes[1]["recorder/start_stamp_s"] == pytest.approx(1.52)
+
+
+def test_start_refused_names_the_stale_stream(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0, skip_from=0.5, skip=(CAM,))
+    ok, message = rec.start(1.0)
+    assert not ok and "camera `cam` (/cam): latest message is 0.550 s old" in message
+    assert "state" not in message
+    rec.close()
+
+
+def test_stale_frames_are_counted_and_stored(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    report_stale = {}
+    for t in np.arange(1.05, 2.0 + 1e-9, 0.05):
+        t = round(float(t), 6)
+        _feed(rec, t, skip=(constants.ACTION,) if t > 1.3 else ())
+        report_stale.update(rec.tick(t).newly_stale)
+    rec.stop(2.0)
+    rec.close()
+    assert list(report_stale) == ["action (/cmd)"]
+    episode = LeRobotDataset(tmp_path / "ds").episodes[0]
+    # Ticks 1.5..2.0 (6 of 11) see an action older than 0.15 s; the frame keeps the last value.
+    assert episode["length"] == 11 and episode["recorder/stale_frames"] == 6
+    assert json.loads(episode["recorder/stale_by_stream"]) == {constants.ACTION: 6}
+
+
+def test_episode_above_stale_threshold_is_rejected(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, reject_stale_fraction=0.2))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    _run(rec, 1.05, 2.0, skip_from=1.3, skip=(CAM,))
+    ok, message = rec.stop(2.0)
+    assert ok and "rejected" in message and "camera `cam`" in message
+    rec.close()
+    assert not (tmp_path / "ds" / "meta" / "episodes").exists()
+
+
+def test_discard_after_stop_drops_the_finishing_episode(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, sample_delay_s=0.3))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    _run(rec, 1.05, 1.5)
+    rec.stop(1.5)
+    ok, message = rec.discard()
+    assert ok and "discarded" in message
+    _run(rec, 1.55, 2.0)
+    rec.close()
+    assert not (tmp_path / "ds" / "meta" / "episodes").exists()
+
+
+def test_reopen_refuses_different_cameras(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    _run(rec, 1.05, 1.3)
+    rec.stop(1.3)
+    rec.close()
+    with pytest.raises(ValueError, match="configured for"):
+        EpisodeRecorder(_config(tmp_path, cameras=(CameraConfig("other", "/o"),)))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"fps": 0}, "`fps`"),
+        ({"task": " "}, "`task`"),
+        ({"dataset_name": "../up"}, "`dataset_name`"),
+        ({"joint_names": ("a", "a")}, "duplicates"),
+        ({"video_codec": "mpeg2"}, "`codec`"),
+        ({"reject_stale_fraction": 2.0}, "reject_stale_fraction"),
+    ],
+)
+def test_config_refuses_bad_values(tmp_path, change, match):
+    with pytest.raises(ValueError, match=match):
+        _config(tmp_path, **change)
