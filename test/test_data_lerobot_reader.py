@@ -153,3 +153,14 @@ def test_reader_decodes_image_features_exactly(tmp_path):
     arrays = dataset.load_arrays()
     np.testing.assert_array_equal(arrays[key], frames.transpose(0, 3, 1, 2))
     assert arrays[constants.ACTION][:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_reader_reports_undecodable_video(shared_dir, tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(shared_dir / SO101 / "meta", root / "meta")
+    shutil.copytree(shared_dir / SO101 / "data", root / "data")
+    video = root / "videos" / WRIST / "chunk-000" / "file-000.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(b"not an mp4 at all" * 100)
+    with pytest.raises(ValueError, match="could not be decoded.*decoders"):
+        LeRobotDataset(root).decode_video(WRIST, 0)

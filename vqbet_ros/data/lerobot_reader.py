@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 SUPPORTED_VERSION = "v3.0"
 DEFAULT_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+_VIDEO_DECODERS = {"libdav1d", "libaom-av1", "av1", "h264", "hevc", "vp9", "mpeg4"}
 STAT_NAMES = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
 
 _CONVERT_HINT = (
@@ -327,51 +328,25 @@ class LeRobotDataset:
         if not path.is_file():
             raise FileNotFoundError(f"video file `{path}` of feature `{key}`, episode {episode_index} is missing")
         from_ts = float(ep.get(f"videos/{key}/from_timestamp", 0.0))
-        count = stop - start
-        height, width = size if size is not None else (None, None)
-        out: np.ndarray | None = None
-        # Frame k of the episode is expected at from_ts + k / fps; accept it within half a frame period.
-        fps = Fraction(self.fps).limit_denominator(1001)
-        half = 0.5 / float(fps)
-        first_ts = from_ts + start / float(fps)
-        got = 0
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if first_ts > half:
-                container.seek(max(int((first_ts - half) / stream.time_base), 0), stream=stream, backward=True,
-                               any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    raise ValueError(f"`{path}`: a frame without a timestamp; cannot align it to episode rows")
-                k = round((float(frame.time) - from_ts) * float(fps))
-                if k < start:
-                    continue
-                if k >= stop:
-                    break
-                if k != start + got or abs(float(frame.time) - (from_ts + k / float(fps))) > half:
-                    raise ValueError(
-                        f"`{path}`: episode {episode_index} frame {start + got} expected at "
-                        f"{from_ts + (start + got) / float(fps):.4f} s, found a frame at {float(frame.time):.4f} s "
-                        "(dropped or duplicated frame; the video does not match the parquet rows)"
-                    )
-                rgb = frame.to_ndarray(format="rgb24", width=width, height=height,
-                                       interpolation="AREA" if size is not None else None)
-                if out is None:
-                    out = np.empty((count, *rgb.shape), np.uint8)
-                out[got] = rgb
-                got += 1
-                if got == count:
-                    break
-        if got != count:
+        try:
+            frames = _decode_rows(path, from_ts, self.fps, start, stop, size)
+        except av.FFmpegError as err:
+            decoders = sorted(c for c in av.codecs_available if c in _VIDEO_DECODERS)
             raise ValueError(
-                f"`{path}`: decoded {got} frames for episode {episode_index} rows {start}:{stop}, expected {count} "
-                f"(from_timestamp {from_ts:.4f} s at {self.fps} fps); the video is shorter than the episode"
+                f"`{path}` (feature `{key}`, codec {feature.get('info', {}).get('video.codec', '?')}) could not be "
+                f"decoded: {err}. This PyAV/FFmpeg build has the decoders {decoders}; AV1 needs libdav1d or "
+                "libaom-av1 (install PyAV wheels from PyPI, which bundle dav1d)"
+            ) from err
+        if len(frames) != stop - start:
+            raise ValueError(
+                f"`{path}`: decoded {len(frames)} frames for episode {episode_index} rows {start}:{stop}, expected "
+                f"{stop - start} (from_timestamp {from_ts:.4f} s at {self.fps} fps); the video is shorter than "
+                "the episode"
             )
-        if out is None:
+        if not frames:
             h, w = size if size is not None else feature["shape"][:2]
-            out = np.zeros((0, h, w, 3), np.uint8)
-        return out
+            return np.zeros((0, h, w, 3), np.uint8)
+        return np.stack(frames)
 
     def read_frames(self, key: str, episode_index: int, *, size: tuple[int, int] | None = None) -> np.ndarray:
         """All frames of one episode of camera `key` (video or image dtype) as uint8 (T, H, W, 3)."""
@@ -449,6 +424,43 @@ def decode_image_bytes(data: bytes, key: str = "image") -> np.ndarray:
     if not frames:
         raise ValueError(f"feature `{key}`: could not decode a {codec} image")
     return frames[0].to_ndarray(format="rgb24")
+
+
+def _decode_rows(
+    path: Path, from_ts: float, fps: float, start: int, stop: int, size: tuple[int, int] | None
+) -> list[np.ndarray]:
+    """Rows start:stop of an episode whose frame k sits at `from_ts + k / fps` in `path`: one seek to the
+    keyframe before row `start`, then sequential decoding. Raises on a dropped or duplicated frame."""
+    fps = float(Fraction(fps).limit_denominator(1001))
+    half = 0.5 / fps  # a frame belongs to the row whose time is within half a period
+    first_ts = from_ts + start / fps
+    height, width = size if size is not None else (None, None)
+    frames: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if first_ts > half:
+            container.seek(max(int((first_ts - half) / stream.time_base), 0), stream=stream, backward=True,
+                           any_frame=False)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                raise ValueError(f"`{path}`: a frame without a timestamp; cannot align it to episode rows")
+            k = round((float(frame.time) - from_ts) * fps)
+            if k < start:
+                continue
+            if k >= stop:
+                break
+            expected = start + len(frames)
+            if k != expected or abs(float(frame.time) - (from_ts + k / fps)) > half:
+                raise ValueError(
+                    f"`{path}`: row {expected} expected at {from_ts + expected / fps:.4f} s, found a frame at "
+                    f"{float(frame.time):.4f} s (dropped or duplicated frame; the video does not match the rows)"
+                )
+            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height,
+                                           interpolation="AREA" if size is not None else None))
+            if len(frames) == stop - start:
+                break
+    return frames
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
