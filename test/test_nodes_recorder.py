@@ -243,3 +243,23 @@ def test_record_keys_client_calls_recorder_services(ros_context, tmp_path):
         h.recorder.trigger_cleanup()
         keys.destroy_node()
         h.close()
+
+
+def test_recorder_yaml_documents_every_parameter_and_configures(ros_context, tmp_path):
+    import yaml
+
+    from vqbet_ros.nodes.recorder_node import PARAMETERS
+
+    path = Path(__file__).resolve().parents[1] / "config" / "recorder.yaml"
+    values = yaml.safe_load(path.read_text())["recorder"]["ros__parameters"]
+    text = path.read_text()
+    assert [name for name in PARAMETERS if f" {name}:" not in text] == []  # set or shown commented out
+    assert set(values) - {"use_sim_time"} <= set(PARAMETERS)
+    values.update(root=str(tmp_path))
+    overrides = [Parameter(k, value=v) for k, v in values.items() if k != "use_sim_time"]
+    node = RecorderNode(context=ros_context, parameter_overrides=overrides)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.destroy_node()
