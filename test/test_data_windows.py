@@ -65,7 +65,7 @@ def test_sequence_indices_mark_context_and_filler_positions():
     assert obs.tolist() == [1, 2, 3, 3, 3]
     assert target.tolist() == [F, F, P, F, F]
     assert act[2].tolist() == [3, 3, 3]
-    assert pad.tolist() == [[P] * 3, [P] * 3, [F, P, P], [P] * 3, [P] * 3]
+    assert pad.tolist() == [[F, F, F], [F, F, P], [F, P, P], [P] * 3, [P] * 3]
 
 
 def test_window_dataset_sample_values_at_episode_boundaries():
@@ -101,7 +101,22 @@ def test_window_dataset_sequence_mode_targets_each_frame_once():
     assert sorted(targets.tolist()) == list(range(10))
     assert batch[constants.STATE][0, :, 0].tolist() == [0, 0, 0, 1]
     assert batch[constants.STATE][4, :, 0].tolist() == [6, 7, 8, 9]
-    assert batch[constants.ACTION_IS_PAD][4].tolist() == [[P] * 3, [P] * 3, [F, F, P], [F, P, P]]
+    assert batch[constants.ACTION_IS_PAD][4].tolist() == [[F, F, F], [F, F, F], [F, F, P], [F, P, P]]
+
+
+def test_sequence_windows_ending_at_targets_equal_window_mode_samples():
+    windows = WindowDataset(tiny_arrays(), RANGES, n_obs_steps=T, chunk_size=W)
+    seqs = WindowDataset(tiny_arrays(), RANGES, n_obs_steps=T, chunk_size=W, sequence_length=5)
+    seq = seqs.get_batch(np.arange(len(seqs)))
+    seen = []
+    for b in range(len(seqs)):
+        for j in np.nonzero(seq["target_mask"][b])[0]:
+            frame = int(seq[constants.STATE][b, j, 0])
+            expected = windows[frame]
+            for key in (constants.STATE, constants.ACTION, constants.ACTION_IS_PAD):
+                np.testing.assert_array_equal(seq[key][b, j - T + 1:j + 1], expected[key])
+            seen.append(frame)
+    assert sorted(seen) == list(range(10))
 
 
 def test_window_dataset_only_draws_requested_episodes():

@@ -15,10 +15,15 @@ Rules (reference §3 "Short history at episode start", §12 gotchas 10 and 12):
   without teaching the policy a fake "hold still" chunk.
 
 Sequence mode (for training efficiency): one sample is L consecutive positions starting T-1 rows before a
-first target row t0; with a banded causal mask (each position attends to itself and the T-1 before it) every
-target position sees exactly its T-step history. The first T-1 positions are context only and positions past
-the episode end are filler: both have `target_mask` False and their whole chunk flagged in `action_is_pad`.
-Consecutive samples of an episode advance t0 by L-T+1, so each frame is a target exactly once per epoch.
+first target row t0, so each frame is encoded once and shared by the T-step windows that contain it.
+Positions k >= T-1 inside the episode are targets (`target_mask`): the T positions ending at a target
+(cut out, or seen through a banded causal mask) are exactly the window-mode sample of that frame, pads
+included. The first T-1 positions are context (real or first-frame rows, chunks unflagged, so the windows
+ending at the first targets match window mode). Positions past the episode end are filler: clamped to the
+last frame, their whole chunk flagged in `action_is_pad`. A window ending at a filler position is not a
+training window: consumers that train every position of a window must drop windows whose last position has
+`target_mask` False (training only the last position of each window needs nothing more). Consecutive samples
+of an episode advance t0 by L-T+1, so each frame is a target exactly once per epoch.
 """
 from __future__ import annotations
 
@@ -64,8 +69,8 @@ def sequence_indices(
 
     Positions k = 0..L-1 stand for rows t0 - (T-1) + k, clamped into the episode (first frame before it,
     last frame after it). Returns obs (L,), action (L, W), action_is_pad (L, W) and target_mask (L,), where
-    target_mask is True for positions k >= T-1 that lie inside the episode; action_is_pad is True for every
-    step of a non-target position and for chunk steps past the episode end.
+    target_mask is True for positions k >= T-1 that lie inside the episode; action_is_pad is True for chunk
+    steps past the episode end and for every step of a filler position (row past the episode end).
     """
     if not ep_start <= t0 < ep_end:
         raise IndexError(f"row {t0} is outside its episode [{ep_start}, {ep_end})")
@@ -73,9 +78,10 @@ def sequence_indices(
         raise ValueError(f"sequence_length ({sequence_length}) must be >= n_obs_steps ({n_obs_steps})")
     rows = np.arange(t0 - n_obs_steps + 1, t0 - n_obs_steps + 1 + sequence_length, dtype=np.int64)  # (L,)
     obs = np.clip(rows, ep_start, ep_end - 1)
-    target = (np.arange(sequence_length) >= n_obs_steps - 1) & (rows < ep_end)
+    filler = rows >= ep_end
+    target = (np.arange(sequence_length) >= n_obs_steps - 1) & ~filler
     steps = obs[:, None] + np.arange(chunk_size, dtype=np.int64)[None, :]  # (L, W)
-    is_pad = (steps >= ep_end) | ~target[:, None]
+    is_pad = (steps >= ep_end) | filler[:, None]
     return obs, np.minimum(steps, ep_end - 1), is_pad, target
 
 
@@ -202,8 +208,9 @@ class WindowDataset(torch.utils.data.Dataset):
         is_pad = steps >= end[:, None, None]
         out = {"obs": obs, "action": np.minimum(steps, end[:, None, None] - 1)}
         if self.sequence_length is not None:
-            target = (np.arange(L) >= T - 1)[None, :] & (rows < end[:, None])  # (B, L)
-            is_pad = is_pad | ~target[:, :, None]
+            filler = rows >= end[:, None]  # (B, L)
+            target = (np.arange(L) >= T - 1)[None, :] & ~filler
+            is_pad = is_pad | filler[:, :, None]
             out["target_mask"] = target
         out[constants.ACTION_IS_PAD] = is_pad
         return out
