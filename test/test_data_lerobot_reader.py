@@ -33,6 +33,11 @@ def test_reader_columns_have_feature_shapes(so101):
     np.testing.assert_allclose(so101.stats[constants.ACTION]["min"], so101.read_column(constants.ACTION).min(0))
 
 
+def test_reader_flattens_dict_style_joint_names(so101):
+    assert so101.feature_names(constants.STATE) == ["j0", "j1", "j2", "j3", "j4", "j5"]
+    assert so101.feature_names(constants.TIMESTAMP) is None
+
+
 def test_reader_decodes_one_episode_with_its_frame_count(so101):
     frames = so101.decode_video(WRIST, 4)
     assert frames.shape == (90, 360, 640, 3) and frames.dtype == np.uint8

@@ -134,6 +134,14 @@ class LeRobotDataset:
             return {int(i): str(t) for t, i in zip(frame["task"], frame["task_index"])}
         return {int(i): str(t) for t, i in zip(frame.index, frame["task_index"])}
 
+    def feature_names(self, key: str) -> list[str] | None:
+        """Ordered element names of a vector feature (joint names); LeRobot's older dict form such as
+        `{"motors": [...]}` is flattened. None when the dataset gives no names."""
+        names = self._feature(key).get("names")
+        if isinstance(names, dict):
+            names = [str(n) for group in names.values() for n in (group if isinstance(group, list) else [group])]
+        return None if names is None else [str(n) for n in names]
+
     def episode_stats(self, episode_index: int) -> dict[str, dict[str, np.ndarray]]:
         """Per-episode statistics from the `stats/<feature>/<stat>` columns of meta/episodes."""
         row = self._episode_table.iloc[self._position(episode_index)]
