@@ -97,10 +97,11 @@ def _default_names(key: str, size: int) -> list[str]:
     return [f"{key.rsplit('.', 1)[-1]}_{i}" for i in range(size)]
 
 
-def convert(args: argparse.Namespace) -> dict:
-    """Run the conversion described by parsed `args`; returns a summary dict (episodes, frames, seconds)."""
-    root = open_replay(args.zarr)
-    data = root["data"]
+def _map_keys(args: argparse.Namespace, data) -> tuple[dict[str, tuple], object, dict[str, dict]]:
+    """Zarr arrays for each dataset key, the image array (or None) and the LeRobot features they make.
+
+    Sources map a dataset key to (zarr array, column slice); each row is flattened to a float32 vector.
+    """
     available = sorted(data.array_keys())
 
     def need(key: str, option: str):
@@ -108,7 +109,6 @@ def convert(args: argparse.Namespace) -> dict:
             raise KeyError(f"`{option}`: `{args.zarr}` has no `data/{key}`; available keys: {available}")
         return data[key]
 
-    # dataset key -> (zarr array, row -> flat float32 vector)
     sources: dict[str, tuple] = {}
     if args.state_key:
         sources[constants.STATE] = (need(args.state_key, "--state-key"), args.state_slice)
@@ -117,7 +117,6 @@ def convert(args: argparse.Namespace) -> dict:
     for key in args.extra_key:
         sources[constants.low_dim_key(key)] = (need(key, "--extra-key"), slice(None))
     sources[constants.ACTION] = (need(args.action_key, "--action-key"), slice(None))
-    camera_key = constants.image_key(args.camera)
     images = None if args.no_video or not args.image_key else need(args.image_key, "--image-key")
 
     features = {}
@@ -132,48 +131,64 @@ def convert(args: argparse.Namespace) -> dict:
     if images is not None:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"`--image-key {args.image_key}`: expected (N, H, W, 3) images, got {images.shape}")
-        features[camera_key] = {"dtype": "video", "shape": [int(images.shape[1]), int(images.shape[2]), 3],
-                                "names": ["height", "width", "channels"]}
+        features[constants.image_key(args.camera)] = {
+            "dtype": "video", "shape": [int(images.shape[1]), int(images.shape[2]), 3],
+            "names": ["height", "width", "channels"],
+        }
+    return sources, images, features
 
+
+def _encoding(args: argparse.Namespace) -> VideoEncoding:
+    kwargs = {"codec": args.video_codec, "gop": args.gop}
+    if args.crf is not None:
+        kwargs["crf"] = args.crf
+    if args.video_codec == "libx264":
+        kwargs["preset"] = "veryfast"
+    return VideoEncoding(**kwargs)
+
+
+def _add_episode(writer: LeRobotWriter, args, sources: dict[str, tuple], images, start: int, stop: int) -> None:
+    """Read rows start:stop from the zarr and feed them to the writer as one episode."""
+    values = {}
+    for key, (array, cols) in sources.items():
+        rows = np.asarray(array[start:stop])
+        rows = rows[:, cols] if cols != slice(None) else rows
+        values[key] = rows.reshape(stop - start, -1).astype(np.float32)
+    frames = images_to_uint8(np.asarray(images[start:stop])) if images is not None else None
+    camera_key = constants.image_key(args.camera)
+    writer.start_episode(task=args.task)
+    for t in range(stop - start):
+        frame = {key: v[t] for key, v in values.items()}
+        if frames is not None:
+            frame[camera_key] = frames[t]
+        writer.add_frame(frame)
+
+
+def convert(args: argparse.Namespace) -> dict:
+    """Run the conversion described by parsed `args`; returns a summary dict (episodes, frames, seconds)."""
+    root = open_replay(args.zarr)
+    sources, images, features = _map_keys(args, root["data"])
     ranges = episode_ranges_from_ends(root["meta/episode_ends"][:])
     if args.max_episodes is not None:
         if args.max_episodes < 1:
             raise ValueError(f"`--max-episodes` must be >= 1, got {args.max_episodes}")
         ranges = ranges[: args.max_episodes]
-
+    encoding = _encoding(args)
     if (args.output / "meta" / "info.json").exists():
         if not args.overwrite:
             raise FileExistsError(f"`{args.output}` already holds a dataset; pass --overwrite or pick a new path")
         shutil.rmtree(args.output)
-    encoding_kwargs = {"codec": args.video_codec, "gop": args.gop}
-    if args.crf is not None:
-        encoding_kwargs["crf"] = args.crf
-    if args.video_codec == "libx264":
-        encoding_kwargs["preset"] = "veryfast"
-    writer = LeRobotWriter.create(
-        args.output, fps=args.fps, features=features, robot_type=args.robot_type,
-        video=VideoEncoding(**encoding_kwargs), put_timeout_s=_OFFLINE_PUT_TIMEOUT_S,
-    )
+    writer = LeRobotWriter.create(args.output, fps=args.fps, features=features, robot_type=args.robot_type,
+                                  video=encoding, put_timeout_s=_OFFLINE_PUT_TIMEOUT_S)
     started = time.monotonic()
     futures = []
     try:
         for e, (start, stop) in enumerate(ranges):
-            values = {}
-            for key, (array, cols) in sources.items():
-                rows = np.asarray(array[start:stop])
-                rows = rows[:, cols] if cols != slice(None) else rows
-                values[key] = rows.reshape(stop - start, -1).astype(np.float32)
-            frames = images_to_uint8(np.asarray(images[start:stop])) if images is not None else None
-            writer.start_episode(task=args.task)
-            for t in range(stop - start):
-                frame = {key: v[t] for key, v in values.items()}
-                if frames is not None:
-                    frame[camera_key] = frames[t]
-                writer.add_frame(frame)
+            _add_episode(writer, args, sources, images, start, stop)
             futures.append(writer.save_episode())
             logger.info("episode %d/%d queued (%d frames)", e + 1, len(ranges), stop - start)
         for future in futures:
-            future.result()
+            future.result()  # raises the writer's error for a failed episode
     finally:
         writer.close()
     return {
