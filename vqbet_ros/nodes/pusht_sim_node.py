@@ -9,7 +9,8 @@ Interface (topic names are parameters, all relative so a namespace or remap move
   `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
   Every stamped message of one instant carries the same stamp: the sim time of that observation.
 - subscribes `pusht/joint_trajectory` (`trajectory_msgs/JointTrajectory`: waypoint i is due at header.stamp +
-  time_from_start, a zero stamp meaning "now"; executed by `sim.schedule.TargetSchedule`) and `pusht/commands`
+  time_from_start, a zero stamp meaning "now"; executed by `sim.schedule.TargetSchedule`; an empty one means
+  "hold where you are", as for a joint_trajectory_controller) and `pusht/commands`
   (`std_msgs/Float64MultiArray`, [agent_x, agent_y], a target held until the next command).
 - service `~/reset` (`std_srvs/Trigger`): starts the next episode. Episode n (counting every started episode
   from 0) draws its initial state from seed `seed + n`, the same state `vqbet-eval` gets from
@@ -40,6 +41,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -155,6 +157,10 @@ class PushTSimNode(Node):
         self._clock_s = FAST_CLOCK_START_S
         self._wall_t0 = time.monotonic()  # monotonic time of the current episode's step 0 (real-time pacing)
         self.lockstep_timeouts = 0
+        # Fast mode: wall seconds from releasing an observation (/clock) to the first command after it, i.e. the
+        # decision latency seen through ROS (messaging included). The last 10000 are kept.
+        self.command_delays_s: deque[float] = deque(maxlen=10000)
+        self._released_wall: float | None = None
         # In-process observers called with the robot after every reset and step (under the lock, on the stepping
         # thread): `vqbet-demo` renders its video frames there. Keep them quick.
         self.step_observers: list[Callable[[PushTRobot], None]] = []
@@ -237,6 +243,9 @@ class PushTSimNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         with self._cond:
+            if not msg.points:  # an empty trajectory means "stop and hold" (joint_trajectory_controller)
+                self._schedule.clear(hold=self._robot.agent_xy)
+                return
             try:
                 times, positions = trajectory_to_waypoints(msg, self._now_sim_s())
                 accepted = self._schedule.set_chunk(times - self._episode_start_ros_s, positions,
@@ -250,7 +259,7 @@ class PushTSimNode(Node):
                     f"({self._now_sim_s():.3f} s); refused (stamp chunks with the observation time)",
                     throttle_duration_sec=5.0)
             else:
-                self._fresh_command = True
+                self._mark_fresh_command_locked()
             self._cond.notify_all()
 
     def _on_command(self, msg: Float64MultiArray) -> None:
@@ -258,10 +267,16 @@ class PushTSimNode(Node):
             target, _ = float64_multiarray_to_array(msg, JOINT_NAMES)
             with self._cond:
                 self._schedule.set_target(target)
-                self._fresh_command = True
+                self._mark_fresh_command_locked()
                 self._cond.notify_all()
         except ValueError as err:
             self.get_logger().error(f"`{self._p['command_topic']}`: {err}", throttle_duration_sec=5.0)
+
+    def _mark_fresh_command_locked(self) -> None:
+        self._fresh_command = True
+        if self._released_wall is not None:
+            self.command_delays_s.append(time.monotonic() - self._released_wall)
+            self._released_wall = None
 
     # --- stepping ---
     def _loop(self) -> None:
@@ -375,6 +390,8 @@ class PushTSimNode(Node):
             with self._cond:
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
                 clock = _time_msg(self._clock_s)
+                # an ended episode waits for ~/reset, not for a command
+                self._released_wall = None if status[-1] else time.monotonic()
             self._clock_pub.publish(Clock(clock=clock))
 
     def destroy_node(self):

@@ -140,6 +140,10 @@ class PushTRobot:
         return self.step_index * self.dt_s
 
     @property
+    def coverage(self) -> float:
+        return self._coverage
+
+    @property
     def success(self) -> bool:
         return self._coverage > self._env.success_threshold
 
