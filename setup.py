@@ -43,13 +43,14 @@ setup(
         "pyarrow",
         "pandas",
         "av",
+        "zarr>=3",
         "tqdm",
         "matplotlib",
     ],
     extras_require={
         "ros": ROS_WHEELS,
-        "sim": ["gym-pusht", "zarr>=3"],
-        "train": ["tensorboard", "zarr>=3"],
+        "sim": ["gym-pusht"],
+        "train": ["tensorboard", "gym-pusht"],
         "test": [
             "pytest",
             "pytest-timeout",
