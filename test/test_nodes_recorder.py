@@ -14,6 +14,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
@@ -38,10 +39,11 @@ def _image(k: int) -> np.ndarray:
 class FakeRobot(Node):
     """Publishes every stream at 30 Hz; message k carries values derived from k, and logs (stamp, k)."""
 
-    def __init__(self, context, publish_wrist: bool = True):
+    def __init__(self, context, publish_wrist: bool = True, wrist_best_effort: bool = False):
         super().__init__("fake_robot", context=context)
         self.front = self.create_publisher(Image, "cam/front/image_raw", 5)
-        self.wrist = self.create_publisher(CompressedImage, "cam/wrist/image_raw/compressed", 5)
+        self.wrist = self.create_publisher(CompressedImage, "cam/wrist/image_raw/compressed",
+                                           qos_profile_sensor_data if wrist_best_effort else 5)
         self.state = self.create_publisher(JointState, "joint_states", 5)
         self.action = self.create_publisher(JointTrajectory, "leader/joint_trajectory", 5)
         self.publish_wrist = publish_wrist
@@ -88,8 +90,8 @@ def _params(root: Path, **extra):
 
 
 class Harness:
-    def __init__(self, context, root: Path, publish_wrist=True, **extra):
-        self.robot = FakeRobot(context, publish_wrist)
+    def __init__(self, context, root: Path, publish_wrist=True, wrist_best_effort=False, **extra):
+        self.robot = FakeRobot(context, publish_wrist, wrist_best_effort)
         self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra))
         self.client = Node("test_client", context=context)
         self.clients = {n: self.client.create_client(Trigger, f"/recorder/{n}")
@@ -160,6 +162,8 @@ def test_recorder_records_episodes_that_match_what_was_published(ros_context, tm
         assert start_sent <= t0 <= stop_sent
         # Every tick t0 + k/fps up to the stop request is kept: duration x fps, +-1 for where stop landed.
         assert (stop_sent - t0) * FPS <= episode["length"] <= (stop_received - t0) * FPS + 1
+        # ... and exactly one row per tick from start to the instant the recorder handled the stop.
+        assert episode["length"] == int(np.floor((episode["recorder/stop_stamp_s"] - t0) * FPS + 1e-9)) + 1
         assert episode["recorder/stale_frames"] == 0
         lo, hi = episode["dataset_from_index"], episode["dataset_to_index"]
         ks = [_expected_k(h.robot.log, t0 + i / FPS) for i in range(episode["length"])]
@@ -197,6 +201,21 @@ def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
     assert not (tmp_path / "demo" / "meta" / "info.json").exists()  # nothing was recorded
 
 
+def test_recorder_start_refusal_explains_best_effort_publisher(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path, wrist_best_effort=True)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.4)
+        _, _, reply = h.call("start_episode")
+        assert not reply.success
+        assert "camera `wrist`" in reply.message and "set stream_qos: best_effort" in reply.message
+    finally:
+        h.recorder.trigger_deactivate()
+        h.recorder.trigger_cleanup()
+        h.close()
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -205,6 +224,7 @@ def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
         {"joint_names": ["shoulder", "shoulder"]},
         {"action_type": "Twist"},
         {"camera_transports": ["raw", "theora"]},
+        {"stream_qos": "fast"},
     ],
 )
 def test_recorder_configure_fails_on_bad_parameters(ros_context, tmp_path, extra):

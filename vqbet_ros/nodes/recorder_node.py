@@ -29,7 +29,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -39,10 +39,15 @@ from vqbet_ros import constants
 from vqbet_ros.nodes import msg_convert
 from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, RecorderConfig
 
-# Every input is a sensor-like stream where only recent messages matter: BEST_EFFORT, KEEP_LAST 5 receives from
-# both BEST_EFFORT and RELIABLE publishers (ros2-deployment-reference.md §2 "QoS"); a RELIABLE subscriber would
-# hear nothing from a BEST_EFFORT camera driver.
-STREAM_QOS = qos_profile_sensor_data
+# Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
+# 2-core machine a BEST_EFFORT subscriber received 640x480 rgb8 images at ~9 Hz of 30 Hz published (large
+# messages are fragmented and a lost fragment loses the frame), a RELIABLE one at ~26 Hz (bench/recorder_load.py
+# notes). A RELIABLE subscriber hears nothing from a BEST_EFFORT publisher (ros2-deployment-reference.md §2
+# "QoS"): for such drivers set `stream_qos: best_effort`; a refused start says when this is the cause.
+STREAM_QOS = {
+    "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE),
+    "best_effort": qos_profile_sensor_data,
+}
 
 _S = ParameterType.PARAMETER_STRING
 _SA = ParameterType.PARAMETER_STRING_ARRAY
@@ -77,6 +82,8 @@ PARAMETERS = {  # name: (default, type, description)
     "encoder_threads": (1, _I, "encoder threads per camera (0 = encoder default)"),
     "max_queue_s": (10.0, _D, "seconds of frames per camera that may wait for the encoder before recording "
                               "stops with an error"),
+    "stream_qos": ("reliable", _S, "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
+                                   "(hears every publisher)"),
     "autostart": (False, _B, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
 }
 
@@ -97,6 +104,7 @@ class RecorderNode(LifecycleNode):
         self._sensor_group = ReentrantCallbackGroup()  # subscriptions: only touch the thread-safe cache
         self._services = []
         self._stream_subs = []
+        self._topics: dict[str, str] = {}  # dataset key -> resolved topic
         self._timer = None
         if self.get_parameter("autostart").value:
             # A one-shot timer so configure/activate run inside the executor, like a lifecycle manager's calls.
@@ -126,6 +134,8 @@ class RecorderNode(LifecycleNode):
         bad = [t for t in transports if t not in ("raw", "compressed")]
         if bad:
             raise ValueError(f"`camera_transports` has {bad}; each entry is `raw` or `compressed`")
+        if p["stream_qos"] not in STREAM_QOS:
+            raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
         if not p["dataset_name"]:
             raise ValueError("`dataset_name` is not set; name the dataset folder, e.g. dataset_name:=pick_cube")
         if not p["action_topic"]:
@@ -250,9 +260,10 @@ class RecorderNode(LifecycleNode):
                 return
             self._recorder.put(key, value, stamp_s if stamp_s is not None else self._now_s())
 
-        self._stream_subs.append(
-            self.create_subscription(msg_type, topic, callback, STREAM_QOS, callback_group=self._sensor_group)
-        )
+        self._topics[key] = topic
+        self._stream_subs.append(self.create_subscription(
+            msg_type, topic, callback, STREAM_QOS[self._param("stream_qos")], callback_group=self._sensor_group
+        ))
 
     def _tick_cb(self) -> None:
         report = self._recorder.tick(self._now_s())
@@ -272,9 +283,27 @@ class RecorderNode(LifecycleNode):
     def _start_cb(self, request, response: Trigger.Response) -> Trigger.Response:
         if self._refuse_inactive(response):
             return response
-        response.success, response.message = self._recorder.start(self._now_s())
+        now_s = self._now_s()
+        response.success, response.message = self._recorder.start(now_s)
+        if not response.success:
+            response.message += self._qos_hints(now_s)
         self._log(response.message, response.success)
         return response
+
+    def _qos_hints(self, now_s: float) -> str:
+        """Why a never-received stream may be silent: no publisher, or a QoS the subscription cannot match."""
+        hints = []
+        for key, reason in self._recorder.cache.sample(now_s).stale.items():
+            if reason != "never received":
+                continue
+            topic = self._topics[key]
+            infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
+            if not infos:
+                hints.append(f"nobody publishes `{topic}` (check the name or remap)")
+            elif self._param("stream_qos") == "reliable" and all(
+                    i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
+                hints.append(f"`{topic}` is published BEST_EFFORT; set stream_qos: best_effort")
+        return (". Hints: " + "; ".join(hints)) if hints else ""
 
     def _stop_cb(self, request, response: Trigger.Response) -> Trigger.Response:
         if self._refuse_inactive(response):

@@ -427,6 +427,7 @@ class EpisodeRecorder:
             "recorder/stale_frames": episode.stale_frames,
             "recorder/stale_by_stream": json.dumps({k: n for k, n in sorted(episode.stale_by_stream.items())}),
             "recorder/start_stamp_s": episode.t0_s,
+            "recorder/stop_stamp_s": episode.stop_at_s if episode.stop_at_s is not None else float("nan"),
         }
         future = self.writer.save_episode(extras)
         self.saved_futures = [f for f in self.saved_futures if not f.done()] + [future]
