@@ -11,7 +11,9 @@ pytest.importorskip("zarr")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
 from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode  # noqa: E402
@@ -36,6 +38,9 @@ def _run(context, teleop_params, timeout_s=30.0):
 
     service("start_episode")
     service("stop_episode")
+    seen = {"commands": [], "joints": []}
+    fake_recorder.create_subscription(JointTrajectory, "pusht/joint_trajectory", seen["commands"].append, 100)
+    fake_recorder.create_subscription(JointState, "joint_states", seen["joints"].append, 100)
     teleop = ReplayTeleopNode(context=context, parameter_overrides=_params(**teleop_params))
     executor = SingleThreadedExecutor(context=context)
     for node in (sim, fake_recorder, teleop):
@@ -47,23 +52,29 @@ def _run(context, teleop_params, timeout_s=30.0):
     executor.shutdown()
     for node in (teleop, fake_recorder, sim):
         node.destroy_node()
-    return teleop, final, calls, sim.lockstep_timeouts
+    return teleop, final, calls, sim.lockstep_timeouts, seen
 
 
 def test_replay_teleop_reproduces_demo_through_ros(ros_context, shared_dir):
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
     demo = PushTDemos(zarr).episode(6)  # 69 steps
-    teleop, final, _, timeouts = _run(ros_context, dict(zarr_path=str(zarr), episodes=[6]))
+    teleop, final, _, timeouts, seen = _run(ros_context, dict(zarr_path=str(zarr), episodes=[6]))
     assert teleop.finished and teleop.replayed == [6]
     assert final.step == len(demo) and timeouts == 0
+    # Command k is stamped with observation k (what a recorder pairs it with) and commands demo action k.
+    stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in seen["joints"]]
+    commands = seen["commands"]
+    assert len(commands) == len(demo)
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for m in commands] == stamps[:len(demo)]
+    np.testing.assert_allclose([m.points[0].positions for m in commands], demo.actions)
     np.testing.assert_allclose(final.agent_xy, demo.actions[-1], atol=15.0)
     assert final.coverage > 0.85  # the human pushed the T onto the goal
 
 
 def test_replay_teleop_frames_each_demo_with_recorder_services(ros_context, shared_dir):
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
-    teleop, final, calls, _ = _run(ros_context, dict(
-        zarr_path=str(zarr), episodes=[0, 1], max_steps=8, message_type="joint_trajectory",
+    teleop, final, calls, _, _ = _run(ros_context, dict(
+        zarr_path=str(zarr), episodes=[0, 1], max_steps=8, message_type="float64_multiarray",
         start_episode_service="fake_recorder/start_episode", stop_episode_service="fake_recorder/stop_episode"))
     assert teleop.replayed == [0, 1]
     # start before the first command (sim still at step 0), stop after the 8th step's observation

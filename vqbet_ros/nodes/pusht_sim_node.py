@@ -4,7 +4,9 @@ chunks and direct targets in; episodes reset by service. Real time, or as fast a
 Interface (topic names are parameters, all relative so a namespace or remap moves them):
 - publishes `camera/image_raw` (`sensor_msgs/Image`, rgb8, 96x96), `joint_states` (`sensor_msgs/JointState`,
   joints `agent_x`, `agent_y` in PushT pixels), `pusht/status` (`std_msgs/Float64MultiArray`, values in the
-  order of `STATUS_FIELDS`: coverage, success, step, episode, done; the layout's dim label lists them),
+  order of `STATUS_FIELDS`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec, the last two
+  the exact stamp of the observation it belongs to, since the message has no header; the layout's dim label
+  lists the fields),
   extra low-dim observations `pusht/keypoints` (18), `pusht/keypoints_gym` (16), `pusht/block_pose` (3) as
   `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
   Every stamped message of one instant carries the same stamp: the sim time of that observation.
@@ -64,7 +66,7 @@ from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
 from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, PushTRobot
 from vqbet_ros.sim.schedule import TargetSchedule
 
-STATUS_FIELDS = ("coverage", "success", "step", "episode", "done")
+STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
 LOCKSTEP_MODES = ("each_step", "chunk", "off")
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
@@ -95,7 +97,8 @@ PARAMETERS = {  # name: (default, description)
     "frame_id": ("pusht_world", "frame of the camera image and the block pose"),
     "image_topic": ("camera/image_raw", "camera output (sensor_msgs/Image rgb8)"),
     "joint_states_topic": ("joint_states", "agent position as joints agent_x, agent_y"),
-    "status_topic": ("pusht/status", "Float64MultiArray [coverage, success, step, episode, done]"),
+    "status_topic": ("pusht/status", "Float64MultiArray [coverage, success, step, episode, done, stamp_sec, "
+                                     "stamp_nanosec]"),
     "low_dim_topic_prefix": ("pusht/", "prefix of the low-dim topics keypoints, keypoints_gym, block_pose"),
     "block_pose_stamped_topic": ("pusht/block_pose_stamped", "block pose as geometry_msgs/PoseStamped"),
     "trajectory_topic": ("pusht/joint_trajectory", "JointTrajectory chunks to execute by time"),
@@ -361,6 +364,7 @@ class PushTSimNode(Node):
     def _publish(self, snapshot: tuple) -> None:
         obs, stamp_s, status = snapshot
         stamp = _time_msg(stamp_s)
+        status = status + [float(stamp.sec), float(stamp.nanosec)]
         frame_id = self._p["frame_id"]
         image = Image()
         image.header.stamp, image.header.frame_id = stamp, frame_id

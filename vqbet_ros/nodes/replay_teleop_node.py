@@ -11,8 +11,11 @@ For each demo episode in `episodes` (from the Diffusion Policy zarr at `zarr_pat
    recorder's stop service (`stop_episode_service`, optional) and go on with the next demo.
 The node exits (`finished`) when every listed episode was replayed.
 
-Commands are `std_msgs/Float64MultiArray` [agent_x, agent_y] (`message_type: float64_multiarray`), or a
-one-point `trajectory_msgs/JointTrajectory` (`joint_trajectory`: zero stamp = now, due one step later).
+Commands are one-point `trajectory_msgs/JointTrajectory` messages (`message_type: joint_trajectory`, the
+default) stamped with the observation they answer and due one step later (the end of the step they command),
+or `std_msgs/Float64MultiArray` [agent_x, agent_y] (`float64_multiarray`). The stamp matters to a recorder:
+it pairs each frame with the latest command stamped at or before the frame, and a header-less command only
+has its receive time, a little after the observation it answers, so it would be paired with the next frame.
 Because the sim resets the block exactly to the demo's pose and the physics is deterministic, the replayed
 episode is the human demonstration (test/test_sim_demo_replay.py).
 """
@@ -22,7 +25,7 @@ import re
 from pathlib import Path
 
 import rclpy
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -37,7 +40,8 @@ from vqbet_ros.sim.demo_replay import PushTDemos
 from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
-_STEP, _EPISODE, _DONE = (STATUS_FIELDS.index(f) for f in ("step", "episode", "done"))
+_STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
+    STATUS_FIELDS.index(f) for f in ("step", "episode", "done", "stamp_sec", "stamp_nanosec"))
 
 PARAMETERS = {  # name: (default, description)
     "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
@@ -47,7 +51,8 @@ PARAMETERS = {  # name: (default, description)
     "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
     "command_topic": ("", "where teleop commands go (the sim and the recorder listen); empty = the sim's input "
                           "for `message_type`: pusht/commands or pusht/joint_trajectory"),
-    "message_type": ("float64_multiarray", "`float64_multiarray` or `joint_trajectory`"),
+    "message_type": ("joint_trajectory", "`joint_trajectory` (stamped with the observation it answers) or "
+                                         "`float64_multiarray` (no stamp)"),
     "start_episode_service": ("", "recorder service called before each demo (std_srvs/Trigger); empty = none"),
     "stop_episode_service": ("", "recorder service called after each demo (std_srvs/Trigger); empty = none"),
 }
@@ -84,7 +89,9 @@ class ReplayTeleopNode(Node):
         self.replayed: list[int] = []  # demo episodes fully replayed
         self._demo = None
         self._sim_episode: int | None = None  # the sim's episode number of the demo being replayed
-        self._latest_step = -1  # the newest step of `_sim_episode` seen on the status topic
+        # sim episode -> (newest step seen on the status topic, stamp of its observation); kept for every episode
+        # because the first status of a new episode can arrive before the reset's reply names the episode.
+        self._newest: dict[int, tuple[int, Time]] = {}
         self._last_step = -1  # the newest sim step answered with a command
         self._next_action = 0
         self._playing = False
@@ -120,7 +127,7 @@ class ReplayTeleopNode(Node):
         if not response.success or match is None:
             self._fail(f"the sim's reset failed: {response.message!r}")
             return
-        self._sim_episode, self._latest_step = int(match.group(1)), 0
+        self._sim_episode = int(match.group(1))
         if self._start is None:
             self._play()
         else:
@@ -136,27 +143,29 @@ class ReplayTeleopNode(Node):
     def _play(self) -> None:
         self.get_logger().info(f"replaying demo episode {self._demo.index} ({len(self._demo)} steps) "
                                f"as sim episode {self._sim_episode}")
-        self._playing, self._next_action, self._last_step = True, 0, self._latest_step
-        self._send_next_action()
+        step, stamp = self._newest.get(self._sim_episode, (-1, None))
+        self._playing, self._next_action, self._last_step = True, 0, step
+        self._send_next_action(stamp)
 
     def _on_status(self, msg: Float64MultiArray) -> None:
-        if int(msg.data[_EPISODE]) != self._sim_episode:
-            return
-        step = int(msg.data[_STEP])
-        self._latest_step = max(self._latest_step, step)
-        if not self._playing or step <= self._last_step:
-            return  # not replaying, the still robot streaming, or an observation already answered
+        episode, step = int(msg.data[_EPISODE]), int(msg.data[_STEP])
+        stamp = Time(sec=int(msg.data[_SEC]), nanosec=int(msg.data[_NANOSEC]))
+        if step >= self._newest.get(episode, (-1, None))[0]:
+            self._newest[episode] = (step, stamp)
+        if not self._playing or episode != self._sim_episode or step <= self._last_step:
+            return  # not replaying, an old episode, the still robot streaming, or an observation answered
         self._last_step = step
         if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
             self._finish_demo()
         else:
-            self._send_next_action()
+            self._send_next_action(stamp)
 
-    def _send_next_action(self) -> None:
+    def _send_next_action(self, stamp: Time | None) -> None:
         target = self._demo.actions[self._next_action]
         self._next_action += 1
         if self._trajectory:
-            msg = JointTrajectory(joint_names=list(JOINT_NAMES))  # zero stamp: "now"
+            msg = JointTrajectory(joint_names=list(JOINT_NAMES))
+            msg.header.stamp = stamp if stamp is not None else Time()  # zero: "now"
             msg.points.append(JointTrajectoryPoint(positions=target.tolist(),
                                                    time_from_start=Duration(nanosec=int(1e9 / CONTROL_HZ))))
         else:
