@@ -77,8 +77,9 @@ def test_replay_teleop_frames_each_demo_with_recorder_services(ros_context, shar
         zarr_path=str(zarr), episodes=[0, 1], max_steps=8, message_type="float64_multiarray",
         start_episode_service="fake_recorder/start_episode", stop_episode_service="fake_recorder/stop_episode"))
     assert teleop.replayed == [0, 1]
-    # start before the first command (sim still at step 0), stop after the 8th step's observation
-    assert calls == [("start_episode", 0), ("stop_episode", 8), ("start_episode", 0), ("stop_episode", 8)]
+    # start after the one-step pre-roll hold and before the first demo command, stop after the observation
+    # that follows the 8th demo step
+    assert calls == [("start_episode", 1), ("stop_episode", 9), ("start_episode", 1), ("stop_episode", 9)]
 
 
 def test_replay_teleop_refuses_missing_episode(ros_context, shared_dir):

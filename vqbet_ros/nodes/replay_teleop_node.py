@@ -2,7 +2,10 @@
 
 For each demo episode in `episodes` (from the Diffusion Policy zarr at `zarr_path`):
 1. set the sim's `initial_state` parameter to the demo's first state and call the sim's `~/reset`;
-2. call the recorder's start service (`start_episode_service`, optional);
+2. with a recorder (`start_episode_service` set): command one step holding the agent where it starts (the
+   robot is at rest, so nothing moves; the recorder refuses to start before it has heard a command, so its
+   `action_max_age_s` must exceed one control period), then call the start service (retried a few times if
+   refused, e.g. while a camera is not heard yet);
 3. publish the demo's actions on `command_topic`: the first at once, then one per new sim observation (the
    step counter of the sim's status topic). In lockstep (`mode: fast`) action k is exactly the target of the
    sim's k-th step; in real time a command can land a step early or late, as a human's would (the robot holds
@@ -27,6 +30,8 @@ from pathlib import Path
 import rclpy
 from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -39,6 +44,8 @@ from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
 from vqbet_ros.sim.demo_replay import PushTDemos
 from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
 
+START_ATTEMPTS = 10  # recorder start requests before giving up
+START_RETRY_S = 0.3  # wall seconds between them
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
 _STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
     STATUS_FIELDS.index(f) for f in ("step", "episode", "done", "stamp_sec", "stamp_nanosec"))
@@ -95,6 +102,10 @@ class ReplayTeleopNode(Node):
         self._last_step = -1  # the newest sim step answered with a command
         self._next_action = 0
         self._playing = False
+        self._preroll_step: int | None = None  # set while the pre-roll hold waits to be executed
+        self._start_attempts = 0
+        self._retry_timer = None
+        self._steady = RosClock(clock_type=ClockType.STEADY_TIME)  # retries must not wait for sim time
         self._waiting_for_services = self.create_timer(0.1, self._begin_when_ready)
 
     # --- sequencing (every step continues in the callback of the previous one; nothing blocks) ---
@@ -130,15 +141,32 @@ class ReplayTeleopNode(Node):
         self._sim_episode = int(match.group(1))
         if self._start is None:
             self._play()
-        else:
-            self._start.call_async(Trigger.Request()).add_done_callback(self._on_recording_started)
+            return
+        # A recorder refuses to start before it has a fresh command: pre-roll one step holding the agent where
+        # the demo starts (the robot is at rest, so nothing moves), then start recording.
+        step, stamp = self._newest.get(self._sim_episode, (-1, None))
+        self._preroll_step = step
+        self._publish_target(self._demo.initial_state[:2], stamp)
+
+    def _start_recording(self) -> None:
+        self._start_attempts += 1
+        self._start.call_async(Trigger.Request()).add_done_callback(self._on_recording_started)
 
     def _on_recording_started(self, future) -> None:
         response = future.result()
-        if not response.success:
-            self._fail(f"the recorder did not start an episode: {response.message!r}")
-            return
-        self._play()
+        if response.success:
+            self._start_attempts = 0
+            self._play()
+        elif self._start_attempts < START_ATTEMPTS:  # e.g. a camera not heard yet: try again shortly
+            self.get_logger().info(f"recorder refused to start ({response.message}); retrying")
+            self._retry_timer = self.create_timer(START_RETRY_S, self._retry_start, clock=self._steady)
+        else:
+            self._fail(f"the recorder did not start an episode after {START_ATTEMPTS} attempts: "
+                       f"{response.message!r}")
+
+    def _retry_start(self) -> None:
+        self.destroy_timer(self._retry_timer)
+        self._start_recording()
 
     def _play(self) -> None:
         self.get_logger().info(f"replaying demo episode {self._demo.index} ({len(self._demo)} steps) "
@@ -152,6 +180,9 @@ class ReplayTeleopNode(Node):
         stamp = Time(sec=int(msg.data[_SEC]), nanosec=int(msg.data[_NANOSEC]))
         if step >= self._newest.get(episode, (-1, None))[0]:
             self._newest[episode] = (step, stamp)
+        if self._preroll_step is not None and episode == self._sim_episode and step > self._preroll_step:
+            self._preroll_step = None  # the hold was executed: the recorder has heard a command
+            self._start_recording()
         if not self._playing or episode != self._sim_episode or step <= self._last_step:
             return  # not replaying, an old episode, the still robot streaming, or an observation answered
         self._last_step = step
@@ -161,8 +192,10 @@ class ReplayTeleopNode(Node):
             self._send_next_action(stamp)
 
     def _send_next_action(self, stamp: Time | None) -> None:
-        target = self._demo.actions[self._next_action]
+        self._publish_target(self._demo.actions[self._next_action], stamp)
         self._next_action += 1
+
+    def _publish_target(self, target, stamp: Time | None) -> None:
         if self._trajectory:
             msg = JointTrajectory(joint_names=list(JOINT_NAMES))
             msg.header.stamp = stamp if stamp is not None else Time()  # zero: "now"
