@@ -142,6 +142,15 @@ def test_prior_loss_ignores_padded_steps():
     torch.testing.assert_close(losses(partly)["offset_l1"], ref["offset_l1"])
 
 
+def test_prior_loss_of_an_all_padding_batch_is_zero_and_backpropagates():
+    policy = VQBeTPolicy(tiny_config())
+    policy.freeze_tokenizer()
+    tokens = policy.encode_observations(observations(tiny_config(), 2, 2))
+    losses = policy.prior_loss(tokens, torch.randn(2, 2, 3, 2), torch.ones(2, 2, 3, dtype=torch.bool))
+    assert all(v.detach().item() == 0.0 for v in losses.values())
+    losses["loss"].backward()
+
+
 def test_predict_chunk_is_the_last_positions_chunk_with_argmax():
     torch.manual_seed(0)
     config = tiny_config(argmax=True)

@@ -144,3 +144,16 @@ def test_kmeans_init_option_uses_every_code_after_one_batch():
     tok(data)
     assert bool(tok.vq.initted)
     assert tok.code_usage(data)["distinct_codes_layer_0"] == 8
+
+
+def test_codes_under_bfloat16_autocast_match_float32_codes():
+    torch.manual_seed(0)
+    tok = ResidualVQVAE(TokenizerConfig(latent_dim=64, hidden_dim=32), chunk_size=5, action_dim=2).eval()
+    chunks = torch.rand(256, 5, 2) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = tok.encode_codes(chunks)
+        assert tok.decode_codes(mixed).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        exact = tok.encode_codes(chunks)
+    # Only the bf16 encoder output differs; the search itself runs in float32.
+    assert (mixed == exact).float().mean() > 0.95

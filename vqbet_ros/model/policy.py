@@ -87,8 +87,9 @@ class VQBeTPolicy(nn.Module):
 
         Loss = w1·FL(primary) + w2·FL(secondary) + λ_off·L1(chunk, decoded(sampled codes) + offsets(sampled
         codes)) (reference §1, §4). Codes are sampled for the L1 term on purpose (gotcha 1); the decoded
-        centroid is detached. Padded steps are excluded from the L1; a position's code losses count when its
-        chunk has at least one real step (the GT code of a partly padded chunk encodes the pad-filled values).
+        centroid is detached. Padded steps are excluded from the L1. A position whose chunk is all padding
+        is dropped before the heads; any other position counts fully in the code losses (the GT code of a
+        partly padded chunk encodes the pad-filled values, e.g. a held last action).
         """
         if not self.tokenizer.frozen:
             raise RuntimeError("prior_loss needs a frozen tokenizer: call freeze_tokenizer() after stage 1")
@@ -97,25 +98,29 @@ class VQBeTPolicy(nn.Module):
         features = self._features(tokens, goal)  # (B*T, F)
         chunks = actions.reshape(B * T, W, A)  # (B*T, W, A)
         real_step = ~action_is_pad.reshape(B * T, W)  # (B*T, W)
-        real_chunk = real_step.any(dim=1).to(features.dtype)  # (B*T,)
+        # Skipping all-padding positions before the heads saves most of the head cost when a trainer pads
+        # every position but the last of each window.
+        keep = real_step.any(dim=1)  # (B*T,)
+        features, chunks, real_step = features[keep], chunks[keep], real_step[keep]  # (M, F), (M, W, A), (M, W)
+        if features.shape[0] == 0:
+            zero = features.sum() * 0.0  # still part of the graph, so DDP sees every parameter used
+            return {"loss": zero, "primary_code_loss": zero, "secondary_code_loss": zero, "offset_l1": zero}
 
-        with torch.no_grad():
-            gt_codes = self.tokenizer.encode_codes(chunks)  # (B*T, Nq)
+        gt_codes = self.tokenizer.encode_codes(chunks)  # (M, Nq), no grad
         code_head = self.heads.code_head
-        logits = code_head(features, primary=gt_codes[:, 0])  # (B*T, Nq, C)
-        code_losses = [focal_loss(logits[:, i], gt_codes[:, i], heads.focal_gamma) for i in range(logits.shape[1])]
-        n_chunks = real_chunk.sum().clamp(min=1)
-        code_losses = [(loss * real_chunk).sum() / n_chunks for loss in code_losses]
+        logits = code_head(features, primary=gt_codes[:, 0])  # (M, Nq, C)
+        code_losses = [focal_loss(logits[:, i], gt_codes[:, i], heads.focal_gamma).mean()
+                       for i in range(logits.shape[1])]
         primary_loss = code_losses[0]
         secondary_loss = sum(code_losses[1:], primary_loss.new_zeros(()))
 
         with torch.no_grad():
-            sampled = code_head.sample(features, heads.temperature, argmax=False, generator=generator)  # (B*T, Nq)
-            decoded = self.tokenizer.decode_codes(sampled)  # (B*T, W, A), detached
-        offsets = OffsetHead.select(self.heads.offset_head(features), sampled).view(B * T, W, A)
-        error = (chunks - (decoded + offsets)).abs()  # (B*T, W, A)
-        mask = real_step[:, :, None].to(error.dtype)  # (B*T, W, 1)
-        offset_l1 = (error * mask).sum() / (mask.sum() * A).clamp(min=1)
+            sampled = code_head.sample(features, heads.temperature, argmax=False, generator=generator)  # (M, Nq)
+            decoded = self.tokenizer.decode_codes(sampled)  # (M, W, A)
+        offsets = OffsetHead.select(self.heads.offset_head(features), sampled).view(-1, W, A)  # (M, W, A)
+        error = (chunks - (decoded + offsets)).abs()  # (M, W, A)
+        mask = real_step[:, :, None].to(error.dtype)  # (M, W, 1)
+        offset_l1 = (error * mask).sum() / (mask.sum() * A)
 
         loss = (heads.primary_code_weight * primary_loss + heads.secondary_code_weight * secondary_loss
                 + heads.offset_weight * offset_l1)

@@ -80,6 +80,12 @@ class ResidualVQ(nn.Module):
         The commitment loss is sum over layers of MSE(residual_i, sg(code_i)) (reference §1).
         EMA updates run only in training mode and when not frozen.
         """
+        # Nearest-code search and EMA statistics stay in float32 under mixed precision: bf16 distances
+        # would flip code assignments.
+        with torch.autocast(x.device.type, enabled=False):
+            return self._quantize(x.float())
+
+    def _quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         update = self.training and not bool(self.frozen)
         residual = x
         quantized = torch.zeros_like(x)
@@ -186,18 +192,19 @@ class ResidualVQVAE(nn.Module):
         lead = chunks.shape[:-2]
         flat = chunks.reshape(-1, self.chunk_size * self.action_dim)  # (N, W*A)
         latent = self.encoder(flat)  # (N, D)
-        residual, codes = latent, []
-        for i in range(self.vq.n_layers):
-            idx = self.vq.nearest_codes(residual, i)  # (N,)
-            residual = residual - self.vq.codebooks[i][idx]
-            codes.append(idx)
+        residual, codes = latent.float(), []
+        with torch.autocast(latent.device.type, enabled=False):  # float32 distances, as in forward
+            for i in range(self.vq.n_layers):
+                idx = self.vq.nearest_codes(residual, i)  # (N,)
+                residual = residual - self.vq.codebooks[i][idx]
+                codes.append(idx)
         return torch.stack(codes, dim=1).reshape(*lead, self.vq.n_layers)  # (..., Nq)
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (..., Nq) -> decoded chunk (..., W, A) = decoder(sum of the code vectors)."""
         latent = self.vq.codes_to_latent(codes)  # (..., D)
-        return self.decoder(latent).reshape(*codes.shape[:-1], self.chunk_size, self.action_dim)
+        return self.decoder(latent).float().reshape(*codes.shape[:-1], self.chunk_size, self.action_dim)
 
     @torch.no_grad()
     def code_usage(self, chunks: torch.Tensor) -> dict[str, int]:
