@@ -170,8 +170,22 @@ def test_bad_config_field_names_file_and_field(saved):
         load_checkpoint(directory)
 
 
-def test_stats_missing_for_a_spec_key_names_file_and_key(tmp_path):
-    config = tiny_config()
-    directory = save_checkpoint(tmp_path / "c", config, trained_policy(config), {constants.ACTION: STATS[constants.ACTION]})
+def test_stats_missing_for_a_spec_key_names_file_and_key(saved):
+    directory, _, _ = saved
+    save_file({"action/min": torch.zeros(2), "action/max": torch.ones(2)}, str(directory / "stats.safetensors"))
     with pytest.raises(CheckpointError, match=r"stats\.safetensors.*observation\.state/min"):
         load_checkpoint(directory)
+
+
+def test_save_refuses_stats_that_lack_a_spec_key(tmp_path):
+    config = tiny_config()
+    with pytest.raises(CheckpointError, match=r"observation\.state/min"):
+        save_checkpoint(tmp_path / "c", config, trained_policy(config), {constants.ACTION: STATS[constants.ACTION]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metadata_with_numpy_values_is_saved_as_plain_yaml(tmp_path):
+    config = tiny_config()
+    directory = save_checkpoint(tmp_path / "c", config, trained_policy(config), STATS,
+                                metadata={"loss": np.float32(0.5), "steps": np.int64(3), "dir": tmp_path})
+    assert load_checkpoint(directory).metadata == {"loss": 0.5, "steps": 3, "dir": str(tmp_path)}

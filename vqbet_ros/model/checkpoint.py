@@ -60,10 +60,28 @@ def _flatten_stats(stats: dict[str, dict[str, Any]]) -> dict[str, torch.Tensor]:
     return flat
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays and paths in metadata -> YAML-safe Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def save_checkpoint(directory: str | Path, config: VQBeTConfig, policy: VQBeTPolicy,
                     stats: dict[str, dict[str, Any]], metadata: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint directory atomically (temp dir + rename); an existing one is replaced."""
+    """Write the checkpoint directory atomically (temp dir + rename); an existing one is replaced.
+
+    `stats` must hold min/max for every vector the spec names (action, state, low-dim extras)."""
     directory = Path(directory)
+    _check_stats(stats, config, "save_checkpoint `stats`")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -73,7 +91,7 @@ def save_checkpoint(directory: str | Path, config: VQBeTConfig, policy: VQBeTPol
         save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "pt"})
         save_file(_flatten_stats(stats), str(tmp / STATS_FILE), metadata={"format": "pt"})
         if metadata is not None:
-            (tmp / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False))
+            (tmp / METADATA_FILE).write_text(yaml.safe_dump(_plain(metadata), sort_keys=False))
         old = None
         if directory.exists():
             old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
@@ -131,7 +149,7 @@ def _unflatten_stats(flat: dict[str, torch.Tensor], path: Path) -> dict[str, dic
     return stats
 
 
-def _check_stats(stats: dict[str, dict[str, np.ndarray]], config: VQBeTConfig, path: Path) -> None:
+def _check_stats(stats: dict[str, dict[str, Any]], config: VQBeTConfig, where: str) -> None:
     spec = config.spec
     needed = {constants.ACTION: spec.action_dim}
     if spec.joint_names:
@@ -141,10 +159,10 @@ def _check_stats(stats: dict[str, dict[str, np.ndarray]], config: VQBeTConfig, p
     for key, size in needed.items():
         for stat in ("min", "max"):
             if stat not in stats.get(key, {}):
-                raise CheckpointError(f"`{path}`: missing `{key}/{stat}`, which the config's spec needs")
-            shape = tuple(stats[key][stat].shape)
+                raise CheckpointError(f"{where}: missing `{key}/{stat}`, which the config's spec needs")
+            shape = tuple(np.shape(stats[key][stat]))
             if shape != (size,):
-                raise CheckpointError(f"`{path}`: `{key}/{stat}` has shape {shape}, the config's spec needs "
+                raise CheckpointError(f"{where}: `{key}/{stat}` has shape {shape}, the config's spec needs "
                                       f"({size},)")
 
 
@@ -178,7 +196,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     stats_path = _require(directory / STATS_FILE)
     config = load_yaml(VQBeTConfig, config_path)  # ConfigError names the file and the key path
     stats = _unflatten_stats(_load_tensors(stats_path), stats_path)
-    _check_stats(stats, config, stats_path)
+    _check_stats(stats, config, f"`{stats_path}`")
     try:
         policy = VQBeTPolicy(config, load_pretrained=False)
     except ConfigError as err:
