@@ -1,0 +1,179 @@
+"""One training run of `vqbet-train`: data, the two stages, and the system settings.
+
+The YAML file (`config/train_*.yaml`) holds a `TrainConfig`; `a.b=value` command-line overrides are applied
+before validation, so every error names its key path. The `model:` block is the architecture (what the
+checkpoint's `config.yaml` holds); everything else is how this run trains it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vqbet_ros.config_io import ConfigError
+from vqbet_ros.model.config import VQBeTConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the demonstrations come from and how they are split.
+
+    Args:
+        path: a LeRobot v3 dataset root, or a Diffusion-Policy PushT `.zarr` (read directly, no conversion).
+        format: `auto` picks `zarr` for a path ending in .zarr, else `lerobot`.
+        val_fraction: share of whole episodes held out for validation (official code 0.1, reference §8).
+        split_seed: seed of the episode split (official 42).
+        max_episodes: use only the first N episodes (0 = all); for smoke tests.
+    """
+
+    path: str = ""
+    format: Literal["auto", "lerobot", "zarr"] = "auto"
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    max_episodes: int = 0
+
+    def __post_init__(self):
+        if not self.path:
+            raise ConfigError("`path`: required; a LeRobot v3 dataset directory or a PushT .zarr")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"`val_fraction`: must be in [0, 1), got {self.val_fraction}")
+        if self.max_episodes < 0:
+            raise ConfigError(f"`max_episodes`: must be >= 0, got {self.max_episodes}")
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        return "zarr" if self.path.rstrip("/").endswith(".zarr") else "lerobot"
+
+
+@dataclass
+class TokenizerTrainConfig:
+    """Stage 1: the residual VQ-VAE on action chunks (reference §2).
+
+    Args:
+        steps: optimiser steps (official PushT: 1001 epochs of batch 1024, about 25k steps; the codebooks
+            settle far sooner, watch `distinct_pairs`).
+        batch_size: chunks per step (official 1024).
+        lr, weight_decay: Adam (official hard-codes 1e-3 and 1e-4).
+    """
+
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+    def __post_init__(self):
+        if self.steps < 0 or self.batch_size < 1:
+            raise ConfigError(f"`steps` must be >= 0 and `batch_size` >= 1, got {self.steps} and {self.batch_size}")
+
+
+@dataclass
+class PriorTrainConfig:
+    """Stage 2: observation encoder, GPT and heads on a frozen tokenizer (reference §3, §4, §8).
+
+    Args:
+        steps: optimiser steps; with `time_limit_min` the run stops at whichever comes first.
+        time_limit_min: wall-clock budget of stage 2 in minutes (0 = none). When set, schedule progress is
+            the larger of step / steps and elapsed / limit, so the LR decay and the freeze land in time on a
+            machine of any speed (the run is then not bit-reproducible).
+        batch_size: training windows (h-step histories) per step, across all processes.
+        sequence_length: frames per sample. 0 = one h-window per sample (each frame encoded h times). L > h:
+            h - 1 context frames + L - h + 1 targets; each frame is encoded once and the tokens are cut into
+            the h-windows ending at every target, which is exactly equivalent to sampling those windows.
+        loss_positions: `all` = every position of each window, histories 1..h (official, BeT-style seq2seq);
+            `last` = Deviation: only the last position, the one executed at inference, about 2.5x cheaper
+            per window because the heads then run once per window.
+        optimizer: `official` two AdamW (GPT + code head + encoder | offset head) with the GPT and code head
+            frozen after `freeze_fraction`; `lerobot` one Adam with betas (0.95, 0.999).
+        lr: learning rate (official 5.5e-5; LeRobot 1e-4).
+        weight_decay: on Linear/conv weights of the GPT, encoder and offset head (official 2e-4).
+        other_weight_decay: AdamW default 0.01 that the official code leaves on the code head and the
+            observation encoder (ResNet header) (gotcha 4).
+        betas: Adam betas (official (0.9, 0.999); LeRobot (0.95, 0.999)).
+        warmup_steps: linear warm-up (official 0; LeRobot 500).
+        schedule: `constant` (official) or `cosine` decay to `min_lr_ratio` of lr (LeRobot).
+        min_lr_ratio: floor of the cosine as a fraction of lr.
+        freeze_fraction: progress after which only the offset head trains (official 0.5; 1.0 = never).
+        grad_clip: max grad norm (0 = off; official none, LeRobot 10).
+        dropout_in_training: official trains in eval mode, so dropout never acts (gotcha 2); true = use it.
+    """
+
+    steps: int = 20000
+    time_limit_min: float = 0.0
+    batch_size: int = 512
+    sequence_length: int = 0
+    loss_positions: Literal["all", "last"] = "all"
+    optimizer: Literal["official", "lerobot"] = "official"
+    lr: float = 5.5e-5
+    weight_decay: float = 2e-4
+    other_weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0
+    freeze_fraction: float = 0.5
+    grad_clip: float = 0.0
+    dropout_in_training: bool = False
+
+    def __post_init__(self):
+        if self.steps < 0 or self.batch_size < 1:
+            raise ConfigError(f"`steps` must be >= 0 and `batch_size` >= 1, got {self.steps} and {self.batch_size}")
+        if self.time_limit_min < 0:
+            raise ConfigError(f"`time_limit_min`: must be >= 0, got {self.time_limit_min}")
+        if self.sequence_length < 0:
+            raise ConfigError(f"`sequence_length`: must be 0 (windows) or > n_obs_steps, got {self.sequence_length}")
+        if self.lr <= 0:
+            raise ConfigError(f"`lr`: must be > 0, got {self.lr}")
+        if not 0.0 < self.freeze_fraction <= 1.0:
+            raise ConfigError(f"`freeze_fraction`: must be in (0, 1], got {self.freeze_fraction}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"`min_lr_ratio`: must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0 or self.grad_clip < 0:
+            raise ConfigError("`warmup_steps` and `grad_clip` must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """A whole `vqbet-train` run.
+
+    Args:
+        model: architecture and feature spec (the checkpoint's config.yaml).
+        data: dataset and split.
+        stage1, stage2: the two training stages.
+        output_dir: run directory: checkpoints/, final/, tensorboard/, loss_curve.png, metrics.jsonl.
+        seed: seeds torch, numpy and the batch order.
+        device: `auto` (CUDA if available), `cpu`, `cuda` or `cuda:N`.
+        amp: bfloat16 autocast on CUDA (ignored on CPU).
+        num_threads: torch CPU threads per process (0 = torch's default). On a busy 2-core machine 1 is faster.
+        log_every: steps between progress lines and TensorBoard scalars.
+        val_every: stage-2 steps between validation losses (0 = off).
+        checkpoint_every: steps between resumable checkpoints (0 = only at stage ends).
+    """
+
+    model: VQBeTConfig
+    data: DataConfig
+    stage1: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
+    stage2: PriorTrainConfig = field(default_factory=PriorTrainConfig)
+    output_dir: str = "runs/vqbet"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_threads: int = 0
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        n_obs = self.model.spec.n_obs_steps
+        if 0 < self.stage2.sequence_length <= n_obs:
+            raise ConfigError(f"`stage2.sequence_length` ({self.stage2.sequence_length}) must be 0 (windows) or "
+                              f"larger than `model.spec.n_obs_steps` ({n_obs})")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"`device`: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.num_threads < 0:
+            raise ConfigError(f"`num_threads`: must be >= 0, got {self.num_threads}")
+        for name in ("log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"`{name}`: must be >= 0, got {getattr(self, name)}")
+        if self.log_every == 0:
+            raise ConfigError("`log_every`: must be >= 1")

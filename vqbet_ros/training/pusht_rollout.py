@@ -1,0 +1,178 @@
+"""Batched PushT rollouts (gym-pusht through `vqbet_ros.sim.pusht.PushTRobot`) for `vqbet-eval`.
+
+Execution follows the official evaluation (reference §5): the policy is called every control step on the last
+h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
+average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
+is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. Episodes end when
+PushTRobot says so: coverage > 0.95 (gym-pusht's success) or 300 steps.
+
+Deviation: a small execution loop of its own rather than `vqbet_ros.runtime` (training/ must not import the
+runtime layer); it applies the same averaging rule as the runtime's scheduler.
+
+Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
+`observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
+and the zarr use, reference §7) or gym-pusht's 8 (16); other low-dim names as `PushTRobot` calls them; a
+camera = the 96x96 render. Coverage is gym-pusht's (`info["coverage"]`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from vqbet_ros import constants
+from vqbet_ros.model.config import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+SUCCESS_COVERAGE = 0.95  # LeRobot's success: max coverage >= 0.95 (reference §10)
+
+# (n, h, ...) observation history per dataset key -> (n, W, A) action chunks in environment units.
+ChunkPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+class TemporalEnsembler:
+    """Uniform average over the last W chunks of their entries for the current step (reference §5).
+
+    `chunks[:, k]` is the chunk predicted k steps ago; its entry for now is `chunks[:, k, k]`. At an episode
+    start fewer than W chunks exist, and only those are averaged.
+    """
+
+    def __init__(self, n: int, chunk: int, action_dim: int):
+        self.chunks = np.zeros((n, chunk, chunk, action_dim))
+        self.valid = np.zeros((n, chunk), dtype=bool)
+
+    def step(self, new_chunks: np.ndarray) -> np.ndarray:
+        """new_chunks (n, W, A) predicted now -> actions (n, A) to execute now."""
+        self.chunks = np.roll(self.chunks, 1, axis=1)
+        self.valid = np.roll(self.valid, 1, axis=1)
+        self.chunks[:, 0] = new_chunks
+        self.valid[:, 0] = True
+        w = self.chunks.shape[1]
+        current = self.chunks[:, np.arange(w), np.arange(w)]  # (n, W, A): chunk k's entry for now
+        weights = self.valid[..., None].astype(float)  # (n, W, 1)
+        return (current * weights).sum(1) / weights.sum(1)
+
+
+def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """One frame of dataset-keyed observations from a `PushTObservation`, as the spec wants them."""
+    frame: dict[str, np.ndarray] = {}
+    if spec.joint_names:
+        if spec.state_dim != 2:
+            raise ValueError(f"`spec.joint_names` {spec.joint_names}: PushT has 2 joints (agent_x, agent_y)")
+        frame[constants.STATE] = obs.agent_xy.astype(np.float32)
+    for name, size in spec.low_dim.items():
+        if name == "environment_state":
+            value = {18: obs.keypoints, 16: obs.keypoints_gym}.get(size)
+            if value is None:
+                raise ValueError(f"`spec.low_dim.environment_state` of {size}: PushT gives 18 (9 keypoints of "
+                                 "the demos) or 16 (gym-pusht's 8)")
+        else:
+            value = obs.low_dim(name)
+        if value.shape != (size,):
+            raise ValueError(f"`spec.low_dim.{name}` declares {size} values, PushT gives {value.shape[0]}")
+        frame[constants.low_dim_key(name)] = np.asarray(value, dtype=np.float32)
+    for cam, (_, h, w) in spec.cameras.items():
+        image = obs.image
+        if image.shape[:2] != (h, w):
+            import cv2
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        frame[constants.image_key(cam)] = np.ascontiguousarray(image.transpose(2, 0, 1))  # (3, H, W)
+    return frame
+
+
+@dataclass
+class RolloutResult:
+    seeds: list[int]
+    final_coverage: np.ndarray  # (N,) coverage at episode end (paper metric, reference §10)
+    max_coverage: np.ndarray  # (N,) max coverage over the episode (LeRobot metric)
+    steps: np.ndarray  # (N,) control steps taken
+    frames: list[np.ndarray] = field(default_factory=list)  # rendered frames of the first episode
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.max_coverage >= SUCCESS_COVERAGE
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "episodes": len(self.seeds),
+            "final_coverage_mean": float(self.final_coverage.mean()),
+            "max_coverage_mean": float(self.max_coverage.mean()),
+            "success_rate": float(self.success.mean()),
+            "mean_steps": float(self.steps.mean()),
+        }
+
+
+def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], execution: str = "ensemble",
+            max_steps: int = 300, batch: int = 50, record_first: bool = False, video_size: int = 384
+            ) -> RolloutResult:
+    """One episode per seed; `batch` robots run in lock-step so the policy sees batched inputs."""
+    from vqbet_ros.sim.pusht import PushTRobot
+
+    if execution not in ("ensemble", "chunk"):
+        raise ValueError(f"`execution`: expected ensemble or chunk, got {execution!r}")
+    h, w, a = spec.n_obs_steps, spec.chunk_size, spec.action_dim
+    final, best, steps, frames = [], [], [], []
+    for first in range(0, len(seeds), batch):
+        group = seeds[first:first + batch]
+        robots = [PushTRobot(video_size=video_size, max_episode_steps=max_steps) for _ in group]
+        history = []
+        for robot, seed in zip(robots, group):
+            frame = observation_frame(robot.reset(seed=int(seed)), spec)
+            history.append([frame] * h)  # pre-filled with the first frame (reference §3)
+        n = len(robots)
+        ensembler = TemporalEnsembler(n, w, a)
+        queue = np.zeros((n, 0, a))
+        coverage = np.array([r.observe().coverage for r in robots])
+        max_cov = coverage.copy()
+        done = np.array([r.done for r in robots])
+        n_steps = np.zeros(n, dtype=int)
+        record = record_first and first == 0
+        if record:
+            frames.append(robots[0].render_frame())
+        while not done.all():
+            if execution == "ensemble" or queue.shape[1] == 0:
+                batch_obs = {k: np.stack([np.stack([f[k] for f in hist]) for hist in history])
+                             for k in history[0][0]}  # (n, h, ...)
+                chunks = policy(batch_obs)  # (n, W, A)
+                if execution == "ensemble":
+                    actions = ensembler.step(chunks)
+                else:
+                    queue = chunks
+            if execution == "chunk":
+                actions, queue = queue[:, 0], queue[:, 1:]
+            for i, robot in enumerate(robots):
+                if done[i]:
+                    continue
+                obs = robot.step(actions[i])
+                coverage[i] = obs.coverage
+                max_cov[i] = max(max_cov[i], obs.coverage)
+                n_steps[i] += 1
+                done[i] = robot.done
+                history[i] = history[i][1:] + [observation_frame(obs, spec)]
+                if record and i == 0:
+                    frames.append(robot.render_frame())
+        for robot in robots:
+            robot.close()
+        final.extend(coverage)
+        best.extend(max_cov)
+        steps.extend(n_steps)
+        log.info("episodes %d-%d: mean final coverage %.3f", first, first + n - 1, float(coverage.mean()))
+    return RolloutResult(list(seeds), np.array(final), np.array(best), np.array(steps), frames)
+
+
+def write_video(frames: list[np.ndarray], path, fps: float = 10.0) -> None:
+    """H.264 mp4 of RGB frames (PyAV)."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
