@@ -23,8 +23,9 @@ format, and why:
   files no episode references) is a leftover of an interrupted save and is removed.
 - **Encoding runs on one thread per camera, parquet/metadata on a commit thread**, fed through bounded queues:
   `add_frame` only copies arrays and enqueues them; `save_episode` returns a Future. Recording the next episode
-  never waits for the previous one to be encoded. A full queue blocks `add_frame` up to `put_timeout_s`, then
-  raises `WriterOverloadedError` (never a silent drop).
+  never waits for the previous one to be encoded. A full queue blocks `add_frame` (backpressure, right for
+  offline conversion) or, with `put_timeout_s` set (live recording), raises `WriterOverloadedError` after that
+  long and discards the open episode: never a silent drop.
 - Timestamps are `frame_index / fps`; video frame i has PTS i in time base 1/fps, one frame per row.
 - Stats: per episode exact for parquet features; cameras per channel in [0, 1] from every frame strided to
   <= ~150 px with 256-bin histograms (exact quantiles of the sampled pixels). `meta/stats.json` aggregates the
@@ -375,11 +376,13 @@ class LeRobotWriter:
     """Appends episodes to one LeRobotDataset v3.0 root; see the module docstring for the guarantees.
 
     Use `create`, `open` or `open_or_create`. Not thread-safe: one thread calls start/add/save/discard; the
-    workers are internal. `features` maps dataset keys to {"dtype", "shape", "names"}; cameras have dtype
+    workers are internal. `max_queue_frames` (default 10 s of frames) bounds the frames per camera waiting for
+    the encoder; `put_timeout_s` (default None = wait) is how long `add_frame` may wait for room. `features` maps dataset keys to {"dtype", "shape", "names"}; cameras have dtype
     "video" and shape [H, W, 3]; the five default columns (timestamp, indices) are added by the writer.
     """
 
-    def __init__(self, root: Path, info: dict, video: VideoEncoding, max_queue_frames: int, put_timeout_s: float):
+    def __init__(self, root: Path, info: dict, video: VideoEncoding, max_queue_frames: int,
+                 put_timeout_s: float | None):
         self.root = root
         self.info = info
         self.fps = int(info["fps"])
@@ -419,7 +422,7 @@ class LeRobotWriter:
         robot_type: str | None = None,
         video: VideoEncoding | None = None,
         max_queue_frames: int | None = None,
-        put_timeout_s: float = 2.0,
+        put_timeout_s: float | None = None,
     ) -> "LeRobotWriter":
         """Start a new dataset at `root` (which must not hold one yet)."""
         root = Path(root)
@@ -457,7 +460,7 @@ class LeRobotWriter:
         *,
         video: VideoEncoding | None = None,
         max_queue_frames: int | None = None,
-        put_timeout_s: float = 2.0,
+        put_timeout_s: float | None = None,
     ) -> "LeRobotWriter":
         """Open an existing dataset to append; leftovers of an interrupted save are removed first."""
         root = Path(root)
@@ -703,7 +706,7 @@ class LeRobotWriter:
 
     def _put(self, encoder: _CameraEncoder, item: tuple, block_forever: bool = False) -> None:
         try:
-            encoder.queue.put(item, timeout=None if block_forever else self.put_timeout_s)
+            encoder.queue.put(item, timeout=None if block_forever else self.put_timeout_s)  # None: wait
         except queue.Full:
             raise WriterOverloadedError(
                 f"camera `{encoder.key}`: {encoder.queue.maxsize} frames waiting to be encoded for "

@@ -16,10 +16,12 @@ The node only translates: messages -> arrays (`nodes/msg_convert.py`), clock -> 
 and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread).
 
 Concurrency: subscriptions run in a reentrant group (the stream cache is thread-safe); the timer and the
-services share one mutually exclusive group, so start/stop/discard never interleave with sampling.
+services share one mutually exclusive group, so start/stop/discard never interleave with sampling. Lifecycle
+transitions run from the lifecycle services' group, so every call into the recorder also takes `_lock`.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import rclpy
@@ -100,6 +102,7 @@ class RecorderNode(LifecycleNode):
         self._recorder: EpisodeRecorder | None = None
         self._config: RecorderConfig | None = None
         self._active = False
+        self._lock = threading.Lock()  # recorder calls from the timer, services and lifecycle transitions
         self._control_group = MutuallyExclusiveCallbackGroup()  # timer + services: never concurrent
         self._sensor_group = ReentrantCallbackGroup()  # subscriptions: only touch the thread-safe cache
         self._services = []
@@ -208,9 +211,11 @@ class RecorderNode(LifecycleNode):
         if self._recorder is None or not self._recorder.busy:
             return
         now_s = self._now_s()
-        self._recorder.stop(now_s)
+        with self._lock:
+            self._recorder.stop(now_s)
         time.sleep(self._config.sample_delay_s)
-        message = self._recorder.finish_now(now_s)
+        with self._lock:
+            message = self._recorder.finish_now(now_s)
         if message:
             self.get_logger().info(message)
 
@@ -227,9 +232,10 @@ class RecorderNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        if self._recorder is not None:
-            self._recorder.close()
-            self._recorder = None
+        with self._lock:
+            recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
         for service in self._services:
             self.destroy_service(service)
         self._services = []
@@ -247,7 +253,8 @@ class RecorderNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _subscribe(self, msg_type, topic: str, key: str, convert) -> None:
-        label = self._recorder.labels[key]
+        recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
+        label = recorder.labels[key]
         warned = []
 
         def callback(msg) -> None:
@@ -258,7 +265,7 @@ class RecorderNode(LifecycleNode):
                     warned.append(True)
                     self.get_logger().error(f"{label}: {err}")
                 return
-            self._recorder.put(key, value, stamp_s if stamp_s is not None else self._now_s())
+            recorder.put(key, value, stamp_s if stamp_s is not None else self._now_s())
 
         self._topics[key] = topic
         self._stream_subs.append(self.create_subscription(
@@ -266,7 +273,10 @@ class RecorderNode(LifecycleNode):
         ))
 
     def _tick_cb(self) -> None:
-        report = self._recorder.tick(self._now_s())
+        with self._lock:
+            if self._recorder is None:
+                return
+            report = self._recorder.tick(self._now_s())
         for label, reason in report.newly_stale.items():
             self.get_logger().warning(f"stale {label}: {reason}")
         if report.finished:
@@ -284,7 +294,8 @@ class RecorderNode(LifecycleNode):
         if self._refuse_inactive(response):
             return response
         now_s = self._now_s()
-        response.success, response.message = self._recorder.start(now_s)
+        with self._lock:
+            response.success, response.message = self._recorder.start(now_s)
         if not response.success:
             response.message += self._qos_hints(now_s)
         self._log(response.message, response.success)
@@ -308,14 +319,16 @@ class RecorderNode(LifecycleNode):
     def _stop_cb(self, request, response: Trigger.Response) -> Trigger.Response:
         if self._refuse_inactive(response):
             return response
-        response.success, response.message = self._recorder.stop(self._now_s())
+        with self._lock:
+            response.success, response.message = self._recorder.stop(self._now_s())
         self.get_logger().info(response.message)
         return response
 
     def _discard_cb(self, request, response: Trigger.Response) -> Trigger.Response:
         if self._refuse_inactive(response):
             return response
-        response.success, response.message = self._recorder.discard()
+        with self._lock:
+            response.success, response.message = self._recorder.discard()
         self.get_logger().info(response.message)
         return response
 

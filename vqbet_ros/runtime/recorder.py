@@ -35,6 +35,10 @@ from vqbet_ros.runtime.stream_cache import StreamCache
 
 logger = logging.getLogger(__name__)
 
+# When the encode queue (max_queue_s of frames) is full, waiting longer only delays the failure while the
+# sampling timer holds the services off (a slow encoder never catches up): fail the episode after this long.
+PUT_TIMEOUT_S = 0.5
+
 ActionType = Literal["JointState", "JointTrajectory", "Float64MultiArray"]
 
 
@@ -207,7 +211,7 @@ class EpisodeRecorder:
         if (config.dataset_root / "meta" / "info.json").is_file():
             # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
             self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
-                                             max_queue_frames=self._queue_frames())
+                                             max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S)
             self._check_writer_features()
 
     # -------------------------------------------------------------------------------------------- set-up
@@ -283,7 +287,7 @@ class EpisodeRecorder:
                 self.writer = LeRobotWriter.create(
                     self.config.dataset_root, fps=self.config.fps, features=self._features(shapes),
                     robot_type=self.config.robot_type or None, video=self.config.video,
-                    max_queue_frames=self._queue_frames(),
+                    max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S,
                 )
             self._check_shapes(snap.samples)
         except (OSError, ValueError, RuntimeError) as err:
