@@ -133,8 +133,8 @@ class PolicyNode(LifecycleNode):
         self.worker: PolicyWorker | None = None
         self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
         self._robot_names: dict[str, str] = {}
-        self._subscriptions = []
-        self._services = []
+        self._input_subs = []
+        self._owned_services = []
         self._trajectory_pub = None
         self._preview_pub = None
         self._commands_pub = None
@@ -178,7 +178,7 @@ class PolicyNode(LifecycleNode):
                 Float64MultiArray, self._param("commands_topic"), COMMAND_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self._diagnostics_timer = self.create_timer(self._param("diagnostics_period_s"), self._publish_diagnostics)
-        self._services = [
+        self._owned_services = [
             self.create_service(SetBool, "~/enable", self._on_enable),
             self.create_service(Trigger, "~/reset", self._on_reset),
         ]
@@ -211,6 +211,10 @@ class PolicyNode(LifecycleNode):
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self):
+        self._stop_worker(hold=False)  # the worker publishes: stop it before the publishers go
+        super().destroy_node()
+
     def _stop_worker(self, hold: bool) -> None:
         if self.worker is not None:
             self.worker.stop()
@@ -220,16 +224,16 @@ class PolicyNode(LifecycleNode):
         self._last_status = "inactive"
 
     def _destroy_entities(self) -> None:
-        for sub in self._subscriptions:
+        for sub in self._input_subs:
             self.destroy_subscription(sub)
-        for srv in self._services:
+        for srv in self._owned_services:
             self.destroy_service(srv)
         for pub in (self._trajectory_pub, self._preview_pub, self._commands_pub, self._diagnostics_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
-        self._subscriptions, self._services = [], []
+        self._input_subs, self._owned_services = [], []
         self._trajectory_pub = self._preview_pub = self._commands_pub = self._diagnostics_pub = None
         self._diagnostics_timer = None
         self.runtime = None
@@ -258,13 +262,13 @@ class PolicyNode(LifecycleNode):
                                             "true: sensor_msgs/CompressedImage (jpeg/png) instead of Image")
             msg_type = CompressedImage if compressed else Image
             self._labels[camera_stream(camera)] = topic
-            self._subscriptions.append(self.create_subscription(
+            self._input_subs.append(self.create_subscription(
                 msg_type, topic, lambda msg, c=camera, z=compressed: self._on_image(c, z, msg), SENSOR_QOS))
         if runtime.joint_input_names:
             topic = self._param("joint_states_topic")
             self._labels[JOINTS] = topic
             self._joint_query = [self._robot_names[n] for n in runtime.joint_input_names]
-            self._subscriptions.append(self.create_subscription(JointState, topic, self._on_joint_state, SENSOR_QOS))
+            self._input_subs.append(self.create_subscription(JointState, topic, self._on_joint_state, SENSOR_QOS))
         for name, size in runtime.spec.low_dim.items():
             topic = self._declare_once(f"low_dim.{name}.topic", f"/{name}", f"topic of low-dim input `{name}`")
             kind = self._declare_once(f"low_dim.{name}.type", "float64_multi_array",
@@ -276,7 +280,7 @@ class PolicyNode(LifecycleNode):
             self._labels[low_dim_stream(name)] = topic
             msg_type = PoseStamped if kind == "pose_stamped" else Float64MultiArray
             pick = list(indices) if indices else None
-            self._subscriptions.append(self.create_subscription(
+            self._input_subs.append(self.create_subscription(
                 msg_type, topic, lambda msg, n=name, p=pick: self._on_low_dim(n, p, msg), SENSOR_QOS))
 
     def _declare_once(self, name, default, description):
@@ -320,10 +324,9 @@ class PolicyNode(LifecycleNode):
         self.runtime.put_low_dim(name, values, self._now_s() if stamp is None else stamp)
 
     def _on_enable(self, request, response):
-        was = self.runtime.enabled
+        if self.runtime.enabled and not request.data:
+            self._hold()  # while still enabled: the controller stops instead of finishing the last chunk
         self.runtime.set_enabled(request.data)
-        if was and not request.data:
-            self._hold()
         response.success = True
         response.message = "control enabled" if request.data else "control disabled (dry run: preview only)"
         self.get_logger().info(response.message)
