@@ -246,3 +246,19 @@ def test_bimodal_toy_vqbet_samples_both_modes_while_mse_regression_lands_between
         pred = regress(baseline.prior(baseline.encode_observations({constants.STATE: torch.zeros(400, 2, 1)})))
     plus, minus, between = landing(pred[:, -1].view(400, 2, 2))
     assert between > 0.95 and plus == 0 and minus == 0, (plus, minus, between)
+
+
+@pytest.mark.slow
+def test_default_official_sizes_run_one_training_step_and_prediction():
+    """Default config (D 512, GPT 6x6x120 -> 256, 1024-wide heads) with an 84x84 crop of a 96x96 camera."""
+    torch.manual_seed(0)
+    spec = FeatureSpec(cameras={"top": [3, 96, 96]}, joint_names=["x", "y"], action_names=["x", "y"])
+    config = VQBeTConfig(spec=spec, vision=VisionConfig(crop_shape=[84, 84]))
+    policy = VQBeTPolicy(config).train()
+    B, T, W, A = 2, spec.n_obs_steps, spec.chunk_size, 2
+    policy.tokenizer_loss(torch.randn(8, W, A))["loss"].backward()
+    policy.freeze_tokenizer()
+    tokens = policy.encode_observations(observations(config, B, T))
+    policy.prior_loss(tokens, torch.randn(B, T, W, A), torch.zeros(B, T, W, dtype=torch.bool))["loss"].backward()
+    policy.eval()
+    assert policy.predict_chunk(policy.encode_observations(observations(config, B, T))).shape == (B, W, A)

@@ -34,6 +34,13 @@ class VQBeTHeads(nn.Module):
 
 
 class VQBeTPolicy(nn.Module):
+    """Submodules (= checkpoint key prefixes): `tokenizer`, `obs_encoder`, `prior`, `heads`.
+
+    Stage 1: `tokenizer_loss`, `code_usage`, then `freeze_tokenizer`. Stage 2: `encode_observations`,
+    `prior_loss` over `prior_parameters()`. Inference: `encode_observations` once per frame, then
+    `predict_chunk` on the (B, T, Dt) token history.
+    """
+
     def __init__(self, config: VQBeTConfig, load_pretrained: bool = True):
         """`load_pretrained=False` skips fetching ImageNet weights (the checkpoint loader overwrites them)."""
         super().__init__()
