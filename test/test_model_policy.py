@@ -248,7 +248,6 @@ def test_bimodal_toy_vqbet_samples_both_modes_while_mse_regression_lands_between
     assert between > 0.95 and plus == 0 and minus == 0, (plus, minus, between)
 
 
-@pytest.mark.slow
 def test_default_official_sizes_run_one_training_step_and_prediction():
     """Default config (D 512, GPT 6x6x120 -> 256, 1024-wide heads) with an 84x84 crop of a 96x96 camera."""
     torch.manual_seed(0)
