@@ -50,3 +50,11 @@ def test_normalize_refuses_image_keys_and_unknown_keys_by_name():
 def test_normalize_wrong_last_dimension_names_the_key():
     with pytest.raises(ValueError, match="`action`"):
         Normalizer(STATS).normalize(constants.ACTION, np.zeros((4, 3)))
+
+
+def test_normalize_accepts_lists_and_integer_tensors():
+    norm = Normalizer(STATS)
+    np.testing.assert_allclose(norm.normalize(constants.ACTION, [3.0, 1.0]), [1.0, -1.0])
+    out = norm.normalize(constants.ACTION, torch.tensor([[1, 5]]))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.tensor([[-1.0, 1.0]]))

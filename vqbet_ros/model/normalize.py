@@ -34,6 +34,7 @@ class Normalizer:
             if np.any(hi < lo):
                 raise ValueError(f"stats for `{key}`: max < min in some dimension (min {lo}, max {hi})")
             self._bounds[key] = (lo, hi)
+        self._torch_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def keys(self) -> list[str]:
         return list(self._bounds)
@@ -55,19 +56,24 @@ class Normalizer:
         span = np.where(const, 1.0, span)
         if isinstance(x, torch.Tensor):
             dtype = x.dtype if x.is_floating_point() else torch.float32
-            as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=x.device)  # noqa: E731
-            return as_t(lo), as_t(span), torch.as_tensor(const, device=x.device)
+            cache_key = (key, dtype, x.device)
+            if cache_key not in self._torch_cache:  # one host-to-device copy per key, dtype and device
+                as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=x.device)  # noqa: E731
+                self._torch_cache[cache_key] = (as_t(lo), as_t(span), torch.as_tensor(const, device=x.device))
+            return self._torch_cache[cache_key]
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         return lo.astype(dtype), span.astype(dtype), const
 
     def normalize(self, key: str, x: ArrayT) -> ArrayT:
         """x (..., n) in data units -> [-1, 1]; constant dimensions -> 0."""
+        x = x if isinstance(x, torch.Tensor) else np.asarray(x)
         lo, span, const = self._params(key, x)
         y = (x - lo) / span * 2 - 1
         return _where(const, y * 0, y)
 
     def unnormalize(self, key: str, y: ArrayT) -> ArrayT:
         """y (..., n) in [-1, 1] -> data units; constant dimensions -> their value."""
+        y = y if isinstance(y, torch.Tensor) else np.asarray(y)
         lo, span, const = self._params(key, y)
         x = (y + 1) / 2 * span + lo
         return _where(const, lo + x * 0, x)
