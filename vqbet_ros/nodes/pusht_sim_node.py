@@ -67,6 +67,7 @@ from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, Pu
 from vqbet_ros.sim.schedule import TargetSchedule
 
 STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
+_DONE = STATUS_FIELDS.index("done")
 LOCKSTEP_MODES = ("each_step", "chunk", "off")
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
@@ -384,9 +385,6 @@ class PushTSimNode(Node):
         for name, pub in self._low_dim_pubs.items():
             pub.publish(Float64MultiArray(data=obs.low_dim(name).tolist()))
         self._pose_pub.publish(pose)
-        status_msg = Float64MultiArray(data=status)
-        status_msg.layout.dim = [MultiArrayDimension(label=",".join(STATUS_FIELDS), size=len(status), stride=1)]
-        self._status_pub.publish(status_msg)
         if self._fast:
             # Observations first, then the clock: a use_sim_time subscriber whose timer fires at this
             # instant then already holds the observation stamped with it.
@@ -395,8 +393,12 @@ class PushTSimNode(Node):
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
                 clock = _time_msg(self._clock_s)
                 # an ended episode waits for ~/reset, not for a command
-                self._released_wall = None if status[-1] else time.monotonic()
+                self._released_wall = None if status[_DONE] else time.monotonic()
             self._clock_pub.publish(Clock(clock=clock))
+        # Status last: whoever paces itself on it (teleop, the demo) acts once the step is released.
+        status_msg = Float64MultiArray(data=status)
+        status_msg.layout.dim = [MultiArrayDimension(label=",".join(STATUS_FIELDS), size=len(status), stride=1)]
+        self._status_pub.publish(status_msg)
 
     def destroy_node(self):
         self._stop.set()

@@ -101,8 +101,9 @@ class ReplayTeleopNode(Node):
         self._newest: dict[int, tuple[int, Time]] = {}
         self._last_step = -1  # the newest sim step answered with a command
         self._next_action = 0
-        self._playing = False
-        self._preroll_step: int | None = None  # set while the pre-roll hold waits to be executed
+        # idle -> await_obs (sim reset) -> [preroll -> starting (recorder)] -> playing -> idle
+        self._phase = "idle"
+        self._preroll_step = -1  # the observation the pre-roll hold answered
         self._start_attempts = 0
         self._retry_timer = None
         self._steady = RosClock(clock_type=ClockType.STEADY_TIME)  # retries must not wait for sim time
@@ -139,16 +140,22 @@ class ReplayTeleopNode(Node):
             self._fail(f"the sim's reset failed: {response.message!r}")
             return
         self._sim_episode = int(match.group(1))
+        self._phase = "await_obs"
+        if self._sim_episode in self._newest:  # its first status came before the reply
+            self._begin_episode(*self._newest[self._sim_episode])
+
+    def _begin_episode(self, step: int, stamp: Time) -> None:
+        """The sim shows the demo's first state (observation `step`, stamped `stamp`)."""
         if self._start is None:
             self._play()
             return
         # A recorder refuses to start before it has a fresh command: pre-roll one step holding the agent where
         # the demo starts (the robot is at rest, so nothing moves), then start recording.
-        step, stamp = self._newest.get(self._sim_episode, (-1, None))
-        self._preroll_step = step
+        self._phase, self._preroll_step = "preroll", step
         self._publish_target(self._demo.initial_state[:2], stamp)
 
     def _start_recording(self) -> None:
+        self._phase = "starting"
         self._start_attempts += 1
         self._start.call_async(Trigger.Request()).add_done_callback(self._on_recording_started)
 
@@ -171,8 +178,8 @@ class ReplayTeleopNode(Node):
     def _play(self) -> None:
         self.get_logger().info(f"replaying demo episode {self._demo.index} ({len(self._demo)} steps) "
                                f"as sim episode {self._sim_episode}")
-        step, stamp = self._newest.get(self._sim_episode, (-1, None))
-        self._playing, self._next_action, self._last_step = True, 0, step
+        step, stamp = self._newest[self._sim_episode]
+        self._phase, self._next_action, self._last_step = "playing", 0, step
         self._send_next_action(stamp)
 
     def _on_status(self, msg: Float64MultiArray) -> None:
@@ -180,16 +187,18 @@ class ReplayTeleopNode(Node):
         stamp = Time(sec=int(msg.data[_SEC]), nanosec=int(msg.data[_NANOSEC]))
         if step >= self._newest.get(episode, (-1, None))[0]:
             self._newest[episode] = (step, stamp)
-        if self._preroll_step is not None and episode == self._sim_episode and step > self._preroll_step:
-            self._preroll_step = None  # the hold was executed: the recorder has heard a command
-            self._start_recording()
-        if not self._playing or episode != self._sim_episode or step <= self._last_step:
-            return  # not replaying, an old episode, the still robot streaming, or an observation answered
-        self._last_step = step
-        if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
-            self._finish_demo()
-        else:
-            self._send_next_action(stamp)
+        if episode != self._sim_episode:
+            return  # an old episode (or one not yet named by the reset's reply)
+        if self._phase == "await_obs":
+            self._begin_episode(step, stamp)
+        elif self._phase == "preroll" and step > self._preroll_step:
+            self._start_recording()  # the hold was executed: the recorder has heard a command
+        elif self._phase == "playing" and step > self._last_step:  # else: the still robot, or answered
+            self._last_step = step
+            if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
+                self._finish_demo()
+            else:
+                self._send_next_action(stamp)
 
     def _send_next_action(self, stamp: Time | None) -> None:
         self._publish_target(self._demo.actions[self._next_action], stamp)
@@ -206,7 +215,7 @@ class ReplayTeleopNode(Node):
         self._command_pub.publish(msg)
 
     def _finish_demo(self) -> None:
-        self._playing = False
+        self._phase = "idle"
         self.replayed.append(self._demo.index)
         if self._stop is None:
             self._next_demo()
@@ -222,7 +231,7 @@ class ReplayTeleopNode(Node):
 
     def _fail(self, message: str) -> None:
         self.get_logger().error(f"{message}; replay stopped")
-        self._playing = False
+        self._phase = "idle"
         self.finished = True
 
 

@@ -1,0 +1,181 @@
+"""The whole product loop at small scale, through ROS 2: record -> train -> deploy on the PushT sim.
+
+1. record: the PushT sim (fast mode, /clock) + the replay teleop (human demos from the zarr) -> the recorder
+   node -> a LeRobot v3 dataset of 2 short episodes (camera + joint state + action);
+2. train: `vqbet-train` for a few steps on camera + joint state, tiny model -> a checkpoint directory;
+3. deploy: the policy node with that checkpoint drives the sim for some steps.
+Each stage asserts what the next one needs: frames and values recorded, a checkpoint that loads, commands
+that move the agent.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("rclpy")
+pytest.importorskip("gym_pusht")
+pytest.importorskip("zarr")
+
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from vqbet_ros import constants  # noqa: E402
+from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
+from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
+
+EPISODES = [0, 1]
+STEPS = 20  # demo steps replayed per episode
+DRIVE_STEPS = 12  # policy-driven sim steps
+
+
+def _params(**values):
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+class Spinner:
+    """A multi-threaded executor spinning the given nodes in the background."""
+
+    def __init__(self, context, nodes):
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.executor.shutdown(timeout_sec=5.0)
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def record(context, zarr, root):
+    from vqbet_ros.nodes.recorder_node import RecorderNode
+    from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode
+
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False))
+    recorder = RecorderNode(context=context, parameter_overrides=_params(
+        root=str(root), dataset_name="pusht_ros", task="Push the T onto the target.", robot_type="pusht_sim",
+        fps=10, camera_names=["top"], camera_topics=["/camera/image_raw"], state_topic="/joint_states",
+        action_topic="/pusht/joint_trajectory", action_type="JointTrajectory", joint_names=["agent_x", "agent_y"],
+        action_max_age_s=0.25, video_codec="libx264", video_preset="ultrafast", use_sim_time=True))
+    assert recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    teleop = ReplayTeleopNode(context=context, parameter_overrides=_params(
+        zarr_path=str(zarr), episodes=EPISODES, max_steps=STEPS,
+        start_episode_service="recorder/start_episode", stop_episode_service="recorder/stop_episode"))
+    spinner = Spinner(context, [sim, recorder, teleop])
+    try:
+        wait_for(lambda: teleop.finished, 60.0, "the replay of the demos")
+        assert teleop.replayed == EPISODES
+    finally:
+        recorder.trigger_deactivate()  # saves what is still open
+        recorder.trigger_cleanup()  # waits for every save
+        spinner.stop()
+        for node in (teleop, recorder, sim):
+            node.destroy_node()
+
+
+def train(dataset_root, run_dir):
+    from vqbet_ros.training.train import main as train_main
+
+    config = {
+        "model": {
+            "spec": {"cameras": {"top": [3, 96, 96]}, "joint_names": ["agent_x", "agent_y"],
+                     "action_names": ["agent_x", "agent_y"], "fps": 10.0, "n_obs_steps": 2, "chunk_size": 3},
+            "tokenizer": {"hidden_dim": 16, "latent_dim": 16, "codebook_size": 4},
+            "prior": {"n_layer": 1, "n_head": 1, "n_embd": 16, "output_dim": 16, "block_size": 8},
+            "heads": {"hidden_dim": 32},
+            "vision": {"feature_dim": 16, "num_keypoints": 8},
+        },
+        "data": {"path": str(dataset_root), "val_fraction": 0.0},
+        "stage1": {"steps": 4, "batch_size": 16},
+        "stage2": {"steps": 3, "batch_size": 4},
+        "output_dir": str(run_dir), "device": "cpu", "num_threads": 1, "log_every": 1, "val_every": 0,
+        "checkpoint_every": 0,
+    }
+    path = run_dir.parent / "train_tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert train_main(["--config", str(path), "--no-progress"]) in (None, 0)
+    return run_dir / "final"
+
+
+def drive(context, checkpoint):
+    from vqbet_ros.nodes.policy_node import PolicyNode
+
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False, seed=3))
+    policy = PolicyNode(context=context, parameter_overrides=_params(
+        checkpoint=str(checkpoint), use_sim_time=True, enable_control=True, device="cpu", warmup_steps=1,
+        trajectory_topic="/pusht/joint_trajectory", joint_states_topic="/joint_states",
+        **{"cameras.top.topic": "/camera/image_raw"}))
+    client_node = Node("e2e_client", context=context)
+    reset = client_node.create_client(Trigger, "pusht_sim/reset")
+    spinner = Spinner(context, [sim, policy, client_node])
+    try:
+        assert policy.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        wait_for(lambda: policy.get_clock().now().nanoseconds > 0, 10.0, "the sim clock at the policy")
+        assert policy.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        wait_for(lambda: sim.count_publishers("/pusht/joint_trajectory") > 0
+                 and sim.count_subscribers("/camera/image_raw") > 0, 10.0, "the policy's topics")
+        assert reset.wait_for_service(timeout_sec=10.0)
+        future = reset.call_async(Trigger.Request())
+        wait_for(future.done, 10.0, "the sim's reset")
+        start = sim._robot.agent_xy.copy()
+        wait_for(lambda: sim._robot.step_index >= DRIVE_STEPS, 60.0, "the policy to drive the sim")
+        moved = float(np.linalg.norm(sim._robot.agent_xy - start))
+        return moved, policy.runtime.decisions, sim.lockstep_timeouts
+    finally:
+        policy.trigger_deactivate()
+        spinner.stop()
+        for node in (client_node, policy, sim):
+            node.destroy_node()
+
+
+def test_e2e_record_train_deploy_through_ros(ros_context, shared_dir, tmp_path):
+    zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+
+    # 1. record the human demos through ROS
+    record(ros_context, zarr, tmp_path / "data")
+    from vqbet_ros.data.lerobot_reader import LeRobotDataset
+
+    dataset = LeRobotDataset(tmp_path / "data" / "pusht_ros")
+    assert dataset.num_episodes == len(EPISODES) and dataset.fps == 10
+    lengths = [b - a for a, b in dataset.episode_ranges]
+    assert all(STEPS <= n <= STEPS + 3 for n in lengths), lengths
+    state = dataset.read_column(constants.STATE)
+    action = dataset.read_column(constants.ACTION)
+    demos = PushTDemos(zarr)
+    for (a, b), index in zip(dataset.episode_ranges, EPISODES):
+        demo = demos.episode(index, max_steps=STEPS)
+        # An episode may open with a frame of the teleop's pre-roll hold (the agent at rest where the demo
+        # starts): the recorder's start and the first command race by one step in lockstep.
+        skip = 1 if np.allclose(action[a], demo.initial_state[:2]) else 0
+        recorded = action[a + skip:b][: len(demo)]
+        # the recorded commands are the human's, in order ...
+        assert len(recorded) >= STEPS - 1
+        np.testing.assert_allclose(recorded, demo.actions[: len(recorded)], atol=1e-3)
+        # ... each paired with the joint state it was commanded from (the demo's agent position before it)
+        np.testing.assert_allclose(state[a + skip:b][: len(recorded)], demo.states[: len(recorded), :2], atol=0.5)
+    frames = dataset.decode_video(constants.image_key("top"), 0)
+    assert frames.shape == (lengths[0], 96, 96, 3) and frames.std() > 10
+
+    # 2. train a tiny policy on camera + joint state
+    checkpoint = train(tmp_path / "data" / "pusht_ros", tmp_path / "run")
+    from vqbet_ros.model.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    assert list(loaded.config.spec.cameras) == ["top"] and loaded.config.spec.joint_names == ["agent_x", "agent_y"]
+
+    # 3. the policy node drives the sim
+    moved, decisions, timeouts = drive(ros_context, checkpoint)
+    assert decisions >= DRIVE_STEPS and timeouts == 0
+    assert moved > 1.0, f"the agent moved only {moved:.2f} px under the policy's commands"
