@@ -5,6 +5,7 @@ Most tests share one configured, active node (module scope: loading a checkpoint
 test machine); each leaves it running on good inputs.
 """
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,5 +352,32 @@ def test_policy_node_configure_fails_naming_missing_checkpoint(ros_context, tmp_
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        node.destroy_node()
+
+
+def _flatten(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_policy_yaml_documents_every_parameter_and_configures(ros_context, checkpoint):
+    import yaml
+
+    from vqbet_ros.nodes.policy_node import NODE_PARAMETERS, RUNTIME_PARAMETERS
+
+    path = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
+    text = path.read_text()
+    for name in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}:
+        assert f" {name}:" in text or f"# {name}:" in text, f"{name} is not documented in {path}"
+    values = dict(_flatten(yaml.safe_load(text)["/**"]["ros__parameters"]))
+    values.update(checkpoint=str(checkpoint), device="cpu", warmup_steps=0, cpu_threads=1)
+    node = PolicyNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.get_parameter("cameras.front.topic").value == "/camera/front/image_raw"
     finally:
         node.destroy_node()

@@ -85,6 +85,7 @@ RUNTIME_PARAMETERS = {
 }
 NODE_PARAMETERS = {
     "checkpoint": ("", "checkpoint directory (config.yaml, model.safetensors, stats.safetensors)"),
+    "autostart": (False, "configure and activate on start (ros2 run); the launch file uses lifecycle events"),
     "joint_states_topic": ("/joint_states", "sensor_msgs/JointState of the arm"),
     "joint_name_map": (Parameter.Type.STRING_ARRAY,
                        "entries 'checkpoint_name:robot_name' when the robot's joints are named differently"),
@@ -426,6 +427,9 @@ def main(args=None):
     try:
         with rclpy.init(args=args):
             node = PolicyNode()
+            if node.get_parameter("autostart").value:
+                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                    node.trigger_activate()
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
