@@ -68,6 +68,9 @@ class CodeHead(nn.Module):
         `primary` (N,) codes: the ground truth for the loss (official `_calc_loss`)."""
         if not self.sequential:
             return self.joint(features).view(-1, self.n_layers, self.codebook_size)  # (N, Nq, C)
+        if primary is None:
+            raise ValueError("sequential code head: forward needs the primary codes to condition on "
+                             "(ground truth in training); use sample() at inference")
         primary_logits = self.primary(features)  # (N, C)
         secondary_logits = self.secondary_logits(features, primary)  # (N, C)
         return torch.stack([primary_logits, secondary_logits], dim=1)  # (N, 2, C)
