@@ -56,6 +56,18 @@ def test_policy_shapes_for_0_1_2_cameras(cameras):
     assert policy.predict_chunk(tokens.detach()).shape == (B, W, A)
 
 
+def test_sequential_code_mode_trains_and_predicts():
+    torch.manual_seed(0)
+    config = tiny_config(sequential_codes=True)
+    policy = VQBeTPolicy(config)
+    policy.freeze_tokenizer()
+    tokens = policy.encode_observations(observations(config, 2, 2))
+    losses = policy.prior_loss(tokens, torch.randn(2, 2, 3, 2), torch.zeros(2, 2, 3, dtype=torch.bool))
+    losses["loss"].backward()
+    assert policy.heads.code_head.secondary[0].weight.grad.abs().sum() > 0
+    assert policy.predict_chunks(tokens.detach()).shape == (2, 2, 3, 2)
+
+
 def test_code_usage_reports_codes_per_layer_and_pairs():
     policy = VQBeTPolicy(tiny_config())
     usage = policy.code_usage(torch.randn(32, 3, 2))
