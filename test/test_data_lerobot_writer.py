@@ -303,3 +303,52 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(root):
     assert [e["length"] for e in ds.episodes] == [5, 6, 4]
     np.testing.assert_array_equal(_column(ds, "index"), np.arange(15))
     assert not any((root / ".partial").glob("**/*"))
+
+
+@pytest.mark.slow
+def test_lerobot_itself_loads_every_frame_within_its_tolerance(root):
+    """LeRobot's own LeRobotDataset (>= 0.4, v3.0) reads what we wrote: metadata, rows, tasks, stats, and the
+    video frame of every row within its 1e-4 s timestamp tolerance. Needs `lerobot` importable (not a
+    dependency: e.g. `pip install --target /tmp/lr --no-deps lerobot==0.4.0 datasets==4.1.1 ...`).
+
+    Its video decoders need torchvision.io.VideoReader (gone in recent torchvision) or torchcodec with system
+    FFmpeg; the decode step is replaced by the same algorithm on PyAV (seek, decode to the last timestamp,
+    nearest frame, tolerance assertion), so the check on our timestamps is LeRobot's own.
+    """
+    lds = pytest.importorskip("lerobot.datasets.lerobot_dataset")
+    import av
+    import torch
+
+    def decode_pyav(video_path, timestamps, tolerance_s, backend=None):
+        first, last = min(timestamps), max(timestamps)
+        with av.open(str(video_path)) as container:
+            stream = container.streams.video[0]
+            container.seek(int(first / stream.time_base), stream=stream, backward=True)
+            frames, stamps = [], []
+            for frame in container.decode(stream):
+                frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1))
+                stamps.append(float(frame.time))
+                if stamps[-1] >= last:
+                    break
+        dist = torch.cdist(torch.tensor(timestamps)[:, None], torch.tensor(stamps)[:, None], p=1)
+        nearest, index = dist.min(1)
+        assert (nearest < tolerance_s).all(), f"tolerance violated at {timestamps}: {nearest}"
+        return torch.stack([frames[i] for i in index]).float() / 255
+
+    with LeRobotWriter.create(root, fps=FPS, features=FEATURES, robot_type="pusht") as writer:
+        for e, n in [(0, 8), (1, 5)]:
+            _record(writer, e, n, task=f"task {e}")
+    lds.decode_video_frames = decode_pyav
+    theirs = lds.LeRobotDataset("local/test", root=root)
+    assert theirs.num_episodes == 2 and theirs.num_frames == 13 and theirs.fps == FPS
+    for i in range(len(theirs)):
+        item = theirs[i]
+        episode, t = (0, i) if i < 8 else (1, i - 8)
+        np.testing.assert_array_equal(item["observation.state"].numpy(), [t, episode])
+        assert item["task"] == f"task {episode}"
+        image = (item[CAM].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        assert _psnr(image, _image(episode, t)) >= 30
+    window = lds.LeRobotDataset("local/test", root=root,
+                                delta_timestamps={CAM: [-1 / FPS, 0.0], "action": [0.0, 1 / FPS, 2 / FPS]})
+    item = window[9]
+    assert tuple(item[CAM].shape) == (2, 3, H, W) and tuple(item["action"].shape) == (3, 2)
