@@ -90,14 +90,19 @@ def _params(root: Path, **extra):
 
 
 class Harness:
-    def __init__(self, context, root: Path, publish_wrist=True, wrist_best_effort=False, **extra):
+    """Fake robot + recorder node (unless `with_recorder=False`: it runs elsewhere) + service client, spun by
+    one multi-threaded executor in a background thread."""
+
+    def __init__(self, context, root: Path, publish_wrist=True, wrist_best_effort=False, with_recorder=True,
+                 **extra):
         self.robot = FakeRobot(context, publish_wrist, wrist_best_effort)
-        self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra))
+        self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra)) \
+            if with_recorder else None
         self.client = Node("test_client", context=context)
         self.clients = {n: self.client.create_client(Trigger, f"/recorder/{n}")
                         for n in ("start_episode", "stop_episode", "discard_episode")}
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for node in (self.robot, self.recorder, self.client):
+        for node in self.nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
@@ -105,18 +110,22 @@ class Harness:
     def call(self, name: str) -> tuple[float, float, Trigger.Response]:
         client = self.clients[name]
         assert client.wait_for_service(timeout_sec=5.0)
-        sent = self.recorder.get_clock().now().nanoseconds * 1e-9
+        sent = self.robot.get_clock().now().nanoseconds * 1e-9
         future = client.call_async(Trigger.Request())
         deadline = time.monotonic() + 10
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.005)
-        received = self.recorder.get_clock().now().nanoseconds * 1e-9
+        received = self.robot.get_clock().now().nanoseconds * 1e-9
         return sent, received, future.result()
+
+    @property
+    def nodes(self):
+        return [n for n in (self.robot, self.recorder, self.client) if n is not None]
 
     def close(self):
         self.executor.shutdown()
         self.thread.join(timeout=5)
-        for node in (self.robot, self.recorder, self.client):
+        for node in self.nodes:
             node.destroy_node()
 
 
@@ -283,3 +292,64 @@ def test_recorder_yaml_documents_every_parameter_and_configures(ros_context, tmp
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     finally:
         node.destroy_node()
+
+
+@pytest.mark.slow
+def test_recorder_node_killed_mid_episode_keeps_saved_ones_and_restart_appends(ros_context, tmp_path):
+    """recorder_node in a subprocess: one episode saved, a second one open, SIGKILL; a new recorder appends."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = {p.name: p.value for p in _params(tmp_path)}
+    params_file = tmp_path / "recorder.yaml"
+    params_file.write_text(yaml.safe_dump({"recorder": {"ros__parameters": {**params, "autostart": True}}}))
+    proc = subprocess.Popen([sys.executable, "-m", "vqbet_ros.nodes.recorder_node", "--ros-args",
+                             "--params-file", str(params_file)], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h = Harness(ros_context, tmp_path, with_recorder=False)  # the recorder lives in the subprocess
+    info = tmp_path / "demo" / "meta" / "info.json"
+    try:
+        assert h.clients["start_episode"].wait_for_service(timeout_sec=30)
+        deadline = time.monotonic() + 20
+        while not h.call("start_episode")[2].success:  # until the subprocess is active and streams are fresh
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(0.5)
+        assert h.call("stop_episode")[2].success
+        deadline = time.monotonic() + 20
+        while not (info.is_file() and json.loads(info.read_text())["total_episodes"] == 1):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert h.call("start_episode")[2].success
+        time.sleep(0.8)  # frames of the open episode reach the encoder's partial files
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    ds = LeRobotDataset(tmp_path / "demo")
+    assert ds.num_episodes == 1
+    assert len(ds.decode_video(constants.image_key("front"), 0)) == ds.episodes[0]["length"]
+    assert any((tmp_path / "demo" / ".partial").rglob("*.mp4"))  # the killed episode left partial files
+
+    h.recorder = recorder = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path))
+    h.executor.add_node(recorder)
+    try:
+        assert recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS  # cleans the leftovers
+        assert not any((tmp_path / "demo" / ".partial").rglob("*"))
+        assert recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.5)
+        assert recorder._start_cb(Trigger.Request(), Trigger.Response()).success
+        time.sleep(0.4)
+        assert recorder._stop_cb(Trigger.Request(), Trigger.Response()).success
+        assert recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        h.close()
+    ds = LeRobotDataset(tmp_path / "demo")
+    assert ds.num_episodes == 2
+    assert len(ds.decode_video(constants.image_key("wrist"), 1)) == ds.episodes[1]["length"]
