@@ -139,6 +139,7 @@ class DemoSummary:
     episodes: list[EpisodeResult] = field(default_factory=list)
     decision_latency_ms: dict = field(default_factory=dict)
     round_trip_ms: dict = field(default_factory=dict)
+    lockstep_timeouts: int = 0  # fast mode: steps taken without a fresh command (should be 0)
     video: str | None = None
 
     def figures(self) -> dict:
@@ -156,7 +157,8 @@ class DemoSummary:
         episodes = [{**asdict(e), "success": e.success} for e in self.episodes]
         return {"checkpoint": self.checkpoint, "mode": self.mode, "execution": self.execution,
                 **self.figures(), "decision_latency_ms": self.decision_latency_ms,
-                "round_trip_ms": self.round_trip_ms, "video": self.video, "per_episode": episodes}
+                "round_trip_ms": self.round_trip_ms, "lockstep_timeouts": self.lockstep_timeouts,
+                "video": self.video, "per_episode": episodes}
 
 
 def latency_figures(values_s) -> dict:
@@ -352,6 +354,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
             video.start_episode(-1)
         summary.decision_latency_ms = latency_figures(latencies)
         summary.round_trip_ms = latency_figures(sim.command_delays_s) if fast else {}
+        summary.lockstep_timeouts = sim.lockstep_timeouts
         driver.transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
     finally:
         executor.shutdown(timeout_sec=5.0)
@@ -386,6 +389,9 @@ def print_summary(summary: DemoSummary) -> None:
     rt = summary.round_trip_ms
     if rt.get("n"):
         print(f"observation -> command through ROS: p50 {rt['p50']:.1f} ms, p99 {rt['p99']:.1f} ms")
+    if summary.lockstep_timeouts:
+        print(f"warning: {summary.lockstep_timeouts} steps ran without a fresh command (lockstep timeout); "
+              "the policy fell behind or stopped (see its warnings)")
     if summary.video:
         print(f"video: {summary.video}")
 

@@ -1,0 +1,73 @@
+"""`vqbet-demo`: checkpoint discovery, wiring a checkpoint to the sim, and a short run end to end."""
+import json
+
+import numpy as np
+import pytest
+
+from vqbet_ros import constants
+from vqbet_ros.demo import find_checkpoint, main, wiring
+from vqbet_ros.model.config import FeatureSpec, HeadConfig, PriorConfig, TokenizerConfig, VQBeTConfig
+
+
+def _tiny_state_checkpoint(directory):
+    from vqbet_ros.model.checkpoint import save_checkpoint
+    from vqbet_ros.model.policy import VQBeTPolicy
+
+    spec = FeatureSpec(joint_names=["x", "y"], action_names=["x", "y"], low_dim={"environment_state": 18},
+                       n_obs_steps=2, chunk_size=3)
+    config = VQBeTConfig(spec=spec, tokenizer=TokenizerConfig(hidden_dim=16, latent_dim=16, codebook_size=4),
+                         prior=PriorConfig(n_layer=1, n_head=1, n_embd=16, output_dim=16, block_size=8),
+                         heads=HeadConfig(hidden_dim=32))
+    def box():
+        return {"min": np.zeros(2), "max": np.full(2, 512.0)}
+
+    stats = {constants.STATE: box(), constants.ACTION: box(),
+             constants.low_dim_key("environment_state"): {"min": np.zeros(18), "max": np.full(18, 512.0)}}
+    save_checkpoint(directory, config, VQBeTPolicy(config), stats)
+    return directory
+
+
+def test_wiring_maps_joints_camera_and_low_dim_to_sim_topics():
+    spec = FeatureSpec(cameras={"image": [3, 96, 96]}, joint_names=["x", "y"], action_names=["x", "y"],
+                       low_dim={"environment_state": 18, "block": 3})
+    params = wiring(spec)
+    assert params["joint_name_map"] == ["x:agent_x", "y:agent_y"]
+    assert params["cameras.image.topic"] == "/camera/image_raw"
+    assert params["low_dim.environment_state.topic"] == "/pusht/keypoints"
+    assert params["low_dim.block.topic"] == "/pusht/block_pose"
+    assert "joint_name_map" not in wiring(FeatureSpec(joint_names=["agent_x", "agent_y"],
+                                                      action_names=["agent_x", "agent_y"]))
+
+
+def test_wiring_refuses_low_dim_the_sim_cannot_provide():
+    spec = FeatureSpec(joint_names=["x", "y"], action_names=["x", "y"], low_dim={"wrench": 6})
+    with pytest.raises(ValueError, match="wrench"):
+        wiring(spec)
+
+
+def test_find_checkpoint_names_the_fix_when_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("vqbet_ros.demo.REPO_ROOT", tmp_path)
+    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+        find_checkpoint(None)
+    (tmp_path / "models" / "other").mkdir(parents=True)
+    (tmp_path / "models" / "other" / "config.yaml").write_text("{}")
+    (tmp_path / "models" / "pusht_state").mkdir()
+    (tmp_path / "models" / "pusht_state" / "config.yaml").write_text("{}")
+    assert find_checkpoint(None).name == "pusht_state"
+
+
+def test_demo_runs_episodes_through_ros_and_reports(tmp_path):
+    pytest.importorskip("rclpy")
+    pytest.importorskip("gym_pusht")
+    checkpoint = _tiny_state_checkpoint(tmp_path / "ckpt")
+    summary_path, video = tmp_path / "summary.json", tmp_path / "demo.mp4"
+    code = main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "12", "--device", "cpu",
+                 "--video", str(video), "--json", str(summary_path), "--quiet"])
+    assert code == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["episodes"] == 2
+    assert [e["seed"] for e in summary["per_episode"]] == [100000, 100001]
+    assert all(e["steps"] == 12 and not e["timed_out"] for e in summary["per_episode"])
+    assert summary["decision_latency_ms"]["n"] >= 24 and summary["lockstep_timeouts"] == 0
+    assert video.stat().st_size > 1000
