@@ -86,7 +86,7 @@ def _params(root: Path, **extra):
         "sample_delay_s": 0.2,
         **extra,
     }
-    return [Parameter(k, Parameter.Type.STRING_ARRAY, v) if v == [] else Parameter(k, value=v) for k, v in values.items()]
+    return [Parameter(k, value=v) for k, v in values.items()]
 
 
 class Harness:

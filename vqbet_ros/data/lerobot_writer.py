@@ -377,8 +377,9 @@ class LeRobotWriter:
 
     Use `create`, `open` or `open_or_create`. Not thread-safe: one thread calls start/add/save/discard; the
     workers are internal. `max_queue_frames` (default 10 s of frames) bounds the frames per camera waiting for
-    the encoder; `put_timeout_s` (default None = wait) is how long `add_frame` may wait for room. `features` maps dataset keys to {"dtype", "shape", "names"}; cameras have dtype
-    "video" and shape [H, W, 3]; the five default columns (timestamp, indices) are added by the writer.
+    the encoder; `put_timeout_s` (default None = wait) is how long `add_frame` may wait for room.
+    `features` maps dataset keys to {"dtype", "shape", "names"}; cameras have dtype "video" and shape
+    [H, W, 3]; the five default columns (timestamp, indices) are added by the writer.
     """
 
     def __init__(self, root: Path, info: dict, video: VideoEncoding, max_queue_frames: int,
