@@ -239,3 +239,26 @@ def test_policy_worker_ticks_at_fps_on_its_own_thread(loaded):
     assert 5 <= len(seen) <= 7 and {name for name, _ in seen} == {"vqbet-policy-worker"}
     assert all(r.status == "waiting" for _, r in seen)  # no inputs: no command, never an exception
     assert worker.achieved_rate_hz() == pytest.approx(FPS, rel=0.2)
+
+
+def test_resolve_device_cuda_without_cuda_is_refused(monkeypatch):
+    from vqbet_ros.runtime.engine import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="`device` is 'cuda'"):
+        resolve_device("cuda")
+
+
+@pytest.mark.slow
+def test_runtime_compiled_matches_eager(loaded):
+    """torch.compile path (CUDA graphs with reduce-overhead on a GPU) gives the eager chunk; CPU here."""
+    eager, compiled = make_runtime(loaded), make_runtime(loaded, compile_mode="default", warmup_steps=1)
+    compiled.warmup()
+    for runtime in (eager, compiled):
+        for k in range(3):
+            feed(runtime, k * DT, seed=k)
+            with torch.inference_mode():
+                result = runtime.step(k * DT + 0.01, tick=k)
+        runtime.result = result
+    np.testing.assert_allclose(compiled.result.chunk.positions, eager.result.chunk.positions, atol=1e-4)
