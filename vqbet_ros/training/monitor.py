@@ -99,7 +99,8 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
     axes[1].set_xlabel("step")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     out = run_dir / "loss_curve.png"
     fig.savefig(out, dpi=110)

@@ -1,0 +1,76 @@
+"""vqbet-train end to end on a tiny dataset: outputs, stage selection, resume, config errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from training_fixtures import make_pusht_zarr, tiny_config
+
+from vqbet_ros.config_io import ConfigError, save_yaml
+from vqbet_ros.model.checkpoint import load_checkpoint
+from vqbet_ros.training import train
+from vqbet_ros.training.trainer import STATE_FILE
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_pusht_zarr(tmp_path_factory.mktemp("data"))
+
+
+def test_train_writes_loadable_final_checkpoint_and_artifacts(dataset, tmp_path):
+    cfg = tiny_config(dataset, tmp_path / "run")
+    save_yaml(cfg, tmp_path / "cfg.yaml")
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "--no-progress"]) == 0
+    run = tmp_path / "run"
+    loaded = load_checkpoint(run / "final")
+    assert loaded.policy.tokenizer.frozen
+    assert loaded.metadata["stage2_steps"] == 4
+    assert (run / "loss_curve.png").stat().st_size > 0
+    assert any((run / "tensorboard").iterdir())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in records} == {1, 2}
+    assert any("val_loss" in r for r in records) and all(r.get("samples_per_s", 1) > 0 for r in records)
+
+
+def test_train_stage2_from_stage1_checkpoint_keeps_its_tokenizer_and_stats(dataset, tmp_path):
+    cfg = tiny_config(dataset, tmp_path / "tok")
+    train.run(cfg, stage="1", progress_bar=False)
+    tok = load_checkpoint(tmp_path / "tok" / "final")
+    cfg2 = tiny_config(dataset, tmp_path / "prior")
+    policy, _, summary = train.run(cfg2, stage="2", init=str(tmp_path / "tok" / "final"), progress_bar=False)
+    for key, value in tok.policy.tokenizer.state_dict().items():
+        assert torch.equal(policy.tokenizer.state_dict()[key], value), key
+    final = load_checkpoint(tmp_path / "prior" / "final")
+    assert final.stats["action"]["min"].tolist() == tok.stats["action"]["min"].tolist()
+    assert summary["stage1_time_s"] < 1.0  # stage 1 was not run again
+
+
+def test_train_resume_continues_from_saved_step_and_optimizer_state(dataset, tmp_path):
+    straight, _, _ = train.run(tiny_config(dataset, tmp_path / "a"), progress_bar=False)
+    # Same run interrupted after stage-2 step 2 (its checkpoint), then resumed to step 4.
+    train.run(tiny_config(dataset, tmp_path / "b", steps=2), progress_bar=False)
+    saved = torch.load(tmp_path / "b" / "checkpoints" / "stage2_0000002" / STATE_FILE, weights_only=True)
+    assert saved["step"] == 2 and saved["prior_optimizers"]["main"]["state"]
+    resumed, _, summary = train.run(tiny_config(dataset, tmp_path / "b"), resume=True, progress_bar=False)
+    assert summary["stage2_steps"] == 4
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
+
+
+def test_train_resume_refuses_other_architecture_naming_field(dataset, tmp_path):
+    train.run(tiny_config(dataset, tmp_path / "c", steps=2), progress_bar=False)
+    cfg = tiny_config(dataset, tmp_path / "c")
+    cfg.model.prior.n_embd = 32
+    with pytest.raises(ConfigError, match=r"model\.prior\.n_embd"):
+        train.run(cfg, resume=True, progress_bar=False)
+
+
+def test_train_cli_reports_bad_override_by_key_path(dataset, tmp_path, capsys):
+    save_yaml(tiny_config(dataset, tmp_path / "d"), tmp_path / "cfg.yaml")
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "stage2.lr=fast"]) == 2
+    assert "`stage2.lr`" in capsys.readouterr().err
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "stage2.sequence_length=2"]) == 2
+    assert "sequence_length" in capsys.readouterr().err
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "stage3.steps=1"]) == 2
+    assert "stage3" in capsys.readouterr().err
