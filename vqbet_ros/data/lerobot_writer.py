@@ -27,10 +27,10 @@ format, and why:
   offline conversion) or, with `put_timeout_s` set (live recording), raises `WriterOverloadedError` after that
   long and discards the open episode: never a silent drop.
 - Timestamps are `frame_index / fps`; video frame i has PTS i in time base 1/fps, one frame per row.
-- Stats: per episode exact for parquet features; cameras per channel in [0, 1] from every frame strided to
-  <= ~150 px with 256-bin histograms (exact quantiles of the sampled pixels). `meta/stats.json` aggregates the
-  episodes count-weighted (mean/std exact; quantiles are the count-weighted mean of episode quantiles, as
-  LeRobot's `aggregate_stats` does).
+- Stats (`data/stats.py` layout): per episode exact for parquet features (`compute_stats`); cameras per channel
+  in [0, 1] accumulated while encoding, from every frame strided to <= ~150 px, with 256-bin histograms (exact
+  quantiles of the sampled pixels; the episode is never held in memory). `meta/stats.json` is
+  `aggregate_stats` of the episodes (count-weighted; quantiles approximate, as in LeRobot).
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vqbet_ros import constants
+from vqbet_ros.data.stats import QUANTILES, aggregate_stats, compute_stats
 
 logger = logging.getLogger(__name__)
 # SVT-AV1 prints its whole configuration to stderr for every episode unless told otherwise; keep errors only
@@ -70,7 +71,6 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 PARTIAL_DIR = ".partial"
 LOCK_FILE = ".writer.lock"
-QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 DEFAULT_FEATURES = {
     constants.TIMESTAMP: {"dtype": "float32", "shape": [1], "names": None},
     constants.FRAME_INDEX: {"dtype": "int64", "shape": [1], "names": None},
@@ -181,19 +181,6 @@ def _describe_os_error(err: OSError, what: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- stats
-def array_stats(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Stats of a parquet feature over rows: values (T, *shape) -> each stat shaped like the feature."""
-    values = values.astype(np.float64).reshape(len(values), -1)
-    quantiles = np.quantile(values, list(QUANTILES.values()), axis=0)
-    out = {
-        "min": values.min(axis=0), "max": values.max(axis=0),
-        "mean": values.mean(axis=0), "std": values.std(axis=0),
-        "count": np.array([len(values)], np.int64),
-    }
-    out.update({name: quantiles[i] for i, name in enumerate(QUANTILES)})
-    return out
-
-
 class ImageStatsAccumulator:
     """Per-channel image stats in [0, 1], accumulated frame by frame (no episode held in memory).
 
@@ -229,30 +216,6 @@ class ImageStatsAccumulator:
         for name, q in QUANTILES.items():  # lower quantile: first level whose cdf reaches q
             out[name] = np.array([levels[np.searchsorted(cdf[c], q)] for c in range(3)]).reshape(shape)
         return out
-
-
-def aggregate_stats(episodes: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
-    """Count-weighted aggregate of per-episode stats (mean/std/min/max exact; quantiles weighted means)."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    keys = sorted({k for ep in episodes for k in ep})
-    for key in keys:
-        parts = [ep[key] for ep in episodes if key in ep]
-        counts = np.array([float(np.asarray(p["count"]).reshape(-1)[0]) for p in parts])
-        total = counts.sum()
-        w = (counts / total).reshape(-1, *([1] * np.asarray(parts[0]["mean"]).ndim))
-        means = np.stack([np.asarray(p["mean"], np.float64) for p in parts])
-        mean = (w * means).sum(axis=0)
-        var = (w * (np.stack([np.asarray(p["std"], np.float64) ** 2 for p in parts]) + (means - mean) ** 2)).sum(0)
-        agg = {
-            "min": np.min(np.stack([p["min"] for p in parts]), axis=0),
-            "max": np.max(np.stack([p["max"] for p in parts]), axis=0),
-            "mean": mean, "std": np.sqrt(var), "count": np.array([int(total)], np.int64),
-        }
-        for name in QUANTILES:
-            if all(name in p for p in parts):
-                agg[name] = (w * np.stack([np.asarray(p[name], np.float64) for p in parts])).sum(axis=0)
-        out[key] = agg
-    return out
 
 
 def _stats_to_lists(stats: dict[str, dict[str, np.ndarray]]) -> dict:
@@ -762,7 +725,7 @@ class LeRobotWriter:
         }
         for key in self.lowdim_keys:
             columns[key] = np.stack(episode.lowdim[key])
-        stats = {key: array_stats(values) for key, values in columns.items()}
+        stats = compute_stats(columns)  # parquet features, exact per episode (data/stats.py)
         for key, (_, _, image_stats) in videos.items():
             stats[key] = image_stats
 
