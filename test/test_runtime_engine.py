@@ -262,3 +262,37 @@ def test_runtime_compiled_matches_eager(loaded):
                 result = runtime.step(k * DT + 0.01, tick=k)
         runtime.result = result
     np.testing.assert_allclose(compiled.result.chunk.positions, eager.result.chunk.positions, atol=1e-4)
+
+
+class SteppedClock:
+    """A clock the test moves by hand; `sleep_until` jumps straight to the deadline unless told otherwise."""
+
+    def __init__(self, t_s=100.0):
+        self.t_s = t_s
+        self.jumps = {}  # tick deadline -> time the clock shows instead
+
+    def now_s(self):
+        return self.t_s
+
+    def sleep_until(self, t_s, stop):
+        if stop.is_set():
+            return False
+        self.t_s = max(self.t_s, t_s)
+        for deadline, jumped in list(self.jumps.items()):
+            if abs(t_s - deadline) < 1e-9:
+                self.t_s = jumped
+                del self.jumps[deadline]
+        return True
+
+
+def test_policy_worker_restarts_grid_and_history_when_clock_jumps_back(loaded):
+    runtime = make_runtime(loaded)
+    clock = SteppedClock(100.0)
+    clock.jumps[100.0 + 3 * DT] = 5.0  # e.g. the simulation was reset
+    ticks = []
+    worker = PolicyWorker(runtime, clock, lambda r: ticks.append((r.tick, r.now_s)) or (len(ticks) >= 6 and worker._stop.set()))
+    worker.start()
+    worker._thread.join(5.0)
+    assert worker.clock_jumps == 1
+    assert [t for t, _ in ticks] == [0, 1, 2, 0, 1, 2]
+    assert ticks[3][1] == pytest.approx(5.0)

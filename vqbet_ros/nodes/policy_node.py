@@ -115,10 +115,13 @@ class RosClock:
         return self._clock.now().nanoseconds * 1e-9
 
     def sleep_until(self, t_s: float, stop: threading.Event) -> bool:
+        last = self.now_s()
         while not stop.is_set():
-            remaining = t_s - self.now_s()
-            if remaining <= 0:
+            now = self.now_s()
+            remaining = t_s - now
+            if remaining <= 0 or now < last:  # due, or time went backwards (the worker re-anchors)
                 return True
+            last = now
             # Sim time can jump ahead of wall time: poll it; system time: sleep the remaining wall time.
             stop.wait(min(remaining, 0.001) if self._sim else remaining)
         return False
@@ -408,6 +411,7 @@ class PolicyNode(LifecycleNode):
             rate = worker.achieved_rate_hz()
             values["achieved_rate_hz"] = "n/a" if rate is None else f"{rate:.2f}"
             values["ticks_missed"] = str(worker.ticks_missed)
+            values["clock_jumps"] = str(worker.clock_jumps)
         for stream, age in runtime.input_ages_s(now_s).items():
             values[f"age_s {stream} ({self._labels.get(stream, '-')})"] = "never" if age is None else f"{age:.3f}"
         for camera, dropped in runtime.frames_dropped().items():

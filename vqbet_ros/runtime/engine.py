@@ -40,6 +40,7 @@ from vqbet_ros.runtime.stream_cache import StreamCache
 log = logging.getLogger(__name__)
 
 JOINTS = "joint_states"
+CLOCK_JUMP_PERIODS = 10  # a tick this many periods late (or one period early) means the clock jumped
 CACHE_DEPTH = 8  # values kept per stream: covers a few ms of clock skew between publishers and the node
 
 
@@ -384,7 +385,8 @@ class RollingStats:
         self.values.append(value)
 
     def percentile(self, q: float) -> float | None:
-        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else None
+        values = list(self.values)  # one C-level copy: safe against a concurrent append
+        return float(np.percentile(values, q)) if values else None
 
 
 class PolicyWorker:
@@ -404,6 +406,7 @@ class PolicyWorker:
         self.tick_times_s = RollingStats(200)
         self.ticks = 0
         self.ticks_missed = 0
+        self.clock_jumps = 0
         self.last_result: StepResult | None = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -443,7 +446,15 @@ class PolicyWorker:
         k = 0
         while self.clock.sleep_until(t0 + k * self.period_s, self._stop):
             now_s = self.clock.now_s()
-            self.jitter_s.add(now_s - (t0 + k * self.period_s))
+            late_s = now_s - (t0 + k * self.period_s)
+            if late_s < -self.period_s or late_s > CLOCK_JUMP_PERIODS * self.period_s:
+                # The clock jumped (first /clock message, sim reset, bag loop) or the loop stalled for long:
+                # restart the grid here and the history with it (its spacing would be wrong).
+                log.warning("clock jumped by %.3f s: control grid and history restart", late_s)
+                self.clock_jumps += 1
+                t0, k, late_s = now_s, 0, 0.0
+                self.runtime.request_reset()
+            self.jitter_s.add(late_s)
             self.tick_times_s.add(now_s)
             wall0 = time.perf_counter()
             result = self.runtime.step(now_s, tick=k)
