@@ -15,6 +15,7 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
@@ -39,8 +40,10 @@ def _image(k: int) -> np.ndarray:
 class FakeRobot(Node):
     """Publishes every stream at 30 Hz; message k carries values derived from k, and logs (stamp, k)."""
 
-    def __init__(self, context, publish_wrist: bool = True, wrist_best_effort: bool = False):
-        super().__init__("fake_robot", context=context)
+    def __init__(self, context, publish_wrist: bool = True, wrist_best_effort: bool = False,
+                 use_sim_time: bool = False):
+        super().__init__("fake_robot", context=context,
+                         parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)])
         self.front = self.create_publisher(Image, "cam/front/image_raw", 5)
         self.wrist = self.create_publisher(CompressedImage, "cam/wrist/image_raw/compressed",
                                            qos_profile_sensor_data if wrist_best_effort else 5)
@@ -95,7 +98,7 @@ class Harness:
 
     def __init__(self, context, root: Path, publish_wrist=True, wrist_best_effort=False, with_recorder=True,
                  **extra):
-        self.robot = FakeRobot(context, publish_wrist, wrist_best_effort)
+        self.robot = FakeRobot(context, publish_wrist, wrist_best_effort, extra.get("use_sim_time", False))
         self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra)) \
             if with_recorder else None
         self.client = Node("test_client", context=context)
@@ -189,6 +192,48 @@ def test_recorder_records_episodes_that_match_what_was_published(ros_context, tm
     np.testing.assert_allclose(stats[constants.STATE]["max"], state.max(0))
     np.testing.assert_allclose(stats[constants.ACTION]["mean"], action.astype(np.float64).mean(0), rtol=1e-5)
     assert stats[constants.STATE]["count"].tolist() == [ds.num_frames]
+
+
+def test_recorder_samples_on_the_node_clock_with_sim_time(ros_context, tmp_path):
+    """With use_sim_time the grid, the stamps and the stop all follow /clock (here 1000 s + 0.5 x wall time)."""
+    from rosgraph_msgs.msg import Clock
+
+    clock_node = Node("fake_clock", context=ros_context)
+    clock_pub = clock_node.create_publisher(Clock, "/clock", 10)
+    running = True
+
+    def publish_clock():
+        start = time.monotonic()
+        while running:
+            sim_ns = int((1000.0 + 0.5 * (time.monotonic() - start)) * 1e9)
+            clock_pub.publish(Clock(clock=Time(nanoseconds=sim_ns).to_msg()))
+            time.sleep(0.002)
+
+    ticker = threading.Thread(target=publish_clock, daemon=True)
+    ticker.start()
+    h = Harness(ros_context, tmp_path, use_sim_time=True)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(1.0)
+        assert h.call("start_episode")[2].success
+        time.sleep(1.2)  # 0.6 s of sim time
+        assert h.call("stop_episode")[2].success
+        assert h.recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        running = False
+        ticker.join()
+        h.close()
+        clock_node.destroy_node()
+    episode = LeRobotDataset(tmp_path / "demo").episodes[0]
+    t0, t_stop = episode["recorder/start_stamp_s"], episode["recorder/stop_stamp_s"]
+    assert 1000.0 < t0 < t_stop < 1010.0  # sim time, not the wall clock
+    assert episode["length"] == int(np.floor((t_stop - t0) * FPS + 1e-9)) + 1
+    assert 0.4 <= t_stop - t0 <= 0.8
+    state = LeRobotDataset(tmp_path / "demo").read_column(constants.STATE)
+    ks = [_expected_k(h.robot.log, t0 + i / FPS) for i in range(episode["length"])]
+    np.testing.assert_array_equal(state, np.array([[k, -k] for k in ks], np.float32))
 
 
 def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
