@@ -9,7 +9,7 @@ from vqbet_ros.demo import find_checkpoint, main, wiring
 from vqbet_ros.model.config import FeatureSpec, HeadConfig, PriorConfig, TokenizerConfig, VQBeTConfig
 
 
-def _tiny_state_checkpoint(directory):
+def _tiny_state_checkpoint(directory, argmax=False):
     from vqbet_ros.model.checkpoint import save_checkpoint
     from vqbet_ros.model.policy import VQBeTPolicy
 
@@ -17,7 +17,7 @@ def _tiny_state_checkpoint(directory):
                        n_obs_steps=2, chunk_size=3)
     config = VQBeTConfig(spec=spec, tokenizer=TokenizerConfig(hidden_dim=16, latent_dim=16, codebook_size=4),
                          prior=PriorConfig(n_layer=1, n_head=1, n_embd=16, output_dim=16, block_size=8),
-                         heads=HeadConfig(hidden_dim=32))
+                         heads=HeadConfig(hidden_dim=32, argmax=argmax))
     def box():
         return {"min": np.zeros(2), "max": np.full(2, 512.0)}
 
@@ -57,17 +57,33 @@ def test_find_checkpoint_names_the_fix_when_none(tmp_path, monkeypatch):
     assert find_checkpoint(None).name == "pusht_state"
 
 
-def test_demo_runs_episodes_through_ros_and_reports(tmp_path):
+def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path):
+    """With deterministic codes (heads.argmax) the ROS loop must reproduce vqbet-eval's rollouts exactly: same
+    seeds, same observation at every step, same temporal ensembling, same actions; any lag or misaligned step
+    in the sim/policy lockstep changes the coverage."""
     pytest.importorskip("rclpy")
     pytest.importorskip("gym_pusht")
-    checkpoint = _tiny_state_checkpoint(tmp_path / "ckpt")
-    summary_path, video = tmp_path / "summary.json", tmp_path / "demo.mp4"
-    code = main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "12", "--device", "cpu",
+    import torch
+
+    from vqbet_ros.training.evaluate import main as eval_main
+
+    torch.manual_seed(0)
+    checkpoint = _tiny_state_checkpoint(tmp_path / "ckpt", argmax=True)
+    summary_path, video, eval_path = tmp_path / "summary.json", tmp_path / "demo.mp4", tmp_path / "eval.json"
+    code = main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "40", "--device", "cpu",
                  "--video", str(video), "--json", str(summary_path), "--quiet"])
     assert code == 0
     summary = json.loads(summary_path.read_text())
-    assert summary["episodes"] == 2
-    assert [e["seed"] for e in summary["per_episode"]] == [100000, 100001]
-    assert all(e["steps"] == 12 and not e["timed_out"] for e in summary["per_episode"])
-    assert summary["decision_latency_ms"]["n"] >= 24 and summary["lockstep_timeouts"] == 0
+    episodes = summary["per_episode"]
+    assert summary["episodes"] == 2 and [e["seed"] for e in episodes] == [100000, 100001]
+    assert all(e["steps"] == 40 and not e["timed_out"] for e in episodes)
+    assert summary["decision_latency_ms"]["n"] >= 80 and summary["lockstep_timeouts"] == 0
     assert video.stat().st_size > 1000
+
+    assert eval_main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "40",
+                      "--output", str(eval_path)]) == 0
+    reference = json.loads(eval_path.read_text())["episodes"]
+    for ros, gym in zip(episodes, reference):
+        assert ros["seed"] == gym["seed"]
+        assert ros["final_coverage"] == pytest.approx(gym["final_coverage"], abs=1e-6)
+        assert ros["max_coverage"] == pytest.approx(gym["max_coverage"], abs=1e-6)

@@ -222,14 +222,18 @@ class _Driver:
         from rclpy.node import Node
         from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
+        from trajectory_msgs.msg import JointTrajectory
 
         from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
 
         self.node = Node("vqbet_demo", context=context)
         self._fields = {name: i for i, name in enumerate(STATUS_FIELDS)}
         self._cond = threading.Condition()
-        self.status: dict[int, list] = {}  # episode -> [final coverage, max coverage, step, done]
+        self.status: dict[int, list] = {}  # episode -> [final coverage, max coverage, step, done, stamp ns]
         self.node.create_subscription(Float64MultiArray, "/pusht/status", self._on_status, COMMAND_QOS)
+        # The policy's commands, to know it has answered an episode's last observation before it is reset.
+        self.answered_ns = 0  # newest command stamp seen
+        self.node.create_subscription(JointTrajectory, "/pusht/joint_trajectory", self._on_command, COMMAND_QOS)
         self.sim_reset = self.node.create_client(Trigger, "/pusht_sim/reset")
         self.policy_reset = self.node.create_client(Trigger, "/policy_node/reset")
         self.change_state = self.node.create_client(ChangeState, "/policy_node/change_state")
@@ -239,12 +243,31 @@ class _Driver:
         f, data = self._fields, msg.data
         episode = int(data[f["episode"]])
         with self._cond:
-            entry = self.status.setdefault(episode, [0.0, 0.0, 0, False])
+            entry = self.status.setdefault(episode, [0.0, 0.0, 0, False, 0])
             entry[0] = float(data[f["coverage"]])
             entry[1] = max(entry[1], entry[0])
             entry[2] = int(data[f["step"]])
             entry[3] = entry[3] or data[f["done"]] > 0.5
+            entry[4] = int(data[f["stamp_sec"]]) * 1_000_000_000 + int(data[f["stamp_nanosec"]])
             self._cond.notify_all()
+
+    def _on_command(self, msg) -> None:
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._cond:
+            self.answered_ns = max(self.answered_ns, stamp_ns)
+            self._cond.notify_all()
+
+    def wait_answered(self, episode: int, timeout_s: float) -> bool:
+        """Wait until the policy has answered the episode's last observation, so that a reset requested now
+        cannot land before that tick and carry the old episode's last frame into the new history."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self.answered_ns < self.status[episode][4]:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
 
     def call(self, client, request, timeout_s: float = 30.0):
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -266,7 +289,7 @@ class _Driver:
     def wait_done(self, episode: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while not self.status.get(episode, [0, 0, 0, False])[3]:
+            while not self.status.get(episode, [0, 0, 0, False, 0])[3]:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -340,7 +363,9 @@ def run(args: argparse.Namespace) -> DemoSummary:
             wall0 = time.monotonic()
             response = driver.call(driver.sim_reset, driver.Trigger.Request())
             done = driver.wait_done(n, args.episode_timeout_s)
-            final, best, steps, _ = driver.status.get(n, [0.0, 0.0, 0, False])
+            if done:
+                driver.wait_answered(n, timeout_s=2.0)
+            final, best, steps = driver.status.get(n, [0.0, 0.0, 0])[:3]
             result = EpisodeResult(n, args.seed + n, final, best, steps, time.monotonic() - wall0, not done)
             summary.episodes.append(result)
             new = policy.runtime.decisions - decisions_before
