@@ -149,6 +149,7 @@ class PolicyRuntime:
         if config.seed >= 0:
             self._generator = torch.Generator(device=self.device)
         self._pinned = self.device.type == "cuda"
+        self._copy_events: dict[int, torch.cuda.Event] = {}
         self._image_host = {c: self._host_buffer((1, *spec.cameras[c]), torch.uint8) for c in spec.cameras}
         self._image_dev = {c: torch.zeros(1, *spec.cameras[c], dtype=torch.uint8, device=self.device)
                            for c in spec.cameras}
@@ -304,10 +305,20 @@ class PolicyRuntime:
         return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0)
 
     # ---- model -----------------------------------------------------------------------------------------
+    def _host_ready(self, host: torch.Tensor) -> None:
+        """Before writing a pinned buffer: wait for the asynchronous copy that last read it (CUDA only)."""
+        event = self._copy_events.get(host.data_ptr())
+        if event is not None:
+            event.synchronize()
+
     def _upload(self, host: torch.Tensor, dev: torch.Tensor) -> torch.Tensor:
+        """Host buffer -> its preallocated device twin; pinned memory + non_blocking on CUDA."""
         if dev.device.type == "cpu":
             return host
         dev.copy_(host, non_blocking=self._pinned)
+        if self._pinned:
+            event = self._copy_events.setdefault(host.data_ptr(), torch.cuda.Event())
+            event.record()
         return dev
 
     def _encode_step(self, snapshot) -> torch.Tensor:
@@ -317,6 +328,7 @@ class PolicyRuntime:
             seq, image = snapshot.samples[camera_stream(camera)].value
             features = self._features.get(camera, seq)
             if features is None:
+                self._host_ready(self._image_host[camera])
                 self._image_host[camera][0].numpy()[...] = image
                 features = self._parts.cameras[i](self._upload(self._image_host[camera], self._image_dev[camera]))
                 self._features.put(camera, seq, features)
@@ -326,6 +338,7 @@ class PolicyRuntime:
                 self.frames_used[camera] += 1
             parts.append(features)  # (1, Dc)
         if self._parts.vector_mlp is not None:
+            self._host_ready(self._vector_host)
             host = self._vector_host[0].numpy()
             offset = 0
             for key, size in self._vector_keys:
