@@ -398,3 +398,29 @@ def test_recorder_node_killed_mid_episode_keeps_saved_ones_and_restart_appends(r
     ds = LeRobotDataset(tmp_path / "demo")
     assert ds.num_episodes == 2
     assert len(ds.decode_video(constants.image_key("wrist"), 1)) == ds.episodes[1]["length"]
+
+
+@pytest.mark.slow
+def test_record_keys_cli_drives_the_recorder_from_piped_keys(ros_context, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    h = Harness(ros_context, tmp_path)
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.5)
+        out = subprocess.run([sys.executable, "-m", "vqbet_ros.nodes.record_keys", "--node", "/recorder"],
+                             input="s\nz\nd\nd\nq\ne\n", capture_output=True, text=True, timeout=60,
+                             env=os.environ.copy()).stdout
+        assert h.recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        h.close()
+    replies = [line for line in out.splitlines() if line.endswith(")") or ": ok: " in line or "REFUSED" in line]
+    assert replies[0].startswith("start_episode: ok: episode 0 started")
+    assert replies[1].startswith("discard_episode: ok: episode discarded")
+    assert replies[2] == "discard_episode: REFUSED: no episode is being recorded"
+    assert len(replies) == 3  # `q` quit before the last key; `z` only printed the help
+    assert out.count("[s/space]") == 2
