@@ -774,7 +774,12 @@ class LeRobotWriter:
         if videos and "info" not in self.features[self.video_keys[0]]:
             for key in self.video_keys:
                 self.features[key]["info"] = self._video_info(key)
-        self._write_info_and_stats()
+        try:
+            self._write_info_and_stats()
+        except OSError as err:
+            raise WriterError(_describe_os_error(
+                err, f"episode {episode_index} is committed to meta/episodes, but meta/info.json and stats.json "
+                "could not be updated (they are repaired when the dataset is next opened)")) from err
         logger.info("episode %d saved: %d frames, task %r", episode_index, length, episode.task)
         return SavedEpisode(episode_index, length, data_path, video_paths)
 
