@@ -120,7 +120,7 @@ def test_discard_after_stop_drops_the_finishing_episode(tmp_path):
     assert not (tmp_path / "ds" / "meta" / "episodes").exists()
 
 
-def test_reopen_refuses_different_cameras(tmp_path):
+def test_reopen_refuses_different_cameras_fps_or_joints(tmp_path):
     rec = EpisodeRecorder(_config(tmp_path))
     _run(rec, 0.0, 1.0)
     rec.start(1.0)
@@ -129,6 +129,11 @@ def test_reopen_refuses_different_cameras(tmp_path):
     rec.close()
     with pytest.raises(ValueError, match="configured for"):
         EpisodeRecorder(_config(tmp_path, cameras=(CameraConfig("other", "/o"),)))
+    with pytest.raises(ValueError, match="recorded at 10 fps, the recorder is set to 30"):
+        EpisodeRecorder(_config(tmp_path, fps=30))
+    with pytest.raises(ValueError, match="joint names"):
+        EpisodeRecorder(_config(tmp_path, joint_names=("b",)))
+    EpisodeRecorder(_config(tmp_path)).close()  # the same set-up appends (and the refusals released the lock)
 
 
 @pytest.mark.parametrize(

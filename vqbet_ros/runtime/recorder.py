@@ -195,8 +195,8 @@ class EpisodeRecorder:
         self.config = config
         self.labels = config.stream_labels()
         self.period_s = 1.0 / config.fps
-        # History must cover sample_delay_s plus a late timer; 2 s at up to 500 Hz for joint topics, 1 s of
-        # camera frames (30 MB per 640x480 camera at 30 fps).
+        # History must cover sample_delay_s plus a late timer: 1000 joint messages (5 s at 200 Hz) and 2 s of
+        # camera frames (55 MB per 640x480 camera at 30 fps; values are shared, never copied).
         ages = {constants.STATE: config.state_max_age_s, constants.ACTION: config.action_max_age_s}
         ages.update({constants.image_key(c.name): config.camera_max_age_s for c in config.cameras})
         depth = {key: (1000 if key in (constants.STATE, constants.ACTION) else max(2 * config.fps, 8))
@@ -245,6 +245,14 @@ class EpisodeRecorder:
         """The existing dataset must hold the same streams (shapes are checked at the first start)."""
         have = sorted(k for k in self.writer.features if k not in DEFAULT_FEATURES)
         want = sorted(self.labels)
+        fps = self.writer.fps
+        if fps != self.config.fps:
+            self.writer.close()
+            self.writer = None
+            raise ValueError(
+                f"`{self.config.dataset_root}` was recorded at {fps} fps, the recorder is set to "
+                f"{self.config.fps}; set `fps` to match or record into a new `dataset_name`"
+            )
         if have != want:
             self.writer.close()
             self.writer = None
