@@ -108,8 +108,8 @@ PARAMETERS = {  # name: (default, description)
 
 
 def _time_msg(stamp_s: float) -> Time:
-    sec = int(math.floor(stamp_s))
-    return Time(sec=sec, nanosec=int(round((stamp_s - sec) * 1e9)) % 1_000_000_000)
+    ns = int(round(stamp_s * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def trajectory_to_waypoints(msg: JointTrajectory, now_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +124,10 @@ def trajectory_to_waypoints(msg: JointTrajectory, now_s: float) -> tuple[np.ndar
     if not msg.points:
         raise ValueError("`JointTrajectory.points` is empty; expected the chunk's waypoints")
     order = [list(msg.joint_names).index(j) for j in JOINT_NAMES]
+    short = [k for k, p in enumerate(msg.points) if len(p.positions) != len(msg.joint_names)]
+    if short:
+        raise ValueError(f"`JointTrajectory.points[{short[0]}].positions` has "
+                         f"{len(msg.points[short[0]].positions)} values for {len(msg.joint_names)} joint names")
     start_s = stamp_to_s(msg.header.stamp)
     start_s = now_s if start_s is None else start_s
     times = np.array([start_s + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
