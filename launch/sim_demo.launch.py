@@ -42,7 +42,7 @@ def _nodes(context):
     configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
                                             transition_id=Transition.TRANSITION_CONFIGURE))
     activate_when_configured = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=policy, goal_state="inactive",
+        target_lifecycle_node=policy, start_state="configuring", goal_state="inactive",  # not after deactivate
         entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
                                               transition_id=Transition.TRANSITION_ACTIVATE))]))
     return [sim, policy, activate_when_configured, configure]
