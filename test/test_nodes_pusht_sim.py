@@ -188,3 +188,17 @@ def test_sim_node_refuses_initial_state_of_wrong_length(probe_factory):
     probe = probe_factory(mode="realtime")
     result = probe.sim.set_parameters([Parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, [1.0, 2.0])])
     assert not result[0].successful and "5 values" in result[0].reason
+
+
+def test_sim_node_realtime_steps_at_control_rate_on_a_stamp_grid(probe_factory):
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe.wait_matched()
+    probe.reset()
+    probe.cmd_pub.publish(Float64MultiArray(data=[300.0, 100.0]))  # keeps it stepping (not done)
+    probe.joints.clear()
+    wall0 = time.monotonic()
+    assert probe.spin_until(lambda: len(probe.joints) >= 8)
+    wall_s = time.monotonic() - wall0
+    stamps = np.array([_s(m.header.stamp) for m in probe.joints])
+    np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-6)  # exact grid, whatever the timer jitter
+    assert 0.5 < wall_s < 1.5  # about 10 Hz of wall time for 8 steps
