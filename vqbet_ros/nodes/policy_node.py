@@ -170,7 +170,7 @@ class PolicyNode(LifecycleNode):
             runtime.warmup()
             self.runtime = runtime
             self._create_inputs()
-        except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
+        except (ConfigError, ValueError, OSError, KeyError, RuntimeError) as err:  # incl. CheckpointError, CUDA
             self.get_logger().error(f"configure failed: {err}")
             self._destroy_entities()
             return TransitionCallbackReturn.FAILURE
