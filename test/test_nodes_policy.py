@@ -381,3 +381,17 @@ def test_policy_yaml_documents_every_parameter_and_configures(ros_context, check
         assert node.get_parameter("cameras.front.topic").value == "/camera/front/image_raw"
     finally:
         node.destroy_node()
+
+
+def test_chunk_to_joint_trajectory_stamps_tick_and_times_k_plus_one_over_fps():
+    from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
+    from vqbet_ros.runtime.chunk import ActionChunk
+
+    chunk = ActionChunk(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 1234.5678, 0.1)
+    msg = chunk_to_joint_trajectory(chunk, ["robot_a", "robot_b"])
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1234, 567_800_000)
+    assert list(msg.joint_names) == ["robot_a", "robot_b"]
+    assert [list(p.positions) for p in msg.points] == chunk.positions.tolist()
+    assert [(p.time_from_start.sec, p.time_from_start.nanosec) for p in msg.points] == [
+        (0, 100_000_000), (0, 200_000_000), (0, 300_000_000)]
+    assert len(hold_trajectory(["a"]).points) == 0

@@ -364,7 +364,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(f"commands stopped ({result.status}): {self._describe(result.problems)}")
             self._hold()
         elif result.status == "running" and self._last_status not in ("running", "inactive"):
-            self.get_logger().info("inputs good again: commands resume")
+            self.get_logger().info("all inputs good: commands running")
         self._last_status = result.status
 
     def _describe(self, problems: dict[str, str]) -> str:
