@@ -145,7 +145,8 @@ def bench_latency(root: Path, n_cameras: int, size: int, args, publish) -> dict:
 
 def bench_jitter(root: Path, fps: float, args) -> dict:
     ckpt = build_checkpoint(root / f"jitter_{fps:g}", 1, 96, fps=fps)
-    runtime = PolicyRuntime.from_checkpoint(ckpt, RuntimeConfig(device=args.device, cpu_threads=args.threads))
+    runtime = PolicyRuntime.from_checkpoint(ckpt, RuntimeConfig(device=args.device, cpu_threads=args.threads,
+                                                                execution=args.execution))
     runtime.warmup()
     clock = MonotonicClock()
     rng = np.random.default_rng(0)
@@ -182,10 +183,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--decisions", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
-    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[96, 224])
+    parser.add_argument("--cameras", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--jitter-rates", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--jitter-seconds", type=float, default=5.0)
+    parser.add_argument("--execution", default="ensemble", choices=["ensemble", "open_loop"],
+                        help="execution mode of the jitter runs (the latency runs decide every tick)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     publish, close, publish_note = make_publish()
@@ -208,7 +211,7 @@ def main(argv=None) -> int:
         print(f"| {r['cameras']} | {r['size']}x{r['size']} | {r['device']} | {r['latency_p50_ms']:.2f} | "
               f"{r['latency_p99_ms']:.2f} | {r['floor_p50_ms']:.2f} | {r['ratio_p50']:.3f} | "
               f"{r['fit_on_arrival_p50_ms']:.3f} | {r['frames_encoded_per_decision']} |")
-    print("\ncontrol loop (PolicyWorker, monotonic clock, 1 camera 96x96)")
+    print(f"\ncontrol loop (PolicyWorker, monotonic clock, 1 camera 96x96, execution {args.execution})")
     print("| rate Hz | ticks | achieved Hz | missed | jitter p50 ms | jitter p99 ms | jitter max ms | decision p50 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results["jitter"]:
