@@ -74,3 +74,19 @@ def test_train_cli_reports_bad_override_by_key_path(dataset, tmp_path, capsys):
     assert "sequence_length" in capsys.readouterr().err
     assert train.main(["--config", str(tmp_path / "cfg.yaml"), "stage3.steps=1"]) == 2
     assert "stage3" in capsys.readouterr().err
+
+
+def test_train_reads_lerobot_v3_dataset_like_the_zarr_it_came_from(dataset, tmp_path):
+    from vqbet_ros.data.convert_zarr import main as convert
+    from vqbet_ros.training.data import load_training_data
+
+    assert convert([str(dataset), str(tmp_path / "v3"), "--no-video"]) == 0
+    cfg_zarr = tiny_config(dataset, tmp_path / "z")
+    cfg_v3 = tiny_config(tmp_path / "v3", tmp_path / "v")
+    from_zarr = load_training_data(cfg_zarr.data, cfg_zarr.model.spec)
+    from_v3 = load_training_data(cfg_v3.data, cfg_v3.model.spec)
+    assert from_v3.episode_ranges == from_zarr.episode_ranges
+    for key, array in from_zarr.arrays.items():
+        assert torch.allclose(torch.from_numpy(from_v3.arrays[key]), torch.from_numpy(array)), key
+    _, _, summary = train.run(cfg_v3, progress_bar=False)
+    assert summary["stage2_steps"] == 4
