@@ -38,7 +38,8 @@ from vqbet_ros.model.config import VQBeTConfig
 from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
-from vqbet_ros.runtime.engine import PolicyRuntime, PolicyWorker, resolve_device
+from vqbet_ros.runtime.engine import PolicyRuntime, resolve_device
+from vqbet_ros.runtime.worker import PolicyWorker
 
 JOINTS = [f"joint_{i}" for i in range(6)]
 

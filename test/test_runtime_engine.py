@@ -1,6 +1,4 @@
 """The ROS-free policy runtime on tiny real checkpoints: history at fps, per-frame encoding, faults, worker."""
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -10,9 +8,8 @@ from policy_helpers import make_checkpoint
 from vqbet_ros import constants
 from vqbet_ros.config_io import ConfigError, from_dict
 from vqbet_ros.model.checkpoint import load_checkpoint
-from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
-from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, PolicyWorker, camera_stream, low_dim_stream
+from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, camera_stream, low_dim_stream
 from vqbet_ros.runtime.images import fit_image
 
 FPS = 10.0
@@ -229,18 +226,6 @@ def test_runtime_reset_request_applies_at_next_tick(loaded):
     assert runtime.history.pushed == 1
 
 
-def test_policy_worker_ticks_at_fps_on_its_own_thread(loaded):
-    runtime = make_runtime(loaded)
-    seen = []
-    worker = PolicyWorker(runtime, MonotonicClock(), lambda r: seen.append((threading.current_thread().name, r)))
-    worker.start()
-    time.sleep(0.55)
-    worker.stop()
-    assert 5 <= len(seen) <= 7 and {name for name, _ in seen} == {"vqbet-policy-worker"}
-    assert all(r.status == "waiting" for _, r in seen)  # no inputs: no command, never an exception
-    assert worker.achieved_rate_hz() == pytest.approx(FPS, rel=0.2)
-
-
 def test_resolve_device_cuda_without_cuda_is_refused(monkeypatch):
     from vqbet_ros.runtime.engine import resolve_device
 
@@ -262,37 +247,3 @@ def test_runtime_compiled_matches_eager(loaded):
                 result = runtime.step(k * DT + 0.01, tick=k)
         runtime.result = result
     np.testing.assert_allclose(compiled.result.chunk.positions, eager.result.chunk.positions, atol=1e-4)
-
-
-class SteppedClock:
-    """A clock the test moves by hand; `sleep_until` jumps straight to the deadline unless told otherwise."""
-
-    def __init__(self, t_s=100.0):
-        self.t_s = t_s
-        self.jumps = {}  # tick deadline -> time the clock shows instead
-
-    def now_s(self):
-        return self.t_s
-
-    def sleep_until(self, t_s, stop):
-        if stop.is_set():
-            return False
-        self.t_s = max(self.t_s, t_s)
-        for deadline, jumped in list(self.jumps.items()):
-            if abs(t_s - deadline) < 1e-9:
-                self.t_s = jumped
-                del self.jumps[deadline]
-        return True
-
-
-def test_policy_worker_restarts_grid_and_history_when_clock_jumps_back(loaded):
-    runtime = make_runtime(loaded)
-    clock = SteppedClock(100.0)
-    clock.jumps[100.0 + 3 * DT] = 5.0  # e.g. the simulation was reset
-    ticks = []
-    worker = PolicyWorker(runtime, clock, lambda r: ticks.append((r.tick, r.now_s)) or (len(ticks) >= 6 and worker._stop.set()))
-    worker.start()
-    worker._thread.join(5.0)
-    assert worker.clock_jumps == 1
-    assert [t for t, _ in ticks] == [0, 1, 2, 0, 1, 2]
-    assert ticks[3][1] == pytest.approx(5.0)

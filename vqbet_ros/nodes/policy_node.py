@@ -40,6 +40,11 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+try:  # optional: a sourced ROS 2 install ships it; the node works without it
+    from cv_bridge import CvBridge as _CvBridge
+except ImportError:
+    _CvBridge = None
+
 from vqbet_ros.config_io import ConfigError, from_dict
 from vqbet_ros.nodes.msg_convert import (
     compressed_image_to_rgb,
@@ -50,14 +55,8 @@ from vqbet_ros.nodes.msg_convert import (
 )
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
 from vqbet_ros.runtime.config import RuntimeConfig
-from vqbet_ros.runtime.engine import (
-    JOINTS,
-    PolicyRuntime,
-    PolicyWorker,
-    StepResult,
-    camera_stream,
-    low_dim_stream,
-)
+from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, StepResult, camera_stream, low_dim_stream
+from vqbet_ros.runtime.worker import PolicyWorker
 
 SENSOR_QOS = qos_profile_sensor_data  # cameras and joint states: BEST_EFFORT hears RELIABLE publishers too
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # what controllers subscribe with
@@ -102,6 +101,18 @@ def pose_stamped_to_array(msg: PoseStamped) -> tuple[np.ndarray, float | None]:
     """`geometry_msgs/PoseStamped` -> [x, y, z, qx, qy, qz, qw] and its stamp."""
     p, q = msg.pose.position, msg.pose.orientation
     return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64), stamp_to_s(msg.header.stamp)
+
+
+def _cv_bridge_rgb(msg: Image) -> np.ndarray | None:
+    """cv_bridge's conversion to rgb8 for encodings the NumPy converter does not read; None without
+    cv_bridge or when it cannot convert either."""
+    if _CvBridge is None:
+        return None
+    try:
+        rgb = np.asarray(_CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    except Exception:  # cv_bridge raises its own CvBridgeError and cv2 errors
+        return None
+    return rgb if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 else None
 
 
 class RosClock:
@@ -300,8 +311,11 @@ class PolicyNode(LifecycleNode):
         try:
             rgb, stamp = (compressed_image_to_rgb if compressed else image_to_rgb)(msg)
         except ValueError as err:
-            self.runtime.report_bad_input(camera_stream(camera), str(err))
-            return
+            rgb = None if compressed else _cv_bridge_rgb(msg)  # more encodings (bayer, 16-bit) when installed
+            if rgb is None:
+                self.runtime.report_bad_input(camera_stream(camera), str(err))
+                return
+            stamp = stamp_to_s(msg.header.stamp)
         self.runtime.put_image(camera, rgb, self._now_s() if stamp is None else stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:

@@ -10,7 +10,7 @@ A tick (1) checks every input (never received / bad / stale -> no command, histo
 the newest sample of every stream into one observation token (each camera frame through its ResNet once,
 reused while the camera repeats it) and appends it to the history, (3) asks the prior for a chunk when the
 scheduler wants a decision, (4) plans the steps from now with the scheduler, (5) filters the plan for
-safety. `PolicyWorker` runs ticks on its own thread at absolute deadlines t0 + k/fps.
+safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps.
 
 Tokens are assembled from the observation encoder's submodules so that camera features can be cached per
 frame; `test_runtime_engine.py` checks the assembly equals `VQBeTPolicy.encode_observations`.
@@ -21,9 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +38,6 @@ from vqbet_ros.runtime.stream_cache import StreamCache
 log = logging.getLogger(__name__)
 
 JOINTS = "joint_states"
-CLOCK_JUMP_PERIODS = 10  # a tick this many periods late (or one period early) means the clock jumped
 CACHE_DEPTH = 8  # values kept per stream: covers a few ms of clock skew between publishers and the node
 
 
@@ -386,97 +383,3 @@ class PolicyRuntime:
         """camera -> frames received that never entered the history (camera faster than fps, or refused)."""
         return {c: max(0, self.received[camera_stream(c)] - self.frames_used[c] - 1)
                 for c in self.spec.cameras}
-
-
-class RollingStats:
-    """The last `size` samples; percentiles on demand."""
-
-    def __init__(self, size: int = 1000):
-        self.values: deque[float] = deque(maxlen=size)
-
-    def add(self, value: float) -> None:
-        self.values.append(value)
-
-    def percentile(self, q: float) -> float | None:
-        values = list(self.values)  # one C-level copy: safe against a concurrent append
-        return float(np.percentile(values, q)) if values else None
-
-
-class PolicyWorker:
-    """Runs `runtime.step` on its own thread at absolute deadlines t0 + k/fps on `clock`.
-
-    `publish(result)` is called on the worker thread after every tick (the node publishes there).
-    A tick that starts late is still run; ticks whose deadline passed entirely are skipped and counted.
-    Decision latency = wall time from the start of a deciding tick (the newest frames are taken from the
-    cache) to the return of `publish`.
-    """
-
-    def __init__(self, runtime: PolicyRuntime, clock, publish: Callable[[StepResult], None]):
-        self.runtime, self.clock, self.publish = runtime, clock, publish
-        self.period_s = runtime.dt_s
-        self.latency_s = RollingStats()
-        self.jitter_s = RollingStats()  # tick start minus its deadline
-        self.tick_times_s = RollingStats(200)
-        self.ticks = 0
-        self.ticks_missed = 0
-        self.clock_jumps = 0
-        self.last_result: StepResult | None = None
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="vqbet-policy-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def achieved_rate_hz(self) -> float | None:
-        times = list(self.tick_times_s.values)
-        if len(times) < 2 or times[-1] <= times[0]:
-            return None
-        return (len(times) - 1) / (times[-1] - times[0])
-
-    def _run(self) -> None:
-        try:
-            with torch.inference_mode():
-                self._loop()
-        except BaseException as err:  # surfaced by the node's diagnostics; never dies silently
-            self.error = err
-            log.exception("policy worker stopped")
-
-    def _loop(self) -> None:
-        t0 = self.clock.now_s()
-        k = 0
-        while self.clock.sleep_until(t0 + k * self.period_s, self._stop):
-            now_s = self.clock.now_s()
-            late_s = now_s - (t0 + k * self.period_s)
-            if late_s < -self.period_s or late_s > CLOCK_JUMP_PERIODS * self.period_s:
-                # The clock jumped (first /clock message, sim reset, bag loop) or the loop stalled for long:
-                # restart the grid here and the history with it (its spacing would be wrong).
-                log.warning("clock jumped by %.3f s: control grid and history restart", late_s)
-                self.clock_jumps += 1
-                t0, k, late_s = now_s, 0, 0.0
-                self.runtime.request_reset()
-            self.jitter_s.add(late_s)
-            self.tick_times_s.add(now_s)
-            wall0 = time.perf_counter()
-            result = self.runtime.step(now_s, tick=k)
-            self.publish(result)
-            if result.decided:
-                self.latency_s.add(time.perf_counter() - wall0)
-            self.last_result = result
-            self.ticks += 1
-            due = math.floor((self.clock.now_s() - t0) / self.period_s)  # last deadline already passed
-            if due > k + 1:
-                self.ticks_missed += due - k - 1
-            k = max(k + 1, due)
