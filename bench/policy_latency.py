@@ -9,7 +9,7 @@ Model: an untrained policy of the official/LeRobot size (ResNet-18 per camera wi
 - Decision latency: wall time from the start of a control tick, with the newest frame of every camera already
   in the runtime's cache, to the return of `publish` (the chunk converted to a JointTrajectory and published
   on a real rclpy publisher when rclpy is importable). Converting a frame to the checkpoint's shape happens on
-  arrival (subscription callback) and is reported apart ("fit on arrival").
+  arrival (subscription callback) and is reported apart ("fit on arrival": 640x480 RGB -> checkpoint size).
 - Floor, timed in the same run on the same inputs: one per-camera encoder forward (ResNet + pooling +
   projection) for one frame per camera + one prior forward (`predict_chunk` on a (1, T, Dt) history).
   Target: latency p50 <= 1.25 x floor p50.
@@ -39,6 +39,7 @@ from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime, resolve_device
+from vqbet_ros.runtime.images import fit_image
 from vqbet_ros.runtime.worker import PolicyWorker
 
 JOINTS = [f"joint_{i}" for i in range(6)]
@@ -97,7 +98,8 @@ def bench_latency(root: Path, n_cameras: int, size: int, args, publish) -> dict:
     hooks = [enc.backbone.register_forward_hook(lambda *a: forwards.__setitem__("n", forwards["n"] + 1))
              for enc in policy.obs_encoder.cameras]
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8)]
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(8)]  # VGA camera frames
+    fitted = [torch.from_numpy(fit_image(f, [3, size, size]))[None] for f in frames]  # what the encoder sees
     latency, floor, fit, per_decision = [], [], [], []
     tokens = torch.zeros(1, runtime.spec.n_obs_steps, policy.obs_encoder.token_dim, device=device)
     image_dev = [torch.zeros(1, 3, size, size, dtype=torch.uint8, device=device) for _ in cams]
@@ -119,7 +121,7 @@ def bench_latency(root: Path, n_cameras: int, size: int, args, publish) -> dict:
             assert result.decided, result.problems
             # floor: one encoder forward per camera for one frame + one prior forward, same inputs
             for i, cam in enumerate(cams):
-                image_dev[i].copy_(torch.from_numpy(frames[(k + i) % len(frames)].transpose(2, 0, 1))[None])
+                image_dev[i].copy_(fitted[(k + i) % len(frames)])
             tokens.copy_(runtime.history.tokens)
             sync(device)
             f0 = time.perf_counter()
@@ -186,7 +188,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[96, 224])
     parser.add_argument("--cameras", type=int, nargs="*", default=[1, 2])
-    parser.add_argument("--jitter-rates", type=float, nargs="+", default=[10.0, 30.0])
+    parser.add_argument("--jitter-rates", type=float, nargs="*", default=[10.0, 30.0])
     parser.add_argument("--jitter-seconds", type=float, default=5.0)
     parser.add_argument("--execution", default="ensemble", choices=["ensemble", "open_loop"],
                         help="execution mode of the jitter runs (the latency runs decide every tick)")
