@@ -90,7 +90,8 @@ class _CompiledParts:
 
     def __init__(self, policy, compile_mode: str):
         enc = policy.obs_encoder
-        wrap = (lambda f: f) if compile_mode == "none" else (lambda f: torch.compile(f, mode=compile_mode))
+        self.compiled = compile_mode != "none"
+        wrap = (lambda f: torch.compile(f, mode=compile_mode)) if self.compiled else (lambda f: f)
         self.cameras = [wrap(m) for m in enc.cameras]
         self.vector_mlp = wrap(enc.vector_mlp) if enc.vector_mlp is not None else None
         self.predict_chunk = wrap(policy.predict_chunk)
@@ -328,6 +329,8 @@ class PolicyRuntime:
                 self._host_ready(self._image_host[camera])
                 self._image_host[camera][0].numpy()[...] = image
                 features = self._parts.cameras[i](self._upload(self._image_host[camera], self._image_dev[camera]))
+                if self._parts.compiled:
+                    features = features.clone()  # CUDA-graph outputs are overwritten by the next replay
                 self._features.put(camera, seq, features)
                 self.frames_encoded[camera] += 1
             if self._last_used_seq.get(camera) != seq:
