@@ -395,3 +395,31 @@ def test_chunk_to_joint_trajectory_stamps_tick_and_times_k_plus_one_over_fps():
     assert [(p.time_from_start.sec, p.time_from_start.nanosec) for p in msg.points] == [
         (0, 100_000_000), (0, 200_000_000), (0, 300_000_000)]
     assert len(hold_trajectory(["a"]).points) == 0
+
+
+def test_policy_node_runs_on_sim_time(ros_context, checkpoint):
+    """use_sim_time: ticks follow /clock (starting far from 0: the first /clock is a clock jump), stamps too."""
+    from rosgraph_msgs.msg import Clock
+
+    rig = Rig(ros_context, checkpoint, use_sim_time=True)
+    clock_pub = rig.peer.create_publisher(Clock, "/clock", 10)
+    sim = {"ns": 1_000_000_000_000}  # 1000 s
+    wall0 = time.monotonic()
+
+    def inputs(k):
+        sim["ns"] = 1_000_000_000_000 + int((time.monotonic() - wall0) * 1e9)  # real-time factor 1
+        stamp = rclpy.time.Time(nanoseconds=sim["ns"]).to_msg()
+        clock_pub.publish(Clock(clock=stamp))
+        rig.image_pub.publish(image_msg(stamp))
+        rig.joint_pub.publish(joint_msg(stamp))
+
+    rig.inputs = inputs
+    try:
+        assert rig.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        rig.wait_running()
+        stamp = rig.received["preview"][-1].header.stamp
+        assert 1000.0 <= stamp.sec + stamp.nanosec * 1e-9 <= sim["ns"] * 1e-9
+        assert rig.node.worker.clock_jumps >= 1
+    finally:
+        rig.close()
