@@ -48,7 +48,7 @@ class CameraConfig:
 
     name: str
     topic: str
-    compressed: bool = False  # sensor_msgs/CompressedImage (JPEG/PNG) instead of sensor_msgs/Image
+    compressed: bool = False  # a CompressedImage topic (JPEG/PNG) instead of a raw Image
 
     def __post_init__(self):
         if not self.name or "/" in self.name or "." in self.name:
@@ -67,7 +67,7 @@ class RecorderConfig:
         task: task text stored with every episode (`meta/tasks.parquet`).
         robot_type: free text stored in info.json.
         cameras: camera streams; at least one is not required (state-only datasets are allowed).
-        state_topic: sensor_msgs/JointState of the follower robot -> `observation.state` (positions).
+        state_topic: JointState topic of the follower robot -> `observation.state` (positions).
         action_topic / action_type: the teleop command -> `action`.
         joint_names: joint order of `observation.state` (and of `action` unless `action_joint_names` is set).
         state_max_age_s / action_max_age_s / camera_max_age_s: a stream older than this at a tick is stale.
