@@ -17,6 +17,16 @@ import pytest  # noqa: E402
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def pytest_configure(config):
+    """Tiny test models run fastest on one torch thread; on 2 cores several threads per process (and the ROS
+    executor threads beside them) stall each other, up to 30x in our measurements."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """`../shared` beside the checkout (real datasets; read-only, never copied into the repo)."""

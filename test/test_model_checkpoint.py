@@ -14,14 +14,6 @@ from vqbet_ros.model.config import FeatureSpec, HeadConfig, PriorConfig, Tokeniz
 from vqbet_ros.model.policy import VQBeTPolicy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny_config(argmax=False):
     spec = FeatureSpec(cameras={"top": [3, 32, 32]}, joint_names=["j0", "j1"], action_names=["j0", "j1"],
                        n_obs_steps=2, chunk_size=3)

@@ -9,14 +9,6 @@ from vqbet_ros.model.config import FeatureSpec, VisionConfig
 from vqbet_ros.model.encoders import ObservationEncoder, RgbEncoder, SpatialSoftmax
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 VISION = VisionConfig(feature_dim=8, num_keypoints=4)
 
 

@@ -8,14 +8,6 @@ from vqbet_ros.model.config import HeadConfig
 from vqbet_ros.model.heads import CodeHead, OffsetHead, focal_loss, sample_codes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_focal_loss_matches_direct_formula():
     torch.manual_seed(0)
     logits, targets = torch.randn(7, 5), torch.randint(0, 5, (7,))

@@ -9,14 +9,6 @@ from vqbet_ros.model.heads import OffsetHead
 from vqbet_ros.model.policy import VQBeTPolicy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny_config(cameras=None, n_obs_steps=2, chunk_size=3, **heads):
     spec = FeatureSpec(cameras=cameras or {}, joint_names=["j0", "j1"], action_names=["j0", "j1"],
                        n_obs_steps=n_obs_steps, chunk_size=chunk_size)

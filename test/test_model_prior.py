@@ -8,14 +8,6 @@ from vqbet_ros.model.config import PriorConfig
 from vqbet_ros.model.prior import GPT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny(**kw):
     return PriorConfig(**{"n_layer": 2, "n_head": 2, "n_embd": 16, "output_dim": 12, "dropout": 0.0,
                           "block_size": 8, **kw})

@@ -1,19 +1,9 @@
 """Residual VQ-VAE tokenizer: quantisation vs brute force, losses, EMA rules, code usage after training."""
-import pytest
 import torch
 import torch.nn.functional as F
 
 from vqbet_ros.model.config import TokenizerConfig
 from vqbet_ros.model.tokenizer import ResidualVQ, ResidualVQVAE
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def brute_force_codes(x, codebooks):

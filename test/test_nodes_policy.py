@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from policy_helpers import make_checkpoint
 
 rclpy = pytest.importorskip("rclpy")
@@ -116,14 +115,6 @@ class Rig:
         self.executor.shutdown()
         self.node.destroy_node()
         self.peer.destroy_node()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

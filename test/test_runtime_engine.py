@@ -16,15 +16,6 @@ FPS = 10.0
 DT = 1 / FPS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The test machine's 2 cores are shared: several torch threads per process stall each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """cameras front+side (32x32), joints, a 3-d low-dim input; argmax codes (deterministic)."""

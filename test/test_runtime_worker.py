@@ -3,7 +3,6 @@ import threading
 import time
 
 import pytest
-import torch
 from policy_helpers import make_checkpoint
 
 from vqbet_ros.config_io import from_dict
@@ -19,10 +18,7 @@ DT = 1 / FPS
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: several torch threads per process stall each other
-    yield load_checkpoint(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "c"))
-    torch.set_num_threads(before)
+    return load_checkpoint(make_checkpoint(tmp_path_factory.mktemp("ckpt") / "c"))
 
 
 def make_runtime(loaded) -> PolicyRuntime:
