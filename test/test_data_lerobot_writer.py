@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vqbet_ros.data import lerobot_writer
+from vqbet_ros.data import lerobot_writer, video_encoder
 from vqbet_ros.data.lerobot_reader import LeRobotDataset
-from vqbet_ros.data.lerobot_writer import LeRobotWriter, VideoEncoding, WriterError, WriterOverloadedError
+from vqbet_ros.data.lerobot_writer import LeRobotWriter, WriterError, WriterOverloadedError
+from vqbet_ros.data.video_encoder import VideoEncoding
 
 FPS = 30
 H, W = 48, 64
@@ -207,15 +208,15 @@ def test_open_removes_leftovers_and_repairs_info(root):
 def test_save_failure_reports_disk_full_and_keeps_saved_episodes(root, monkeypatch):
     with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
         _record(writer, 0, 4).result()
-        real = lerobot_writer._atomic_write_table
+        real = lerobot_writer.atomic_write_table
 
         def full_disk(path, table):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-        monkeypatch.setattr(lerobot_writer, "_atomic_write_table", full_disk)
+        monkeypatch.setattr(lerobot_writer, "atomic_write_table", full_disk)
         with pytest.raises(WriterError, match="disk full"):
             _record(writer, 1, 4).result()
-        monkeypatch.setattr(lerobot_writer, "_atomic_write_table", real)
+        monkeypatch.setattr(lerobot_writer, "atomic_write_table", real)
         assert _record(writer, 2, 5).result().episode_index == 1
     ds = LeRobotDataset(root)
     assert [e["length"] for e in ds.episodes] == [4, 5]
@@ -230,7 +231,7 @@ def test_unwritable_root_gives_clear_error(tmp_path):
 
 
 def test_full_encode_queue_raises_and_discards_episode(root, monkeypatch):
-    monkeypatch.setattr(lerobot_writer._CameraEncoder, "_encode", lambda self, rgb: time.sleep(0.2))
+    monkeypatch.setattr(video_encoder.CameraEncoder, "_encode", lambda self, rgb: time.sleep(0.2))
     writer = LeRobotWriter.create(root, fps=FPS, features=FEATURES, max_queue_frames=2, put_timeout_s=0.05)
     writer.start_episode("t")
     with pytest.raises(WriterOverloadedError, match="cannot keep up"):

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from vqbet_ros import constants
-from vqbet_ros.data.lerobot_writer import LeRobotWriter, VideoEncoding
+from vqbet_ros.data.lerobot_writer import LeRobotWriter
+from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.data.zarr_replay import (
     PUSHT_CAMERA,
     PUSHT_FPS,

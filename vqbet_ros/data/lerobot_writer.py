@@ -16,26 +16,25 @@ format, and why:
   every file is finished, fsynced and renamed into place before its episode is committed, and no finished file
   is ever modified again (the crash-safe pattern of almond-bot/axol PR 193, ref. §1 A14). Readers locate
   episodes through `meta/episodes` chunk/file columns, so the format is unchanged.
-- **Commit point = atomic rewrite of the current `meta/episodes` file.** Order per episode: data parquet and
-  videos (in `.partial/`, renamed into `data/` and `videos/`), then `meta/tasks.parquet` if a task is new, then
-  the `meta/episodes` file (temp + rename), then `info.json` and `stats.json` (derived; repaired on open). An
-  episode exists iff its row is in `meta/episodes`. On open, anything else (`.partial/`, `*.tmp`, data/video
-  files no episode references) is a leftover of an interrupted save and is removed.
-- **Encoding runs on one thread per camera, parquet/metadata on a commit thread**, fed through bounded queues:
-  `add_frame` only copies arrays and enqueues them; `save_episode` returns a Future. Recording the next episode
-  never waits for the previous one to be encoded. A full queue blocks `add_frame` (backpressure, right for
-  offline conversion) or, with `put_timeout_s` set (live recording), raises `WriterOverloadedError` after that
-  long and discards the open episode: never a silent drop.
+- **Commit point = atomic rewrite of the current `meta/episodes` file** (temp + fsync + rename,
+  `data/atomic_files.py`). Order per episode: data parquet and videos (in `.partial/`, renamed into `data/` and
+  `videos/`), then `meta/tasks.parquet` if a task is new, then the `meta/episodes` file, then `info.json` and
+  `stats.json` (derived; repaired on open). An episode exists iff its row is in `meta/episodes`. On open,
+  anything else (`.partial/`, `*.tmp`, data/video files no episode references) is a leftover of an interrupted
+  save and is removed.
+- **Encoding runs on one thread per camera (`data/video_encoder.py`), parquet/metadata on a commit thread**, fed
+  through bounded queues: `add_frame` only copies arrays and enqueues them; `save_episode` returns a Future.
+  Recording the next episode never waits for the previous one to be encoded. A full queue blocks `add_frame`
+  (backpressure, right for offline conversion) or, with `put_timeout_s` set (live recording), raises
+  `WriterOverloadedError` after that long and discards the open episode: never a silent drop.
 - Timestamps are `frame_index / fps`; video frame i has PTS i in time base 1/fps, one frame per row.
 - Stats (`data/stats.py` layout): per episode exact for parquet features (`compute_stats`); cameras per channel
-  in [0, 1] accumulated while encoding, from every frame strided to <= ~150 px, with 256-bin histograms (exact
-  quantiles of the sampled pixels; the episode is never held in memory). `meta/stats.json` is
-  `aggregate_stats` of the episodes (count-weighted; quantiles approximate, as in LeRobot).
+  in [0, 1] accumulated while encoding (`ImageStatsAccumulator`, `data/video_encoder.py`). `meta/stats.json`
+  is `aggregate_stats` of the episodes (count-weighted; quantiles approximate, as in LeRobot).
 """
 from __future__ import annotations
 
 import concurrent.futures
-import errno
 import fcntl
 import json
 import logging
@@ -44,23 +43,19 @@ import queue
 import shutil
 import threading
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
-import av
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vqbet_ros import constants
-from vqbet_ros.data.stats import QUANTILES, aggregate_stats, compute_stats
+from vqbet_ros.data.atomic_files import atomic_write_bytes, atomic_write_table, describe_os_error, move_into_place
+from vqbet_ros.data.stats import aggregate_stats, compute_stats
+from vqbet_ros.data.video_encoder import CODEC_NAMES, CameraEncoder, VideoEncoding
 
 logger = logging.getLogger(__name__)
-# SVT-AV1 prints its whole configuration to stderr for every episode unless told otherwise; keep errors only
-# (a user's own SVT_LOG wins).
-os.environ.setdefault("SVT_LOG", "1")
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -78,8 +73,6 @@ DEFAULT_FEATURES = {
     constants.INDEX: {"dtype": "int64", "shape": [1], "names": None},
     constants.TASK_INDEX: {"dtype": "int64", "shape": [1], "names": None},
 }
-_STAT_TARGET_PX = 150  # LeRobot strides images with a side >= 300 px down to ~150 px before stats
-_CODEC_NAMES = {"libsvtav1": "av1", "libaom-av1": "av1", "libx264": "h264", "h264": "h264", "libx265": "hevc"}
 
 
 class WriterError(RuntimeError):
@@ -88,45 +81,6 @@ class WriterError(RuntimeError):
 
 class WriterOverloadedError(WriterError):
     """The encode queue stayed full for `put_timeout_s`: encoding cannot keep up with the frame rate."""
-
-
-@dataclass(frozen=True)
-class VideoEncoding:
-    """How camera streams are encoded (PyAV).
-
-    Args:
-        codec: `libsvtav1` (AV1, LeRobot's default) or `libx264` (H.264: ~3x less CPU, larger files).
-        crf: constant rate factor (LeRobot default 30 for AV1; 23 is x264's default).
-        gop: keyframe interval in frames; LeRobot uses 2 so random access during training decodes <= 2 frames.
-        preset: encoder speed preset. svtav1 0 (slow)..13 (fast): 12 keeps 3 x 640x480 x 30 fps real-time on
-            2 cores (bench/recorder_load.py); x264 e.g. `veryfast`.
-        threads: encoder threads per camera (svtav1 `lp`, x264 `threads`); 0 = encoder default.
-    """
-
-    codec: str = "libsvtav1"
-    crf: int = 30
-    gop: int = 2
-    preset: str = "12"
-    threads: int = 1
-    pix_fmt: str = "yuv420p"
-
-    def __post_init__(self):
-        if self.codec not in _CODEC_NAMES:
-            raise ValueError(f"`codec` is {self.codec!r}; expected one of {sorted(_CODEC_NAMES)}")
-        try:
-            av.codec.Codec(self.codec, "w")
-        except Exception:
-            raise ValueError(f"`codec` {self.codec!r} is not available in this PyAV/FFmpeg build") from None
-        if self.gop < 1 or self.crf < 0 or self.threads < 0:
-            raise ValueError(f"`gop` ({self.gop}) must be >= 1, `crf` ({self.crf}) and `threads` >= 0")
-
-    def stream_options(self) -> dict[str, str]:
-        options = {"crf": str(self.crf), "g": str(self.gop), "preset": str(self.preset)}
-        if self.codec == "libsvtav1" and self.threads:
-            options["svtav1-params"] = f"lp={self.threads}"
-        elif self.threads:
-            options["threads"] = str(self.threads)
-        return options
 
 
 @dataclass(frozen=True)
@@ -139,193 +93,6 @@ class SavedEpisode:
     video_paths: dict[str, Path] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------------- file helpers
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file, fsync and rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _atomic_write_table(path: Path, table: pa.Table) -> None:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
-    _atomic_write_bytes(path, sink.getvalue().to_pybytes())
-
-
-def _move_into_place(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
-    _fsync_dir(dst.parent)
-
-
-def _describe_os_error(err: OSError, what: str) -> str:
-    if err.errno == errno.ENOSPC:
-        return f"{what}: disk full ({err}). Free space or point the dataset root elsewhere; saved episodes are intact"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{what}: not writable ({err}). Fix permissions or choose another dataset root"
-    return f"{what}: {err}"
-
-
-# ----------------------------------------------------------------------------------------------------- stats
-class ImageStatsAccumulator:
-    """Per-channel image stats in [0, 1], accumulated frame by frame (no episode held in memory).
-
-    Each frame is strided so its longer side is ~150 px (LeRobot's compute_stats sampling); per-channel
-    sums and 256-bin histograms give exact mean/std/min/max/quantiles of those pixels.
-    """
-
-    def __init__(self):
-        self.frames = 0
-        self.hist = np.zeros((3, 256), np.int64)
-
-    def add(self, rgb: np.ndarray) -> None:
-        step = max(1, max(rgb.shape[:2]) // _STAT_TARGET_PX) if max(rgb.shape[:2]) >= 2 * _STAT_TARGET_PX else 1
-        pixels = rgb[::step, ::step].reshape(-1, 3)
-        for c in range(3):
-            self.hist[c] += np.bincount(pixels[:, c], minlength=256)
-        self.frames += 1
-
-    def stats(self) -> dict[str, np.ndarray]:
-        levels = np.arange(256) / 255.0
-        n = self.hist.sum(axis=1)  # pixels per channel
-        mean = (self.hist * levels).sum(axis=1) / n
-        var = (self.hist * levels**2).sum(axis=1) / n - mean**2
-        cdf = np.cumsum(self.hist, axis=1) / n[:, None]
-        shape = (3, 1, 1)
-        out = {
-            "min": np.array([levels[np.nonzero(h)[0][0]] for h in self.hist]).reshape(shape),
-            "max": np.array([levels[np.nonzero(h)[0][-1]] for h in self.hist]).reshape(shape),
-            "mean": mean.reshape(shape),
-            "std": np.sqrt(np.maximum(var, 0.0)).reshape(shape),
-            "count": np.array([self.frames], np.int64),
-        }
-        for name, q in QUANTILES.items():  # lower quantile: first level whose cdf reaches q
-            out[name] = np.array([levels[np.searchsorted(cdf[c], q)] for c in range(3)]).reshape(shape)
-        return out
-
-
-def _stats_to_lists(stats: dict[str, dict[str, np.ndarray]]) -> dict:
-    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
-
-
-# --------------------------------------------------------------------------------------------- video thread
-class _CameraEncoder(threading.Thread):
-    """Encodes one camera's frames to one mp4 per episode, in order, off the caller's thread."""
-
-    def __init__(self, key: str, shape: tuple[int, int, int], fps: int, encoding: VideoEncoding, maxsize: int):
-        super().__init__(name=f"encode:{key}", daemon=True)
-        self.key, self.shape, self.fps, self.encoding = key, shape, fps, encoding
-        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self._container = None
-        self._stream = None
-        self._path: Path | None = None
-        self._frames = 0
-        self._stats: ImageStatsAccumulator | None = None
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            kind = item[0]
-            try:
-                if kind == "stop":
-                    return
-                if kind == "open":
-                    self._open(item[1])
-                elif kind == "frame":
-                    self._encode(item[1])
-                elif kind == "close":
-                    self._close(item[1])
-                elif kind == "abort":
-                    self._abort()
-            finally:
-                self.queue.task_done()
-
-    def _open(self, path: Path) -> None:
-        self._abort()
-        self._path, self._frames, self._stats, self._error = path, 0, ImageStatsAccumulator(), None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(path), mode="w", format="mp4")
-            stream = self._container.add_stream(self.encoding.codec, rate=self.fps)
-            stream.width, stream.height = self.shape[1], self.shape[0]
-            stream.pix_fmt = self.encoding.pix_fmt
-            stream.time_base = Fraction(1, self.fps)
-            stream.options = self.encoding.stream_options()
-            self._stream = stream
-        except BaseException as err:  # noqa: BLE001 - reported through the episode's future
-            self._fail(err)
-
-    def _encode(self, rgb: np.ndarray) -> None:
-        if self._error is not None or self._container is None:
-            return
-        try:
-            self._stats.add(rgb)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = self._frames  # PTS = frame_index in time base 1/fps
-            frame.time_base = Fraction(1, self.fps)
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-            self._frames += 1
-        except BaseException as err:  # noqa: BLE001
-            self._fail(err)
-
-    def _close(self, done: concurrent.futures.Future) -> None:
-        try:
-            if self._error is None and self._container is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-                self._container.close()
-                self._container = None
-                with open(self._path, "rb+") as f:
-                    os.fsync(f.fileno())
-            if self._error is not None:
-                raise self._error
-            done.set_result((self._path, self._frames, self._stats.stats()))
-        except BaseException as err:  # noqa: BLE001
-            self._abort()
-            done.set_exception(err)
-        finally:  # the finished file now belongs to the commit thread: forget it
-            self._container, self._stream, self._error, self._path = None, None, None, None
-
-    def _fail(self, err: BaseException) -> None:
-        logger.error("camera `%s`: encoding %s failed: %s", self.key, self._path, err)
-        self._error = err
-        self._abort(keep_error=True)
-
-    def _abort(self, keep_error: bool = False) -> None:
-        if self._container is not None:
-            try:
-                self._container.close()
-            except Exception:  # noqa: BLE001 - closing a broken container; the file is deleted anyway
-                pass
-        self._container, self._stream = None, None
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-            try:  # the episode's .partial folder goes with its last file
-                self._path.parent.rmdir()
-            except OSError:
-                pass
-            self._path = None
-        if not keep_error:
-            self._error = None
-
-
-# ----------------------------------------------------------------------------------------------- the writer
 @dataclass
 class _Episode:
     seq: int
@@ -366,7 +133,7 @@ class LeRobotWriter:
         self._pending_lock = threading.Lock()
         self._closed = False
         self._encoders = {
-            key: _CameraEncoder(key, tuple(self.features[key]["shape"]), self.fps, video, max_queue_frames)
+            key: CameraEncoder(key, tuple(self.features[key]["shape"]), self.fps, video, max_queue_frames)
             for key in self.video_keys
         }
         for encoder in self._encoders.values():
@@ -412,9 +179,9 @@ class LeRobotWriter:
         }
         try:
             root.mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+            atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
         except OSError as err:
-            raise WriterError(_describe_os_error(err, f"creating dataset root `{root}`")) from err
+            raise WriterError(describe_os_error(err, f"creating dataset root `{root}`")) from err
         return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * fps, put_timeout_s)
 
     @classmethod
@@ -668,7 +435,7 @@ class LeRobotWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _put(self, encoder: _CameraEncoder, item: tuple, block_forever: bool = False) -> None:
+    def _put(self, encoder: CameraEncoder, item: tuple, block_forever: bool = False) -> None:
         try:
             encoder.queue.put(item, timeout=None if block_forever else self.put_timeout_s)  # None: wait
         except queue.Full:
@@ -692,7 +459,7 @@ class LeRobotWriter:
                 result.set_result(self._commit(episode, extras))
             except BaseException as err:  # noqa: BLE001 - delivered to the caller through the future
                 if isinstance(err, OSError):
-                    err = WriterError(_describe_os_error(err, f"saving an episode to `{self.root}`"))
+                    err = WriterError(describe_os_error(err, f"saving an episode to `{self.root}`"))
                 elif not isinstance(err, WriterError):
                     err = WriterError(f"saving an episode to `{self.root}` failed: {err!r}")
                 logger.error("%s", err)
@@ -730,16 +497,16 @@ class LeRobotWriter:
             stats[key] = image_stats
 
         data_path = self._data_path(chunk, file)
-        _atomic_write_table(data_path, self._data_table(columns))
+        atomic_write_table(data_path, self._data_table(columns))
         video_paths = {}
         for key, (tmp_path, _, _) in videos.items():
             video_paths[key] = self._video_path(key, chunk, file)
-            _move_into_place(tmp_path, video_paths[key])
+            move_into_place(tmp_path, video_paths[key])
         shutil.rmtree(self.root / PARTIAL_DIR / f"ep{episode.seq:06d}", ignore_errors=True)
         if new_task:
             tasks = dict(self._tasks, **{episode.task: task_index})
             frame = pd.DataFrame({"task_index": list(tasks.values())}, index=pd.Index(list(tasks), name=None))
-            _atomic_write_bytes(self.root / "meta" / "tasks.parquet", frame.to_parquet())
+            atomic_write_bytes(self.root / "meta" / "tasks.parquet", frame.to_parquet())
             self._tasks = tasks
 
         row = {
@@ -765,7 +532,7 @@ class LeRobotWriter:
 
         # Commit point: the episode exists once this file is renamed into place.
         block = [r for r in self._episodes_rows if r["episode_index"] // CHUNKS_SIZE == episode_index // CHUNKS_SIZE]
-        _atomic_write_table(
+        atomic_write_table(
             self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
             _rows_to_table(block + [row]),
         )
@@ -777,7 +544,7 @@ class LeRobotWriter:
         try:
             self._write_info_and_stats()
         except OSError as err:
-            raise WriterError(_describe_os_error(
+            raise WriterError(describe_os_error(
                 err, f"episode {episode_index} is committed to meta/episodes, but meta/info.json and stats.json "
                 "could not be updated (they are repaired when the dataset is next opened)")) from err
         logger.info("episode %d saved: %d frames, task %r", episode_index, length, episode.task)
@@ -800,7 +567,7 @@ class LeRobotWriter:
     def _video_info(self, key: str) -> dict:
         h, w, c = self.features[key]["shape"]
         return {
-            "video.height": h, "video.width": w, "video.codec": _CODEC_NAMES[self.video.codec],
+            "video.height": h, "video.width": w, "video.codec": CODEC_NAMES[self.video.codec],
             "video.pix_fmt": self.video.pix_fmt, "video.is_depth_map": False, "video.fps": self.fps,
             "video.channels": c, "has_audio": False,
         }
@@ -814,11 +581,11 @@ class LeRobotWriter:
         info["splits"] = {"train": f"0:{n}"} if n else {}
         info["features"] = self.features
         if info != self.info or not (self.root / "meta" / "info.json").is_file():
-            _atomic_write_bytes(self.root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+            atomic_write_bytes(self.root / "meta" / "info.json", json.dumps(info, indent=4).encode())
             self.info = info
         if self._episode_stats:
             stats = _stats_to_lists(aggregate_stats(self._episode_stats))
-            _atomic_write_bytes(self.root / "meta" / "stats.json", json.dumps(stats, indent=4).encode())
+            atomic_write_bytes(self.root / "meta" / "stats.json", json.dumps(stats, indent=4).encode())
 
     def _next_file(self) -> tuple[int, int]:
         if not self._episodes_rows:
@@ -873,6 +640,10 @@ def _check_features(features: Mapping[str, Mapping[str, Any]]) -> dict[str, dict
             raise ValueError(f"feature `{key}`: names may not contain '/' (LeRobot rule): {names}")
         out[key] = {"dtype": dtype, "shape": shape, "names": list(names) if names is not None else None}
     return out
+
+
+def _stats_to_lists(stats: dict[str, dict[str, np.ndarray]]) -> dict:
+    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
 
 
 def _row_stats(row: dict) -> dict[str, dict[str, np.ndarray]]:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from vqbet_ros import constants
-from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, VideoEncoding, WriterError
+from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, WriterError
+from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 logger = logging.getLogger(__name__)
