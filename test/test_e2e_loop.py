@@ -58,7 +58,7 @@ def wait_for(predicate, timeout_s, what):
         time.sleep(0.01)
 
 
-def record(context, zarr, root):
+def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_params):
     from vqbet_ros.nodes.recorder_node import RecorderNode
     from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode
 
@@ -67,16 +67,17 @@ def record(context, zarr, root):
         root=str(root), dataset_name="pusht_ros", task="Push the T onto the target.", robot_type="pusht_sim",
         fps=10, camera_names=["top"], camera_topics=["/camera/image_raw"], state_topic="/joint_states",
         action_topic="/pusht/joint_trajectory", action_type="JointTrajectory", joint_names=["agent_x", "agent_y"],
-        action_max_age_s=0.25, video_codec="libx264", video_preset="ultrafast", use_sim_time=True))
+        action_max_age_s=0.25, video_codec="libx264", video_preset="ultrafast", use_sim_time=True,
+        **recorder_params))
     assert recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
     teleop = ReplayTeleopNode(context=context, parameter_overrides=_params(
-        zarr_path=str(zarr), episodes=EPISODES, max_steps=STEPS,
+        zarr_path=str(zarr), episodes=episodes, max_steps=steps,
         start_episode_service="recorder/start_episode", stop_episode_service="recorder/stop_episode"))
     spinner = Spinner(context, [sim, recorder, teleop])
     try:
         wait_for(lambda: teleop.finished, 60.0, "the replay of the demos")
-        assert teleop.replayed == EPISODES
+        assert teleop.replayed == episodes
     finally:
         recorder.trigger_deactivate()  # saves what is still open
         recorder.trigger_cleanup()  # waits for every save
@@ -179,3 +180,27 @@ def test_e2e_record_train_deploy_through_ros(ros_context, shared_dir, tmp_path):
     moved, decisions, timeouts = drive(ros_context, checkpoint)
     assert decisions >= DRIVE_STEPS and timeouts == 0
     assert moved > 1.0, f"the agent moved only {moved:.2f} px under the policy's commands"
+
+
+def test_e2e_recorder_records_pusht_low_dim_topics_in_step(ros_context, shared_dir, tmp_path):
+    """Extra low-dim observations through ROS: keypoints (Float64MultiArray, no header) and the block pose
+    (PoseStamped) land in the same frame as each other and as the joint states."""
+    from vqbet_ros.data.lerobot_reader import LeRobotDataset
+    from vqbet_ros.sim.pusht import block_keypoints
+
+    zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+    record(ros_context, zarr, tmp_path / "data", episodes=[5], steps=30,  # the T moves from step 18 on
+           low_dim_names=["environment_state", "block_pose"],
+           low_dim_topics=["/pusht/keypoints", "/pusht/block_pose_stamped"],
+           low_dim_types=["Float64MultiArray", "PoseStamped"])
+    dataset = LeRobotDataset(tmp_path / "data" / "pusht_ros")
+    keypoints = dataset.read_column(constants.low_dim_key("environment_state"))
+    pose = dataset.read_column(constants.low_dim_key("block_pose"))
+    action = dataset.read_column(constants.ACTION)
+    assert keypoints.shape[1:] == (18,) and pose.shape[1:] == (7,) and len(pose) >= 30
+    yaw = 2 * np.arctan2(pose[:, 5], pose[:, 6])
+    expected = np.stack([block_keypoints(np.array([x, y, a])).reshape(-1) for (x, y), a in zip(pose[:, :2], yaw)])
+    np.testing.assert_allclose(keypoints, expected, atol=0.05)  # the same instant (float32 storage)
+    demo = PushTDemos(zarr).episode(5, max_steps=30)
+    skip = 1 if np.allclose(action[0], demo.initial_state[:2]) else 0
+    np.testing.assert_allclose(pose[skip:skip + 30, :2], demo.states[:, 2:4], atol=0.5)

@@ -184,3 +184,9 @@ def float64_multiarray_to_array(msg, joint_names: Sequence[str] | None = None) -
             f"(one per joint in {list(joint_names)}, in that order)"
         )
     return values, None
+
+
+def pose_stamped_to_array(msg) -> tuple[np.ndarray, float | None]:
+    """`geometry_msgs/PoseStamped` -> float64 [x, y, z, qx, qy, qz, qw] (an object pose from perception)."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64), stamp_to_s(msg.header.stamp)

@@ -32,6 +32,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -39,7 +40,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
 from vqbet_ros.nodes import msg_convert
-from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, RecorderConfig
+from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
 # 2-core machine a BEST_EFFORT subscriber received 640x480 rgb8 images at ~9 Hz of 30 Hz published (large
@@ -70,10 +71,16 @@ PARAMETERS = {  # name: (default, type, description)
     "action_topic": ("", _S, "the teleop command topic -> action (required)"),
     "action_type": ("JointState", _S, "JointState | JointTrajectory (first point) | Float64MultiArray"),
     "joint_names": ([], _SA, "joints of observation.state, in order (required)"),
+    "low_dim_names": ([], _SA, "extra low-dim observations (object pose, keypoints); dataset keys "
+                               "observation.<name>"),
+    "low_dim_topics": ([], _SA, "one topic per low-dim name, same order"),
+    "low_dim_types": ([], _SA, "per low-dim name `Float64MultiArray` or `PoseStamped` ([x, y, z, qx, qy, qz, qw]); "
+                               "empty = all Float64MultiArray"),
     "action_joint_names": ([], _SA, "joints of action, in order; empty = joint_names"),
     "state_max_age_s": (0.1, _D, "state older than this at a tick is stale"),
     "action_max_age_s": (0.1, _D, "teleop command older than this at a tick is stale"),
     "camera_max_age_s": (0.2, _D, "camera frame older than this at a tick is stale"),
+    "low_dim_max_age_s": (0.1, _D, "low-dim input older than this at a tick is stale"),
     "sample_delay_s": (0.05, _D, "a tick is sampled this long after its time (transport latency allowance)"),
     "reject_stale_fraction": (1.0, _D, "discard an episode at stop when more than this fraction of frames had a "
                                        "stale stream (1.0 = keep all)"),
@@ -143,10 +150,23 @@ class RecorderNode(LifecycleNode):
             raise ValueError("`dataset_name` is not set; name the dataset folder, e.g. dataset_name:=pick_cube")
         if not p["action_topic"]:
             raise ValueError("`action_topic` is not set; give the teleop command topic")
+        low_names, low_topics = list(p["low_dim_names"]), list(p["low_dim_topics"])
+        low_types = list(p["low_dim_types"]) or ["Float64MultiArray"] * len(low_names)
+        if not len(low_names) == len(low_topics) == len(low_types):
+            raise ValueError(
+                f"`low_dim_names` ({len(low_names)}), `low_dim_topics` ({len(low_topics)}) and `low_dim_types` "
+                f"({len(low_types)}) must have one entry per low-dim input"
+            )
+        bad = [t for t in low_types if t not in ("Float64MultiArray", "PoseStamped")]
+        if bad:
+            raise ValueError(f"`low_dim_types` has {bad}; each entry is `Float64MultiArray` or `PoseStamped`")
         return RecorderConfig(
             root=p["root"], dataset_name=p["dataset_name"], task=p["task"], robot_type=p["robot_type"],
             fps=p["fps"],
             cameras=tuple(CameraConfig(n, t, tr == "compressed") for n, t, tr in zip(names, topics, transports)),
+            low_dim=tuple(LowDimConfig(n, t, ty == "PoseStamped")
+                          for n, t, ty in zip(low_names, low_topics, low_types)),
+            low_dim_max_age_s=p["low_dim_max_age_s"],
             state_topic=p["state_topic"], action_topic=p["action_topic"], action_type=p["action_type"],
             joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
             state_max_age_s=p["state_max_age_s"], action_max_age_s=p["action_max_age_s"],
@@ -193,6 +213,16 @@ class RecorderNode(LifecycleNode):
                                   lambda m: msg_convert.float64_multiarray_to_array(m, cfg.action_names)),
         }[cfg.action_type]
         self._subscribe(action_convert[0], cfg.action_topic, constants.ACTION, action_convert[1])
+        for low in cfg.low_dim:
+            if low.pose:
+                self._subscribe(PoseStamped, low.topic, constants.low_dim_key(low.name),
+                                msg_convert.pose_stamped_to_array)
+            else:
+                # A Float64MultiArray has no header. It describes the robot's latest observation, so it takes the
+                # newest joint-state stamp: receipt time can be a step late, and in a lockstep simulation (the
+                # PushT sim's fast mode delivers a step's messages before advancing /clock) a step early.
+                self._subscribe(Float64MultiArray, low.topic, constants.low_dim_key(low.name),
+                                msg_convert.float64_multiarray_to_array, self._newest_state_stamp_s)
         self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
         self._active = True
         self.get_logger().info("active: call ~/start_episode to record")
@@ -252,7 +282,9 @@ class RecorderNode(LifecycleNode):
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _subscribe(self, msg_type, topic: str, key: str, convert) -> None:
+    def _subscribe(self, msg_type, topic: str, key: str, convert, unstamped_s=None) -> None:
+        """`unstamped_s()` stamps a message without a header stamp (default: the node clock now)."""
+        unstamped_s = unstamped_s or self._now_s
         recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
         label = recorder.labels[key]
         warned = []
@@ -265,12 +297,17 @@ class RecorderNode(LifecycleNode):
                     warned.append(True)
                     self.get_logger().error(f"{label}: {err}")
                 return
-            recorder.put(key, value, stamp_s if stamp_s is not None else self._now_s())
+            recorder.put(key, value, stamp_s if stamp_s is not None else unstamped_s())
 
         self._topics[key] = topic
         self._stream_subs.append(self.create_subscription(
             msg_type, topic, callback, STREAM_QOS[self._param("stream_qos")], callback_group=self._sensor_group
         ))
+
+    def _newest_state_stamp_s(self) -> float:
+        recorder = self._recorder
+        newest = recorder.cache.newest_stamp_s(constants.STATE) if recorder is not None else None
+        return self._now_s() if newest is None else newest
 
     def _tick_cb(self) -> None:
         with self._lock:

@@ -59,6 +59,23 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class LowDimConfig:
+    """One extra low-dimensional observation (an object pose from perception, keypoints). `name` becomes the
+    dataset key `observation.<name>`, float32 of the size of its first message."""
+
+    name: str
+    topic: str
+    pose: bool = False  # geometry_msgs/PoseStamped -> [x, y, z, qx, qy, qz, qw]; else Float64MultiArray
+
+    def __post_init__(self):
+        if not self.name or "/" in self.name or "." in self.name or self.name in ("state", "images"):
+            raise ValueError(f"`low_dim_names` entry {self.name!r}: expected a short name without '/' or '.', "
+                             "other than `state` and `images` (dataset key observation.<name>)")
+        if not self.topic:
+            raise ValueError(f"low-dim input `{self.name}`: `topic` is empty")
+
+
+@dataclass(frozen=True)
 class RecorderConfig:
     """Everything the recorder needs; built once from node parameters (config/recorder.yaml documents them).
 
@@ -68,10 +85,12 @@ class RecorderConfig:
         task: task text stored with every episode (`meta/tasks.parquet`).
         robot_type: free text stored in info.json.
         cameras: camera streams; at least one is not required (state-only datasets are allowed).
+        low_dim: extra low-dimensional streams (object poses, keypoints), each `observation.<name>`.
         state_topic: JointState topic of the follower robot -> `observation.state` (positions).
         action_topic / action_type: the teleop command -> `action`.
         joint_names: joint order of `observation.state` (and of `action` unless `action_joint_names` is set).
-        state_max_age_s / action_max_age_s / camera_max_age_s: a stream older than this at a tick is stale.
+        state_max_age_s / action_max_age_s / camera_max_age_s / low_dim_max_age_s: a stream older than this
+            at a tick is stale.
             The teleop command may be published only on change; raise `action_max_age_s` for such leaders.
         sample_delay_s: how long after a tick it is sampled (transport latency allowance).
         reject_stale_fraction: discard an episode at stop when more than this fraction of its frames had a
@@ -90,11 +109,13 @@ class RecorderConfig:
     action_joint_names: tuple[str, ...] = ()
     state_topic: str = "/joint_states"
     cameras: tuple[CameraConfig, ...] = ()
+    low_dim: tuple[LowDimConfig, ...] = ()
     fps: int = 30
     robot_type: str = ""
     state_max_age_s: float = 0.1
     action_max_age_s: float = 0.1
     camera_max_age_s: float = 0.2
+    low_dim_max_age_s: float = 0.1
     sample_delay_s: float = 0.05
     reject_stale_fraction: float = 1.0
     video_codec: str = "libsvtav1"
@@ -128,7 +149,10 @@ class RecorderConfig:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"`camera_names` has duplicates: {names}")
-        for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s"):
+        low_dim_names = [d.name for d in self.low_dim]
+        if len(set(low_dim_names)) != len(low_dim_names):
+            raise ValueError(f"`low_dim_names` has duplicates: {low_dim_names}")
+        for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s", "low_dim_max_age_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` is {getattr(self, name)}; expected > 0 seconds")
         if not 0 <= self.sample_delay_s < 1.0:
@@ -159,6 +183,7 @@ class RecorderConfig:
             constants.ACTION: f"action ({self.action_topic})",
         }
         labels.update({constants.image_key(c.name): f"camera `{c.name}` ({c.topic})" for c in self.cameras})
+        labels.update({constants.low_dim_key(d.name): f"low-dim `{d.name}` ({d.topic})" for d in self.low_dim})
         return labels
 
 
@@ -200,8 +225,10 @@ class EpisodeRecorder:
         # camera frames (55 MB per 640x480 camera at 30 fps; values are shared, never copied).
         ages = {constants.STATE: config.state_max_age_s, constants.ACTION: config.action_max_age_s}
         ages.update({constants.image_key(c.name): config.camera_max_age_s for c in config.cameras})
-        depth = {key: (1000 if key in (constants.STATE, constants.ACTION) else max(2 * config.fps, 8))
-                 for key in ages}
+        self._low_dim_keys = [constants.low_dim_key(d.name) for d in config.low_dim]
+        ages.update({key: config.low_dim_max_age_s for key in self._low_dim_keys})
+        vectors = [constants.STATE, constants.ACTION, *self._low_dim_keys]
+        depth = {key: (1000 if key in vectors else max(2 * config.fps, 8)) for key in ages}
         self.cache = StreamCache(ages, depth=depth)
         self._on_saved = on_saved or (lambda message, ok: None)
         self._open: _Episode | None = None  # recording, no stop yet
@@ -240,6 +267,8 @@ class EpisodeRecorder:
         for cam in cfg.cameras:
             key = constants.image_key(cam.name)
             features[key] = {"dtype": "video", "shape": list(shapes[key]), "names": ["height", "width", "channels"]}
+        for key in self._low_dim_keys:
+            features[key] = {"dtype": "float32", "shape": list(shapes[key]), "names": None}
         return features
 
     def _check_writer_features(self) -> None:
@@ -292,7 +321,8 @@ class EpisodeRecorder:
             return False, f"not started, stale stream(s): {stale}"
         try:
             if self.writer is None:
-                shapes = {k: s.value.shape for k, s in snap.samples.items() if k.startswith(constants.IMAGES_PREFIX)}
+                shapes = {k: s.value.shape for k, s in snap.samples.items()
+                          if k.startswith(constants.IMAGES_PREFIX) or k in self._low_dim_keys}
                 self.writer = LeRobotWriter.create(
                     self.config.dataset_root, fps=self.config.fps, features=self._features(shapes),
                     robot_type=self.config.robot_type or None, video=self.config.video,
