@@ -100,6 +100,12 @@ class Rig:
         self.clear()
         assert self.spin(seconds, until=lambda: len(self.received["preview"]) >= 2), "no chunk arrived"
 
+    def start(self, seconds=10.0):
+        """Configure and activate the node, then wait for its first chunks."""
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        self.wait_running(seconds)
+
     def last_status(self) -> DiagnosticStatus:
         return self.received["diagnostics"][-1].status[0]
 
@@ -128,9 +134,7 @@ def rig(checkpoint):
     context = rclpy.context.Context()
     rclpy.init(context=context)
     rig = Rig(context, checkpoint, publish_commands=True)
-    assert rig.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    rig.wait_running(seconds=20.0)
+    rig.start(seconds=20.0)
     yield rig
     rig.close()
     rclpy.shutdown(context=context)
@@ -294,9 +298,7 @@ def test_policy_node_state_based_checkpoint_with_low_dim_topics(ros_context, tmp
 
     rig.inputs = inputs
     try:
-        assert rig.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        rig.wait_running()
+        rig.start()
         rig.spin(0.7)  # ensemble steady state (> chunk_size ticks of constant inputs)
         runtime = PolicyRuntime(load_checkpoint(ckpt), RuntimeConfig(device="cpu", warmup_steps=0))
         for k in range(6):
@@ -331,9 +333,7 @@ def test_policy_node_reads_compressed_camera(ros_context, checkpoint):
 
     rig.inputs = inputs
     try:
-        assert rig.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        rig.wait_running()
+        rig.start()
     finally:
         rig.close()
 
@@ -406,9 +406,7 @@ def test_policy_node_runs_on_sim_time(ros_context, checkpoint):
 
     rig.inputs = inputs
     try:
-        assert rig.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        rig.wait_running()
+        rig.start()
         stamp = rig.received["preview"][-1].header.stamp
         assert 1000.0 <= stamp.sec + stamp.nanosec * 1e-9 <= sim["ns"] * 1e-9
         assert rig.node.worker.clock_jumps >= 1

@@ -236,13 +236,18 @@ def test_recorder_samples_on_the_node_clock_with_sim_time(ros_context, tmp_path)
     np.testing.assert_array_equal(state, np.array([[k, -k] for k in ks], np.float32))
 
 
+def _start_after_settling(h: Harness) -> Trigger.Response:
+    """Configure and activate the recorder, let the streams arrive for 0.4 s, then ask for an episode."""
+    assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    time.sleep(0.4)
+    return h.call("start_episode")[2]
+
+
 def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
     h = Harness(ros_context, tmp_path, publish_wrist=False)
     try:
-        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        time.sleep(0.4)
-        _, _, reply = h.call("start_episode")
+        reply = _start_after_settling(h)
         assert not reply.success
         assert "camera `wrist` (cam/wrist/image_raw/compressed): never received" in reply.message
         assert "front" not in reply.message
@@ -258,10 +263,7 @@ def test_recorder_refuses_start_naming_the_stale_camera(ros_context, tmp_path):
 def test_recorder_start_refusal_explains_best_effort_publisher(ros_context, tmp_path):
     h = Harness(ros_context, tmp_path, wrist_best_effort=True)
     try:
-        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert h.recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        time.sleep(0.4)
-        _, _, reply = h.call("start_episode")
+        reply = _start_after_settling(h)
         assert not reply.success
         assert "camera `wrist`" in reply.message and "set stream_qos: best_effort" in reply.message
     finally:
