@@ -1,7 +1,7 @@
 """Stage-2 training throughput (windows/s) before and after frame sharing, on synthetic batches.
 
     .venv/bin/python bench/train_throughput.py                      # state PushT model (config/train_pusht_state.yaml)
-    .venv/bin/python bench/train_throughput.py --image 96 --batch 64  # plus one 96x96 camera (ResNet-18)
+    .venv/bin/python bench/train_throughput.py --config config/train_pusht_image.yaml --batch 48 --sequence 16
 
 A "window" is one training sample of the official layout: an h-step observation history whose last position
 predicts the executed W-step chunk. Variants, each timed on full optimiser steps (forward, backward, Adam):
@@ -92,8 +92,9 @@ def main(argv=None) -> int:
     }
     before = results["before (h-windows, all positions)"]
     after = results["after (sequences, frames encoded once, last position)"]
-    print(f"stage-2 training throughput, {'camera %dx%d + ' % (args.image, args.image) if args.image else ''}"
-          f"state model of {args.config}, {args.threads} thread(s), batch ~{args.batch} windows")
+    cams = ", ".join(f"{c} {'x'.join(map(str, s))}" for c, s in spec.cameras.items()) or "no camera"
+    print(f"stage-2 training throughput, model of {args.config} ({cams}), {args.threads} thread(s), "
+          f"batch ~{args.batch} windows, sequences of {args.sequence} frames")
     for name, rate in results.items():
         print(f"  {name:55s} {rate:8.0f} windows/s")
     print(f"  after / before: {after / before:.2f}x")
