@@ -85,5 +85,5 @@ def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path):
     reference = json.loads(eval_path.read_text())["episodes"]
     for ros, gym in zip(episodes, reference):
         assert ros["seed"] == gym["seed"]
-        assert ros["final_coverage"] == pytest.approx(gym["final_coverage"], abs=1e-6)
-        assert ros["max_coverage"] == pytest.approx(gym["max_coverage"], abs=1e-6)
+        assert ros["final_coverage"] == pytest.approx(gym["final_coverage"], abs=1e-4)  # float32 vs float64 normalisation
+        assert ros["max_coverage"] == pytest.approx(gym["max_coverage"], abs=1e-4)  # float32 vs float64 normalisation
