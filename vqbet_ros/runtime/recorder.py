@@ -65,7 +65,7 @@ class LowDimConfig:
 
     name: str
     topic: str
-    pose: bool = False  # geometry_msgs/PoseStamped -> [x, y, z, qx, qy, qz, qw]; else Float64MultiArray
+    pose: bool = False  # a stamped pose message -> [x, y, z, qx, qy, qz, qw]; else a plain float array
 
     def __post_init__(self):
         if not self.name or "/" in self.name or "." in self.name or self.name in ("state", "images"):
