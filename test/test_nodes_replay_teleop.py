@@ -74,7 +74,7 @@ def test_replay_teleop_reproduces_demo_through_ros(ros_context, shared_dir):
 def test_replay_teleop_frames_each_demo_with_recorder_services(ros_context, shared_dir):
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
     teleop, final, calls, _, _ = _run(ros_context, dict(
-        zarr_path=str(zarr), episodes=[0, 1], max_steps=8, message_type="float64_multiarray",
+        zarr_path=str(zarr), num_episodes=2, max_steps=8, message_type="float64_multiarray",
         start_episode_service="fake_recorder/start_episode", stop_episode_service="fake_recorder/stop_episode"))
     assert teleop.replayed == [0, 1]
     # start after the one-step pre-roll hold and before the first demo command, stop after the observation

@@ -52,7 +52,8 @@ _STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
 
 PARAMETERS = {  # name: (default, description)
     "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
-    "episodes": ([0], "demo episode indices to replay, in order"),
+    "episodes": ([0], "demo episode indices to replay, in order (unless `num_episodes` is set)"),
+    "num_episodes": (0, "> 0: replay demo episodes 0 .. num_episodes - 1 instead of `episodes`"),
     "max_steps": (0, "replay at most this many steps of each demo (0 = all)"),
     "sim_node": ("pusht_sim", "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
     "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
@@ -77,9 +78,10 @@ class ReplayTeleopNode(Node):
             raise ValueError(f"parameter `message_type` is {p['message_type']!r}; "
                              "expected 'float64_multiarray' or 'joint_trajectory'")
         self._demos = PushTDemos(p["zarr_path"])
-        for index in p["episodes"]:
+        episodes = list(range(p["num_episodes"])) if p["num_episodes"] > 0 else list(p["episodes"])
+        for index in episodes:
             self._demos.episode(index, max_steps=1)  # refuses a missing episode now, with its range
-        self._episode_queue = list(p["episodes"])
+        self._episode_queue = episodes
         self._max_steps = p["max_steps"] or None
         self._trajectory = p["message_type"] == "joint_trajectory"
 
