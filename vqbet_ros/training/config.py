@@ -79,7 +79,8 @@ class PriorTrainConfig:
         batch_size: training windows (h-step histories) per step, across all processes.
         sequence_length: frames per sample. 0 = one h-window per sample (each frame encoded h times). L > h:
             h - 1 context frames + L - h + 1 targets; each frame is encoded once and the tokens are cut into
-            the h-windows ending at every target, which is exactly equivalent to sampling those windows.
+            the h-windows ending at every target, which is exactly equivalent to sampling those windows
+            with `loss_positions: last` (with `all`, positions in the first h - 1 context frames get no loss).
         loss_positions: `all` = every position of each window, histories 1..h (official, BeT-style seq2seq);
             `last` = Deviation: only the last position, the one executed at inference, about 2.5x cheaper
             per window because the heads then run once per window.
