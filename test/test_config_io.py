@@ -19,6 +19,14 @@ def test_overrides_parse_yaml_values(tmp_path):
     assert (config.prior.n_layer, config.heads.argmax, config.spec.fps) == (3, True, 30.0)
 
 
+def test_float_written_without_a_dot_is_a_number(tmp_path):
+    save_yaml(from_dict(VQBeTConfig, {"spec": SPEC}), tmp_path / "c.yaml")
+    config = load_yaml(VQBeTConfig, tmp_path / "c.yaml", ["tokenizer.ema_eps=1e-6"])
+    assert config.tokenizer.ema_eps == 1e-6
+    with pytest.raises(ConfigError, match="`tokenizer.ema_eps`: expected a number, got 'small'"):
+        from_dict(VQBeTConfig, {"spec": SPEC, "tokenizer": {"ema_eps": "small"}})
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

@@ -69,6 +69,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         key_tp, val_tp = args if args else (Any, Any)
         return {_convert(key_tp, k, f"{path}"): _convert(val_tp, v, f"{path}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str):
+            value = _float_from_text(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"`{path}`: expected a number, got {value!r}")
         return float(value)
@@ -87,6 +89,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"`{path}`: expected {_type_name(tp)}, got {value!r}")
     return value
+
+
+def _float_from_text(text: str) -> float | str:
+    """YAML 1.1 reads `8e-4` (no dot) as a string; accept it for float fields, as a user means it."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def from_dict(cls: type[T], data: dict, path: str = "") -> T:
