@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--joint-hz", type=int, default=200)
     parser.add_argument("--codec", default="libsvtav1")
-    parser.add_argument("--preset", default="12")
+    parser.add_argument("--preset", default="", help="encoder preset; empty = the codec's real-time preset (svtav1 12, x264 ultrafast)")
     parser.add_argument("--crf", type=int, default=30)
     parser.add_argument("--encoder-threads", type=int, default=1)
     parser.add_argument("--root", default=None, help="dataset root (default: a temporary folder, deleted)")

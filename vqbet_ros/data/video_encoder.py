@@ -34,6 +34,11 @@ os.environ.setdefault("SVT_LOG", "1")
 _STAT_TARGET_PX = 150  # LeRobot strides images with a side >= 300 px down to ~150 px before stats
 # encoder name -> codec name stored in info.json (`video.codec`)
 CODEC_NAMES = {"libsvtav1": "av1", "libaom-av1": "av1", "libx264": "h264", "h264": "h264", "libx265": "hevc"}
+# x264/x265 name their presets; SVT-AV1 numbers them (higher = faster)
+_NAMED_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_SVTAV1_PRESETS = range(-1, 14)
+# preset "" = fast enough for 3 x 640x480 x 30 fps on 2 cores (bench/recorder_load.py)
+_REALTIME_PRESETS = {"libsvtav1": "12", "libx264": "ultrafast", "libx265": "ultrafast"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +49,16 @@ class VideoEncoding:
         codec: `libsvtav1` (AV1, LeRobot's default) or `libx264` (H.264: ~3x less CPU, larger files).
         crf: constant rate factor (LeRobot default 30 for AV1; 23 is x264's default).
         gop: keyframe interval in frames; LeRobot uses 2 so random access during training decodes <= 2 frames.
-        preset: encoder speed preset. svtav1 0 (slow)..13 (fast): 12 keeps 3 x 640x480 x 30 fps real-time on
-            2 cores (bench/recorder_load.py); x264 e.g. `veryfast`.
+        preset: encoder speed preset: svtav1 -1 (slow)..13 (fast), x264/x265 `ultrafast`..`veryslow`; "" picks
+            the codec's real-time preset (svtav1 12, x264 ultrafast: 3 x 640x480 x 30 fps on 2 cores,
+            bench/recorder_load.py).
         threads: encoder threads per camera (svtav1 `lp`, x264 `threads`); 0 = encoder default.
     """
 
     codec: str = "libsvtav1"
     crf: int = 30
     gop: int = 2
-    preset: str = "12"
+    preset: str = ""
     threads: int = 1
     pix_fmt: str = "yuv420p"
 
@@ -65,9 +71,29 @@ class VideoEncoding:
             raise ValueError(f"`codec` {self.codec!r} is not available in this PyAV/FFmpeg build") from None
         if self.gop < 1 or self.crf < 0 or self.threads < 0:
             raise ValueError(f"`gop` ({self.gop}) must be >= 1, `crf` ({self.crf}) and `threads` >= 0")
+        self._check_preset()
+
+    def _check_preset(self) -> None:
+        """Refuse a preset the codec would only reject when the first episode is saved."""
+        preset = self.effective_preset
+        if self.codec == "libsvtav1":
+            ok = preset.lstrip("-").isdigit() and int(preset) in _SVTAV1_PRESETS
+            expected = "an integer -1..13 (higher = faster), or \"\" for 12"
+        elif self.codec in ("libx264", "libx265"):
+            ok, expected = preset in _NAMED_PRESETS, f"one of {list(_NAMED_PRESETS)}, or \"\" for ultrafast"
+        else:
+            return
+        if not ok:
+            raise ValueError(f"`preset` {self.preset!r} does not suit codec {self.codec!r}: expected {expected}")
+
+    @property
+    def effective_preset(self) -> str:
+        return self.preset or _REALTIME_PRESETS.get(self.codec, "")
 
     def stream_options(self) -> dict[str, str]:
-        options = {"crf": str(self.crf), "g": str(self.gop), "preset": str(self.preset)}
+        options = {"crf": str(self.crf), "g": str(self.gop)}
+        if self.effective_preset:
+            options["preset"] = self.effective_preset
         if self.codec == "libsvtav1" and self.threads:
             options["svtav1-params"] = f"lp={self.threads}"
         elif self.threads:

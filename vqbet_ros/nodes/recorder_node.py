@@ -86,7 +86,8 @@ PARAMETERS = {  # name: (default, type, description)
                                        "stale stream (1.0 = keep all)"),
     "video_codec": ("libsvtav1", _S, "libsvtav1 (AV1, LeRobot default) or libx264 (H.264, less CPU)"),
     "video_crf": (30, _I, "constant rate factor (quality; lower = better, bigger)"),
-    "video_preset": ("12", _S, "encoder preset: svtav1 0..13 (higher = faster), x264 e.g. veryfast"),
+    "video_preset": ("", _S, "encoder preset: svtav1 -1..13 (higher = faster), x264 ultrafast..veryslow; "
+                             "empty = the codec's real-time preset"),
     "video_gop": (2, _I, "keyframe interval in frames (LeRobot uses 2 for fast random access)"),
     "encoder_threads": (1, _I, "encoder threads per camera (0 = encoder default)"),
     "max_queue_s": (10.0, _D, "seconds of frames per camera that may wait for the encoder before recording "

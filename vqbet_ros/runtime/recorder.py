@@ -120,7 +120,7 @@ class RecorderConfig:
     reject_stale_fraction: float = 1.0
     video_codec: str = "libsvtav1"
     video_crf: int = 30
-    video_preset: str = "12"
+    video_preset: str = ""
     video_gop: int = 2
     encoder_threads: int = 1
     max_queue_s: float = 10.0
