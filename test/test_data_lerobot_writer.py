@@ -278,7 +278,10 @@ _KILL_SCRIPT = textwrap.dedent(
     writer.start_episode("doomed")
     for t in range(15):
         writer.add_frame(_frame(7, t))
-    time.sleep(0.3)  # let the encoder write part of the open episode's mp4
+    from pathlib import Path
+    deadline = time.monotonic() + 20  # until the encoder has written part of the open episode's mp4
+    while not any(Path({root!r}, ".partial").glob("**/*.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     print("READY", flush=True)
     time.sleep(60)
     """
