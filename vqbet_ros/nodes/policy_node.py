@@ -51,6 +51,7 @@ from vqbet_ros.nodes.msg_convert import (
     float64_multiarray_to_array,
     image_to_rgb,
     joint_state_to_array,
+    pose_stamped_to_array,
     stamp_to_s,
 )
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
@@ -95,12 +96,6 @@ NODE_PARAMETERS = {
     "diagnostics_period_s": (1.0, "period of /diagnostics (s)"),
 }
 LOW_DIM_TYPES = ("float64_multi_array", "pose_stamped")
-
-
-def pose_stamped_to_array(msg: PoseStamped) -> tuple[np.ndarray, float | None]:
-    """`geometry_msgs/PoseStamped` -> [x, y, z, qx, qy, qz, qw] and its stamp."""
-    p, q = msg.pose.position, msg.pose.orientation
-    return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64), stamp_to_s(msg.header.stamp)
 
 
 def _cv_bridge_rgb(msg: Image) -> np.ndarray | None:
