@@ -426,3 +426,18 @@ def test_record_keys_cli_drives_the_recorder_from_piped_keys(ros_context, tmp_pa
     assert replies[2] == "discard_episode: REFUSED: no episode is being recorded"
     assert len(replies) == 3  # `q` quit before the last key; `z` only printed the help
     assert out.count("[s/space]") == 2
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"camera_topics": ["cam/front/image_raw"]}, "`camera_names` (2), `camera_topics` (1) and `camera_transports` (2)"),
+    ({"camera_transports": ["raw", "jpeg"]}, "`camera_transports` has ['jpeg']; each entry is one of"),
+    ({"low_dim_names": ["pose"], "low_dim_topics": ["p"], "low_dim_types": ["Pose"]}, "`low_dim_types` has ['Pose']"),
+])
+def test_recorder_config_refuses_mismatched_stream_lists(ros_context, tmp_path, params, message):
+    node = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path, **params))
+    try:
+        with pytest.raises(ValueError) as err:
+            node.read_config()
+        assert message in str(err.value)
+    finally:
+        node.destroy_node()

@@ -98,6 +98,21 @@ PARAMETERS = {  # name: (default, type, description)
 }
 
 
+def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, kinds: tuple[str, ...]
+                      ) -> list[tuple[str, str, str]]:
+    """Parallel list parameters (one entry per stream) -> (name, topic, kind) triples; an empty kinds list
+    means the first kind for every stream."""
+    names, topics = list(p[names_key]), list(p[topics_key])
+    chosen = list(p[kinds_key]) or [kinds[0]] * len(names)
+    if not len(names) == len(topics) == len(chosen):
+        raise ValueError(f"`{names_key}` ({len(names)}), `{topics_key}` ({len(topics)}) and `{kinds_key}` "
+                         f"({len(chosen)}) must have one entry per stream")
+    bad = [k for k in chosen if k not in kinds]
+    if bad:
+        raise ValueError(f"`{kinds_key}` has {bad}; each entry is one of {list(kinds)}")
+    return list(zip(names, topics, chosen))
+
+
 class RecorderNode(LifecycleNode):
     """Lifecycle node wrapping `EpisodeRecorder` (see module docstring)."""
 
@@ -135,38 +150,20 @@ class RecorderNode(LifecycleNode):
 
     def read_config(self) -> RecorderConfig:
         p = {name: self._param(name) for name in PARAMETERS}
-        names, topics = list(p["camera_names"]), list(p["camera_topics"])
-        transports = list(p["camera_transports"]) or ["raw"] * len(names)
-        if not len(names) == len(topics) == len(transports):
-            raise ValueError(
-                f"`camera_names` ({len(names)}), `camera_topics` ({len(topics)}) and `camera_transports` "
-                f"({len(transports)}) must have one entry per camera"
-            )
-        bad = [t for t in transports if t not in ("raw", "compressed")]
-        if bad:
-            raise ValueError(f"`camera_transports` has {bad}; each entry is `raw` or `compressed`")
+        cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
         if p["stream_qos"] not in STREAM_QOS:
             raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
         if not p["dataset_name"]:
             raise ValueError("`dataset_name` is not set; name the dataset folder, e.g. dataset_name:=pick_cube")
         if not p["action_topic"]:
             raise ValueError("`action_topic` is not set; give the teleop command topic")
-        low_names, low_topics = list(p["low_dim_names"]), list(p["low_dim_topics"])
-        low_types = list(p["low_dim_types"]) or ["Float64MultiArray"] * len(low_names)
-        if not len(low_names) == len(low_topics) == len(low_types):
-            raise ValueError(
-                f"`low_dim_names` ({len(low_names)}), `low_dim_topics` ({len(low_topics)}) and `low_dim_types` "
-                f"({len(low_types)}) must have one entry per low-dim input"
-            )
-        bad = [t for t in low_types if t not in ("Float64MultiArray", "PoseStamped")]
-        if bad:
-            raise ValueError(f"`low_dim_types` has {bad}; each entry is `Float64MultiArray` or `PoseStamped`")
+        low_dims = _per_stream_lists(p, "low_dim_names", "low_dim_topics", "low_dim_types",
+                                     ("Float64MultiArray", "PoseStamped"))
         return RecorderConfig(
             root=p["root"], dataset_name=p["dataset_name"], task=p["task"], robot_type=p["robot_type"],
             fps=p["fps"],
-            cameras=tuple(CameraConfig(n, t, tr == "compressed") for n, t, tr in zip(names, topics, transports)),
-            low_dim=tuple(LowDimConfig(n, t, ty == "PoseStamped")
-                          for n, t, ty in zip(low_names, low_topics, low_types)),
+            cameras=tuple(CameraConfig(n, t, kind == "compressed") for n, t, kind in cameras),
+            low_dim=tuple(LowDimConfig(n, t, kind == "PoseStamped") for n, t, kind in low_dims),
             low_dim_max_age_s=p["low_dim_max_age_s"],
             state_topic=p["state_topic"], action_topic=p["action_topic"], action_type=p["action_type"],
             joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
