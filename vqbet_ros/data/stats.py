@@ -63,15 +63,15 @@ def compute_stats(
 
 def _vector_stats(values: np.ndarray) -> dict[str, np.ndarray]:
     x = values.astype(np.float64)
-    stats = {
-        "min": x.min(axis=0),
-        "max": x.max(axis=0),
-        "mean": x.mean(axis=0),
-        "std": x.std(axis=0),
-    }
+    return _finish(_summary(x, axis=0), len(x))
+
+
+def _summary(x: np.ndarray, axis: int) -> dict[str, np.ndarray]:
+    """min, max, mean, std and the LeRobot quantiles of `x` along `axis`."""
+    stats = {"min": x.min(axis=axis), "max": x.max(axis=axis), "mean": x.mean(axis=axis), "std": x.std(axis=axis)}
     for name, q in QUANTILES.items():
-        stats[name] = np.quantile(x, q, axis=0)
-    return _finish(stats, len(x))
+        stats[name] = np.quantile(x, q, axis=axis)
+    return stats
 
 
 def _image_stats(key: str, array: np.ndarray, rows: np.ndarray, max_frames: int) -> dict[str, np.ndarray]:
@@ -90,15 +90,7 @@ def _image_stats(key: str, array: np.ndarray, rows: np.ndarray, max_frames: int)
     frames = frames[:, :, ::stride, ::stride]
     scale = 1.0 / 255.0 if frames.dtype == np.uint8 else 1.0
     pixels = frames.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64) * scale  # (3, n*h*w)
-    stats = {
-        "min": pixels.min(axis=1),
-        "max": pixels.max(axis=1),
-        "mean": pixels.mean(axis=1),
-        "std": pixels.std(axis=1),
-    }
-    for name, q in QUANTILES.items():
-        stats[name] = np.quantile(pixels, q, axis=1)
-    stats = {name: value.reshape(3, 1, 1) for name, value in stats.items()}
+    stats = {name: value.reshape(3, 1, 1) for name, value in _summary(pixels, axis=1).items()}
     return _finish(stats, count)
 
 
