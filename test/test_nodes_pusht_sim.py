@@ -133,12 +133,18 @@ def _chunk_from(stamp, n=5):
     return msg
 
 
-def test_sim_node_fast_mode_executes_chunk_by_time_in_lockstep(probe_factory):
-    probe = probe_factory(mode="fast", lockstep="chunk", autostart=False,
+def _fast_probe_after_reset(probe_factory, lockstep: str):
+    """A fast-mode sim reset to a known state whose first observation has been released."""
+    probe = probe_factory(mode="fast", lockstep=lockstep, autostart=False,
                           initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
     probe.wait_matched()
     probe.reset()
     assert probe.spin_until(lambda: probe.joints and _released(probe, probe.joints[-1].header.stamp))
+    return probe
+
+
+def test_sim_node_fast_mode_executes_chunk_by_time_in_lockstep(probe_factory):
+    probe = _fast_probe_after_reset(probe_factory, lockstep="chunk")
     stamp0 = probe.joints[-1].header.stamp
     probe.joints.clear()
     # A chunk stamped at the observation time: point k is the target of the k-th step after it.
@@ -157,11 +163,7 @@ def test_sim_node_fast_mode_executes_chunk_by_time_in_lockstep(probe_factory):
 
 
 def test_sim_node_fast_mode_each_step_waits_for_a_command_per_step(probe_factory):
-    probe = probe_factory(mode="fast", lockstep="each_step", autostart=False,
-                          initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
-    probe.wait_matched()
-    probe.reset()
-    assert probe.spin_until(lambda: probe.joints and _released(probe, probe.joints[-1].header.stamp))
+    probe = _fast_probe_after_reset(probe_factory, lockstep="each_step")
     for _ in range(3):  # a policy deciding every step: one chunk per observation, stamped with the clock
         probe.traj_pub.publish(_chunk_from(probe.clock[-1].clock))
         count = len(probe.joints)
