@@ -90,3 +90,34 @@ def test_train_reads_lerobot_v3_dataset_like_the_zarr_it_came_from(dataset, tmp_
         assert torch.allclose(torch.from_numpy(from_v3.arrays[key]), torch.from_numpy(array)), key
     _, _, summary = train.run(cfg_v3, progress_bar=False)
     assert summary["stage2_steps"] == 4
+
+
+def test_train_with_weight_average_saves_the_average_and_resumes_exactly(dataset, tmp_path):
+    straight, _, _ = train.run(tiny_config(dataset, tmp_path / "a", ema_decay=0.5), progress_bar=False)
+    final = load_checkpoint(tmp_path / "a" / "final").policy.state_dict()
+    live = straight.state_dict()
+    changed = [k for k in live if live[k].is_floating_point() and not torch.equal(final[k], live[k])]
+    assert changed, "the final checkpoint should hold the averaged weights, not the live ones"
+    train.run(tiny_config(dataset, tmp_path / "b", steps=2, ema_decay=0.5), progress_bar=False)
+    resumed, _, _ = train.run(tiny_config(dataset, tmp_path / "b", ema_decay=0.5), resume=True, progress_bar=False)
+    for key, value in live.items():
+        assert torch.allclose(resumed.state_dict()[key], value, atol=1e-6), key
+    resumed_final = load_checkpoint(tmp_path / "b" / "final").policy.state_dict()
+    for key, value in final.items():
+        assert torch.allclose(resumed_final[key], value, atol=1e-6), key
+
+
+def test_train_rollout_evaluation_logs_task_scores_and_keeps_checkpoints(dataset, tmp_path):
+    pytest.importorskip("gym_pusht")
+    cfg = tiny_config(dataset, tmp_path / "r", steps=3)
+    cfg.rollout.every_min = 1e-9  # after every step
+    cfg.rollout.episodes = 2
+    train.run(cfg, progress_bar=False)
+    run = tmp_path / "r"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in records if "rollout_final_coverage" in r]
+    assert len(scored) >= 2 and all(0.0 <= r["rollout_final_coverage"] <= 1.0 for r in scored)
+    assert sorted(r["elapsed_min"] for r in scored) == [r["elapsed_min"] for r in scored]
+    assert (run / "coverage_vs_time.png").stat().st_size > 0
+    kept = sorted(p.name for p in (run / "evaluated").iterdir())
+    assert kept and load_checkpoint(run / "evaluated" / kept[-1]).metadata["step"] == 3

@@ -2,6 +2,7 @@
 
     vqbet-demo                                    # the checkpoint in models/, 5 episodes, video in outputs/
     vqbet-demo --episodes 50 --seed 100000 --no-video      # the figures vqbet-eval reports, through ROS
+    vqbet-demo --protocol gym                     # gym-pusht's episodes (end at success) instead of the paper's
     vqbet-demo --checkpoint path/to/ckpt --realtime        # 10 Hz on the wall clock instead of lockstep
 
 One rclpy context holds the PushT sim node (`nodes/pusht_sim_node.py`) and the policy node
@@ -17,7 +18,10 @@ The checkpoint is wired to the sim from its spec: its 2 joints map to `agent_x`,
 order), its camera to the sim camera, and each low-dim input to the sim topic of that size (18: the Diffusion
 Policy keypoints, 16: gym_pusht's keypoints, 3: block pose).
 
-Prints per episode and overall: final and max coverage, success (max coverage >= 0.95, as vqbet-eval),
+Episodes follow `--protocol` as in `vqbet-eval`: `official` (the paper's: its reset distribution, 302 steps,
+no early end) or `gym` (gym-pusht's: ends at success or after 300 steps).
+
+Prints per episode and overall: final and max coverage, success (coverage > 0.95 at the end and at any step),
 decision latency (policy worker: newest frames to chunk published) and the observation-to-command round trip
 through ROS; writes an mp4 of the first episode(s).
 """
@@ -37,7 +41,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SUCCESS_COVERAGE = 0.95  # success on max coverage, as vqbet-eval (training/pusht_rollout.py) and LeRobot
 LOW_DIM_TOPICS_BY_SIZE = {18: "keypoints", 16: "keypoints_gym", 3: "block_pose"}
 
 
@@ -49,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=5, help="episodes to run (default 5)")
     p.add_argument("--seed", type=int, default=100000,
                    help="episode n starts from seed + n (default 100000, vqbet-eval's default)")
-    p.add_argument("--max-steps", type=int, default=300, help="time limit per episode in steps (gym_pusht: 300)")
+    p.add_argument("--protocol", choices=["official", "gym"], default="official",
+                   help="episode protocol, as vqbet-eval's (default official: 302 steps, no early end)")
+    p.add_argument("--max-steps", type=int, default=0, help="episode length in steps (default: the protocol's)")
     p.add_argument("--execution", choices=["ensemble", "open_loop"], default="ensemble",
                    help="policy chunk execution (default ensemble, the official rule vqbet-eval uses)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -127,8 +132,14 @@ class EpisodeResult:
     timed_out: bool = False
 
     @property
-    def success(self) -> bool:
-        return self.max_coverage >= SUCCESS_COVERAGE
+    def success_ever(self) -> bool:
+        from vqbet_ros.sim.pusht import is_success
+        return bool(is_success(self.max_coverage))
+
+    @property
+    def success_end(self) -> bool:
+        from vqbet_ros.sim.pusht import is_success
+        return bool(is_success(self.final_coverage))
 
 
 @dataclass
@@ -136,6 +147,7 @@ class DemoSummary:
     checkpoint: str
     mode: str
     execution: str
+    protocol: str
     episodes: list[EpisodeResult] = field(default_factory=list)
     decision_latency_ms: dict = field(default_factory=dict)
     round_trip_ms: dict = field(default_factory=dict)
@@ -149,13 +161,16 @@ class DemoSummary:
             "episodes": len(self.episodes),
             "final_coverage_mean": float(final.mean()) if len(final) else 0.0,
             "max_coverage_mean": float(best.mean()) if len(best) else 0.0,
-            "success_rate": float(np.mean([e.success for e in self.episodes])) if self.episodes else 0.0,
+            "success_ever_rate": float(np.mean([e.success_ever for e in self.episodes])) if self.episodes else 0.0,
+            "success_end_rate": float(np.mean([e.success_end for e in self.episodes])) if self.episodes else 0.0,
             "mean_steps": float(np.mean([e.steps for e in self.episodes])) if self.episodes else 0.0,
         }
 
     def to_dict(self) -> dict:
-        episodes = [{**asdict(e), "success": e.success} for e in self.episodes]
+        episodes = [{**asdict(e), "success_ever": e.success_ever, "success_end": e.success_end}
+                    for e in self.episodes]
         return {"checkpoint": self.checkpoint, "mode": self.mode, "execution": self.execution,
+                "protocol": self.protocol,
                 **self.figures(), "decision_latency_ms": self.decision_latency_ms,
                 "round_trip_ms": self.round_trip_ms, "lockstep_timeouts": self.lockstep_timeouts,
                 "video": self.video, "per_episode": episodes}
@@ -315,13 +330,14 @@ def run(args: argparse.Namespace) -> DemoSummary:
         raise ValueError(f"the checkpoint runs at {spec.fps:g} Hz; PushT is controlled at {CONTROL_HZ:g} Hz")
     fast = not args.realtime
     summary = DemoSummary(str(checkpoint), "fast (sim time, lockstep)" if fast else "realtime (10 Hz)",
-                          args.execution)
+                          args.execution, args.protocol)
     if not args.quiet:
         print(f"vqbet-demo: {checkpoint} ({describe_spec(spec)})")
-        print(f"  sim {summary.mode}, execution {args.execution}, {args.episodes} episodes from seed {args.seed}")
+        print(f"  sim {summary.mode}, execution {args.execution}, {args.protocol} protocol, {args.episodes} "
+              f"episodes from seed {args.seed}")
 
     sim_params = {"mode": "fast" if fast else "realtime", "autostart": False, "seed": args.seed,
-                  "max_episode_steps": args.max_steps,
+                  "protocol": args.protocol, "max_episode_steps": args.max_steps,
                   "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
     policy_params = {"checkpoint": str(checkpoint), "enable_control": True, "execution": args.execution,
                      "device": args.device, "seed": args.seed, "use_sim_time": fast, **wiring(spec)}
@@ -373,7 +389,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
             latencies += list(worker.latency_s.values)[-new:] if new > 0 else []
             if not args.quiet:
                 print(f"  episode {n} ({response.message.split(' from ')[-1]}): coverage {final:.3f} "
-                      f"(max {best:.3f}) {'success' if result.success else 'fail   '} {steps:3d} steps "
+                      f"(max {best:.3f}) {'success' if result.success_end else 'fail   '} {steps:3d} steps "
                       f"{result.wall_s:5.1f} s" + ("  TIMED OUT" if result.timed_out else ""))
         if video is not None:
             video.start_episode(-1)
@@ -404,9 +420,10 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
 def print_summary(summary: DemoSummary) -> None:
     f = summary.figures()
     n = f["episodes"]
-    print(f"PushT through ROS 2, {n} episodes: coverage final {f['final_coverage_mean']:.3f}, "
-          f"max {f['max_coverage_mean']:.3f}; success {round(f['success_rate'] * n)}/{n} "
-          f"({f['success_rate']:.0%}); mean {f['mean_steps']:.0f} steps")
+    print(f"PushT through ROS 2 ({summary.protocol} protocol), {n} episodes: coverage final "
+          f"{f['final_coverage_mean']:.3f}, max {f['max_coverage_mean']:.3f}; success at the end "
+          f"{round(f['success_end_rate'] * n)}/{n}, at any step {round(f['success_ever_rate'] * n)}/{n}; "
+          f"mean {f['mean_steps']:.0f} steps")
     lat = summary.decision_latency_ms
     if lat.get("n"):
         print(f"decision latency (policy node): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
@@ -424,8 +441,8 @@ def print_summary(summary: DemoSummary) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
-    if args.episodes < 1:
-        print("vqbet-demo: `--episodes` must be >= 1", file=sys.stderr)
+    if args.episodes < 1 or args.max_steps < 0:
+        print("vqbet-demo: `--episodes` must be >= 1 and `--max-steps` >= 0", file=sys.stderr)
         return 2
     try:
         summary = run(args)

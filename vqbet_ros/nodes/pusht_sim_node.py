@@ -15,8 +15,8 @@ Interface (topic names are parameters, all relative so a namespace or remap move
   "hold where you are", as for a joint_trajectory_controller) and `pusht/commands`
   (`std_msgs/Float64MultiArray`, [agent_x, agent_y], a target held until the next command).
 - service `~/reset` (`std_srvs/Trigger`): starts the next episode. Episode n (counting every started episode
-  from 0) draws its initial state from seed `seed + n`, the same state `vqbet-eval` gets from
-  `env.reset(seed=seed + n)`; when the parameter `initial_state` holds 5 values the episode starts there instead
+  from 0) draws its initial state from seed `seed + n` under the parameter `protocol`, the same state
+  `vqbet-eval --protocol <same>` gets for that seed; when the parameter `initial_state` holds 5 values the episode starts there instead
   (the replay teleop sets it to a demo's first state).
 
 Time. `mode: realtime` steps on absolute deadlines of the monotonic clock at 10 Hz and stamps with ROS time.
@@ -32,7 +32,8 @@ next step is known, or after `lockstep_timeout_s` of wall time without one (then
 - `off`: step as fast as possible.
 So a policy that decides at its observation time is never late, whatever its inference time.
 
-An episode ends when the block covers the goal (success) or after `max_episode_steps`; the sim then holds
+An episode ends after the protocol's number of steps (or `max_episode_steps`), and under the `gym` protocol
+also when the block covers the goal (success); the sim then holds
 still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
 
 Deviation: this node is a plain (unmanaged) node: it stands in for robot drivers, which are up as long as the
@@ -89,7 +90,9 @@ PARAMETERS = {  # name: (default, description)
     "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
     "autostart": (True, "start episode 0 at launch; false: hold still until the first ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
-    "max_episode_steps": (300, "time limit of an episode in control steps (gym_pusht: 300)"),
+    "protocol": ("official", "how episodes start and end (sim/pusht.py PROTOCOLS): official = the public VQ-BeT "
+                 "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps"),
+    "max_episode_steps": (0, "episode length in control steps; 0 = the protocol's (official 302, gym 300)"),
     "image_size": (96, "camera image height = width in pixels"),
     "lockstep": ("each_step", "fast mode: step when `each_step` a new command arrived, when the `chunk` covers "
                               "the next step, or `off` (as fast as possible)"),
@@ -153,7 +156,8 @@ class PushTSimNode(Node):
         self._fast = p["mode"] == "fast"
         self._p = p
 
-        self._robot = PushTRobot(image_size=p["image_size"], max_episode_steps=p["max_episode_steps"])
+        self._robot = PushTRobot(image_size=p["image_size"], protocol=p["protocol"],
+                                 max_episode_steps=p["max_episode_steps"] or None)
         self._dt_s = self._robot.dt_s
         self._schedule = TargetSchedule(len(JOINT_NAMES))
         self._cond = threading.Condition()  # guards robot, schedule and episode state; wakes the stepping loop

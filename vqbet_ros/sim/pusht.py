@@ -16,6 +16,14 @@ Observations (`PushTObservation`):
   `keypoints` (18) the 9 block keypoints of the Diffusion Policy demos (`data/keypoint`, x0, y0, x1, ...),
   `keypoints_gym` (16) gym_pusht's `environment_state` (8 corner keypoints, LeRobot's pusht_keypoints),
   `block_pose` (3) block x, y, angle (angle in [0, 2 pi) as in gym_pusht's `state` obs).
+
+Episode protocols (`PROTOCOLS`; docs/pusht-evaluation.md): how an episode starts and ends.
+- `gym`: gym_pusht's `PushT-v0`: initial state from the env's generator, the episode ends when the block
+  covers the goal or after 300 steps.
+- `official`: the public VQ-BeT evaluation (`examples/pusht_env.py` of jayLEE0301/vq_bet_official), the one
+  the paper's PushT table is made with: initial state from `np.random.RandomState(seed)` with the block's
+  angle set before its position (`legacy=False`), so its origin is uniform in [100, 400)^2 whatever the angle;
+  no early end: every episode runs 302 steps and is scored by the coverage after the last one.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -39,7 +48,7 @@ JOINT_NAMES = ("agent_x", "agent_y")
 CAMERA_NAME = "top"
 IMAGE_SIZE = 96  # the demos' and gym_pusht's observation size
 CONTROL_HZ = 10.0  # gym_pusht's fixed control rate (metadata render_fps); the demos were recorded at it
-MAX_EPISODE_STEPS = 300  # gym_pusht's registered TimeLimit
+SUCCESS_COVERAGE = 0.95  # gym_pusht's and the official env's threshold: success is coverage strictly above it
 WORKSPACE_PX = 512.0
 LOW_DIM_SIZES = {"keypoints": 18, "keypoints_gym": 16, "block_pose": 3}
 
@@ -51,6 +60,44 @@ DP_BLOCK_KEYPOINTS = np.array([
     [9.270, 90.041], [-60.983, -1.187], [60.913, -1.393], [-0.271, 25.544], [-14.065, 122.816],
     [39.003, 32.857], [-39.966, 32.730], [-16.824, 62.863], [23.541, -1.700],
 ])
+
+
+@dataclass(frozen=True)
+class EpisodeProtocol:
+    """How an episode starts and ends (see the module docstring)."""
+
+    name: str
+    max_steps: int  # control steps of an episode that does not end early
+    end_on_success: bool  # the episode ends as soon as the block covers the goal
+    official_reset: bool  # initial state drawn as the public VQ-BeT env draws it
+
+
+PROTOCOLS = {
+    "gym": EpisodeProtocol("gym", max_steps=300, end_on_success=True, official_reset=False),
+    # The public env ends its episode when its step counter passes 300, after the 302nd step.
+    "official": EpisodeProtocol("official", max_steps=302, end_on_success=False, official_reset=True),
+}
+ProtocolName = Literal["gym", "official"]
+
+
+def episode_protocol(name: str) -> EpisodeProtocol:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown PushT protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def is_success(coverage):
+    """The block covers the goal (float or array of coverages)."""
+    return coverage > SUCCESS_COVERAGE
+
+
+def official_initial_state(seed: int) -> np.ndarray:
+    """[agent x, y, block x, y, angle] of the public VQ-BeT env's reset for `seed`: the legacy NumPy
+    generator's draws in that env's order (agent in [50, 450), block origin in [100, 400), angle from a normal
+    distribution scaled by 2 pi and shifted by -pi)."""
+    rs = np.random.RandomState(seed=seed)
+    return np.array([rs.randint(50, 450), rs.randint(50, 450), rs.randint(100, 400), rs.randint(100, 400),
+                     rs.randn() * 2 * np.pi - np.pi], dtype=float)
 
 
 def block_keypoints(block_pose: np.ndarray) -> np.ndarray:
@@ -67,13 +114,13 @@ class PushTObservation:
 
     time_s: float  # sim time
     step: int  # control steps since reset
-    image: np.ndarray  # (H, W, 3) uint8 rgb
+    image: np.ndarray | None  # (H, W, 3) uint8 rgb; None when the robot does not render its camera
     agent_xy: np.ndarray  # (2,) joint positions, order JOINT_NAMES
     block_pose: np.ndarray  # (3,) x, y, angle in [0, 2 pi)
     keypoints: np.ndarray  # (18,) Diffusion Policy block keypoints
     keypoints_gym: np.ndarray  # (16,) gym_pusht environment_state
     coverage: float  # fraction of the goal covered by the block
-    success: bool  # coverage above gym_pusht's 0.95 threshold
+    success: bool  # coverage above SUCCESS_COVERAGE
 
     def low_dim(self, name: str) -> np.ndarray:
         if name not in LOW_DIM_SIZES:
@@ -84,19 +131,23 @@ class PushTObservation:
 class PushTRobot:
     """gym_pusht's PushT as a position-controlled robot with a camera and a sim clock.
 
-    `reset(seed=...)` draws the same initial state as `gym.make("gym_pusht/PushT-v0").reset(seed=...)`;
+    `reset(seed=...)` draws the initial state of `protocol` for that seed (`gym`: the same as
+    `gym.make("gym_pusht/PushT-v0").reset(seed=...)`; `official`: the public VQ-BeT env's);
     `reset(state=...)` starts from a demo's state [agent x, y, block x, y, angle]. `step(target)` runs one
-    control step (100 ms of sim time) towards the absolute target position.
+    control step (100 ms of sim time) towards the absolute target position. `render_camera=False` skips the
+    96x96 camera image (most of a step's CPU time) for users that never read it.
     """
 
-    def __init__(self, image_size: int = IMAGE_SIZE, video_size: int = 384,
-                 max_episode_steps: int = MAX_EPISODE_STEPS):
+    def __init__(self, image_size: int = IMAGE_SIZE, video_size: int = 384, protocol: ProtocolName = "gym",
+                 max_episode_steps: int | None = None, render_camera: bool = True):
         if image_size < 8 or video_size < 8:
             raise ValueError(f"`image_size` and `video_size` must be >= 8 px, got {image_size} and {video_size}")
-        if max_episode_steps < 1:
+        self.protocol = episode_protocol(protocol)
+        self.max_episode_steps = self.protocol.max_steps if max_episode_steps is None else max_episode_steps
+        if self.max_episode_steps < 1:
             raise ValueError(f"`max_episode_steps` must be >= 1, got {max_episode_steps}")
         self.image_size = image_size
-        self.max_episode_steps = max_episode_steps
+        self.render_camera = render_camera
         self._env = PushTEnv(obs_type="state", render_mode="rgb_array", observation_width=image_size,
                              observation_height=image_size, visualization_width=video_size,
                              visualization_height=video_size)
@@ -112,6 +163,8 @@ class PushTRobot:
     def reset(self, seed: int | None = None, state: np.ndarray | None = None) -> PushTObservation:
         """Start an episode: random initial state from `seed`, or the given [ax, ay, bx, by, angle]."""
         options = None
+        if state is None and self.protocol.official_reset:
+            state = official_initial_state(0 if seed is None else seed)
         if state is not None:
             state = np.asarray(state, dtype=float).reshape(-1)
             if state.shape != (5,) or not np.all(np.isfinite(state)):
@@ -145,12 +198,13 @@ class PushTRobot:
 
     @property
     def success(self) -> bool:
-        return self._coverage > self._env.success_threshold
+        return bool(is_success(self._coverage))
 
     @property
     def done(self) -> bool:
-        """The episode is over: the block is on the goal, or the time limit is reached."""
-        return self.success or self.step_index >= self.max_episode_steps
+        """The episode is over: the time limit is reached, or the block is on the goal and the protocol ends
+        episodes on success."""
+        return (self.protocol.end_on_success and self.success) or self.step_index >= self.max_episode_steps
 
     @property
     def agent_xy(self) -> np.ndarray:
@@ -175,7 +229,7 @@ class PushTRobot:
         return PushTObservation(
             time_s=self.time_s,
             step=self.step_index,
-            image=env._render(visualize=False),
+            image=env._render(visualize=False) if self.render_camera else None,
             agent_xy=self.agent_xy,
             block_pose=block_pose,
             keypoints=block_keypoints(block_pose).reshape(-1),

@@ -97,6 +97,9 @@ class PriorTrainConfig:
         freeze_fraction: progress after which only the offset head trains (official 0.5; 1.0 = never).
         grad_clip: max grad norm (0 = off; official none, LeRobot 10).
         dropout_in_training: official trains in eval mode, so dropout never acts (gotcha 2); true = use it.
+        ema_decay: exponential moving average of the weights (`training/weight_average.py`; 0 = off, e.g.
+            0.999). Checkpoints and rollout evaluations then hold the average. Deviation: the official code
+            keeps no average.
     """
 
     steps: int = 20000
@@ -115,6 +118,7 @@ class PriorTrainConfig:
     freeze_fraction: float = 0.5
     grad_clip: float = 0.0
     dropout_in_training: bool = False
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -131,6 +135,35 @@ class PriorTrainConfig:
             raise ConfigError(f"`min_lr_ratio`: must be in [0, 1], got {self.min_lr_ratio}")
         if self.warmup_steps < 0 or self.grad_clip < 0:
             raise ConfigError("`warmup_steps` and `grad_clip` must be >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"`ema_decay`: must be in [0, 1) (0 = off), got {self.ema_decay}")
+
+
+@dataclass
+class RolloutEvalConfig:
+    """Closed-loop evaluation in the PushT simulator during stage 2, so that progress shows in task terms
+    (PushT checkpoints: joints `agent_x`, `agent_y`). Logged as `rollout_*` scalars (TensorBoard,
+    metrics.jsonl) and drawn in `coverage_vs_time.png`; each evaluated checkpoint is kept under
+    `<output_dir>/evaluated/`.
+
+    Args:
+        every_min: stage-2 wall-clock minutes between evaluations (0 = off). They count in `time_limit_min`.
+        episodes: episodes per evaluation.
+        start_seed: seed of the first episode. Keep these validation seeds away from the test seeds
+            (100000-100099) that the final figures are measured on.
+        protocol: `official` (the paper's) or `gym` (see `vqbet-eval --help`).
+    """
+
+    every_min: float = 0.0
+    episodes: int = 10
+    start_seed: int = 10000
+    protocol: Literal["official", "gym"] = "official"
+
+    def __post_init__(self):
+        if not self.every_min >= 0.0:
+            raise ConfigError(f"`every_min`: must be >= 0 (0 = off), got {self.every_min}")
+        if self.episodes < 1:
+            raise ConfigError(f"`episodes`: must be >= 1, got {self.episodes}")
 
 
 @dataclass
@@ -141,6 +174,7 @@ class TrainConfig:
         model: architecture and feature spec (the checkpoint's config.yaml).
         data: dataset and split.
         stage1, stage2: the two training stages.
+        rollout: closed-loop evaluation in the PushT simulator during stage 2.
         output_dir: run directory: checkpoints/, final/, tensorboard/, loss_curve.png, metrics.jsonl.
         seed: seeds torch, numpy and the batch order.
         device: `auto` (CUDA if available), `cpu`, `cuda` or `cuda:N`.
@@ -155,6 +189,7 @@ class TrainConfig:
     data: DataConfig
     stage1: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
     stage2: PriorTrainConfig = field(default_factory=PriorTrainConfig)
+    rollout: RolloutEvalConfig = field(default_factory=RolloutEvalConfig)
     output_dir: str = "runs/vqbet"
     seed: int = 0
     device: str = "auto"

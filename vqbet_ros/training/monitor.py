@@ -106,3 +106,30 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_rollout_curve(run_dir: str | Path) -> Path | None:
+    """`coverage_vs_time.png`: the rollout evaluations' coverage and success against training minutes."""
+    run_dir = Path(run_dir)
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if "rollout_final_coverage" in r]
+    if not records:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["elapsed_min"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("rollout_final_coverage", "final coverage"), ("rollout_max_coverage", "max coverage"),
+                       ("rollout_success_end", "success at the end")):
+        ax.plot(minutes, [r[key] for r in records], "o-", label=label)
+    ax.set_xlabel("stage-2 wall-clock minutes")
+    ax.set_ylim(0, 1)
+    ax.set_title("closed-loop evaluation during training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = run_dir / "coverage_vs_time.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

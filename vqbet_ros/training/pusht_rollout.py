@@ -3,8 +3,13 @@
 Execution follows the official evaluation (reference §5): the policy is called every control step on the last
 h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
 average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
-is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. Episodes end when
-PushTRobot says so: coverage > 0.95 (gym-pusht's success) or 300 steps.
+is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. How episodes start
+and end is the protocol's (`sim/pusht.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
+protocol) or `gym` (gym-pusht: ends at coverage > 0.95 or after 300 steps).
+
+Each episode is its own experiment: its initial state comes from its seed, and the policy is told each row's
+seed so that it can sample from a generator of that episode's own. An episode's result then does not depend
+on which other episodes share its batch.
 
 Deviation: a small execution loop of its own rather than `vqbet_ros.runtime` (training/ must not import the
 runtime layer); it applies the same averaging rule as the runtime's scheduler.
@@ -12,7 +17,7 @@ runtime layer); it applies the same averaging rule as the runtime's scheduler.
 Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
 `observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
 and the zarr use, reference §7) or gym-pusht's 8 (16); other low-dim names as `PushTRobot` calls them; a
-camera = the 96x96 render. Coverage is gym-pusht's (`info["coverage"]`).
+camera = the 96x96 render (only rendered when the spec has a camera). Coverage is gym-pusht's.
 """
 from __future__ import annotations
 
@@ -27,10 +32,8 @@ from vqbet_ros.model.config import FeatureSpec
 
 log = logging.getLogger(__name__)
 
-SUCCESS_COVERAGE = 0.95  # LeRobot's success: max coverage >= 0.95 (reference §10)
-
-# (n, h, ...) observation history per dataset key -> (n, W, A) action chunks in environment units.
-ChunkPolicy = Callable[[dict[str, np.ndarray]], np.ndarray]
+# (n, h, ...) observation history per dataset key, the n episodes' seeds -> (n, W, A) chunks in env units.
+ChunkPolicy = Callable[[dict[str, np.ndarray], list[int]], np.ndarray]
 
 
 class TemporalEnsembler:
@@ -86,29 +89,49 @@ def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
 @dataclass
 class RolloutResult:
     seeds: list[int]
-    final_coverage: np.ndarray  # (N,) coverage at episode end (paper metric, reference §10)
+    protocol: str
+    final_coverage: np.ndarray  # (N,) coverage after the last step (paper metric, reference §10)
     max_coverage: np.ndarray  # (N,) max coverage over the episode (LeRobot metric)
     steps: np.ndarray  # (N,) control steps taken
     frames: list[np.ndarray] = field(default_factory=list)  # rendered frames of the first episode
 
     @property
-    def success(self) -> np.ndarray:
-        return self.max_coverage >= SUCCESS_COVERAGE
+    def success_ever(self) -> np.ndarray:
+        """The block covered the goal at some step (LeRobot's and gym-pusht's success)."""
+        from vqbet_ros.sim.pusht import is_success
+        return is_success(self.max_coverage)
+
+    @property
+    def success_end(self) -> np.ndarray:
+        """The block still covers the goal after the last step."""
+        from vqbet_ros.sim.pusht import is_success
+        return is_success(self.final_coverage)
 
     def summary(self) -> dict[str, float]:
-        return {
-            "episodes": len(self.seeds),
-            "final_coverage_mean": float(self.final_coverage.mean()),
-            "max_coverage_mean": float(self.max_coverage.mean()),
-            "success_rate": float(self.success.mean()),
-            "mean_steps": float(self.steps.mean()),
-        }
+        def mean_se(values: np.ndarray) -> tuple[float, float]:
+            se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+            return float(values.mean()), se
+
+        out: dict[str, float] = {"episodes": len(self.seeds), "protocol": self.protocol}
+        for name, values in (("final_coverage", self.final_coverage), ("max_coverage", self.max_coverage),
+                             ("success_end", self.success_end.astype(float)),
+                             ("success_ever", self.success_ever.astype(float))):
+            out[f"{name}_mean"], out[f"{name}_se"] = mean_se(np.asarray(values, dtype=float))
+        out["mean_steps"] = float(self.steps.mean())
+        return out
+
+    def episodes(self) -> list[dict]:
+        return [{"seed": s, "final_coverage": float(f), "max_coverage": float(m), "steps": int(n),
+                 "success_end": bool(e), "success_ever": bool(v)}
+                for s, f, m, n, e, v in zip(self.seeds, self.final_coverage, self.max_coverage, self.steps,
+                                            self.success_end, self.success_ever)]
 
 
-def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], execution: str = "ensemble",
-            max_steps: int = 300, batch: int = 50, record_first: bool = False, video_size: int = 384
-            ) -> RolloutResult:
-    """One episode per seed; `batch` robots run in lock-step so the policy sees batched inputs."""
+def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: str = "official",
+            execution: str = "ensemble", batch: int = 50, record_first: bool = False, video_size: int = 384,
+            max_steps: int | None = None) -> RolloutResult:
+    """One episode per seed; `batch` robots run in lock-step so the policy sees batched inputs.
+    `max_steps` overrides the protocol's episode length (for short tests)."""
     from vqbet_ros.sim.pusht import PushTRobot
 
     if execution not in ("ensemble", "chunk"):
@@ -116,16 +139,17 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], execution:
     h, w, a = spec.n_obs_steps, spec.chunk_size, spec.action_dim
     final, best, steps, frames = [], [], [], []
     for first in range(0, len(seeds), batch):
-        group = seeds[first:first + batch]
-        robots = [PushTRobot(video_size=video_size, max_episode_steps=max_steps) for _ in group]
+        group = [int(s) for s in seeds[first:first + batch]]
+        robots = [PushTRobot(video_size=video_size, protocol=protocol, max_episode_steps=max_steps,
+                             render_camera=bool(spec.cameras)) for _ in group]
         history = []
         for robot, seed in zip(robots, group):
-            frame = observation_frame(robot.reset(seed=int(seed)), spec)
+            frame = observation_frame(robot.reset(seed=seed), spec)
             history.append([frame] * h)  # pre-filled with the first frame (reference §3)
         n = len(robots)
         ensembler = TemporalEnsembler(n, w, a)
         queue = np.zeros((n, 0, a))
-        coverage = np.array([r.observe().coverage for r in robots])
+        coverage = np.array([r.coverage for r in robots])
         max_cov = coverage.copy()
         done = np.array([r.done for r in robots])
         n_steps = np.zeros(n, dtype=int)
@@ -136,7 +160,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], execution:
             if execution == "ensemble" or queue.shape[1] == 0:
                 batch_obs = {k: np.stack([np.stack([f[k] for f in hist]) for hist in history])
                              for k in history[0][0]}  # (n, h, ...)
-                chunks = policy(batch_obs)  # (n, W, A)
+                chunks = policy(batch_obs, group)  # (n, W, A)
                 if execution == "ensemble":
                     actions = ensembler.step(chunks)
                 else:
@@ -160,7 +184,8 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], execution:
         best.extend(max_cov)
         steps.extend(n_steps)
         log.info("episodes %d-%d: mean final coverage %.3f", first, first + n - 1, float(coverage.mean()))
-    return RolloutResult(list(seeds), np.array(final), np.array(best), np.array(steps), frames)
+    return RolloutResult([int(s) for s in seeds], protocol, np.array(final), np.array(best), np.array(steps),
+                         frames)
 
 
 def write_video(frames: list[np.ndarray], path, fps: float = 10.0) -> None:

@@ -29,7 +29,7 @@ from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.training.config import TrainConfig
 from vqbet_ros.training.data import load_training_data
 from vqbet_ros.training.distributed import DistInfo, cleanup, init_distributed
-from vqbet_ros.training.monitor import Monitor, plot_loss_curves
+from vqbet_ros.training.monitor import Monitor, plot_loss_curves, plot_rollout_curve
 from vqbet_ros.training.trainer import Trainer, load_checkpoint_matching, save_run_config
 
 log = logging.getLogger("vqbet_ros.training")
@@ -93,6 +93,7 @@ def run(cfg: TrainConfig, stage: str = "all", init: str | None = None, resume: b
         monitor.close()
         if info.is_main:
             plot_loss_curves(cfg.output_dir)
+            plot_rollout_curve(cfg.output_dir)
             summary["final_checkpoint"] = str(final)
         return policy, info, summary
     finally:

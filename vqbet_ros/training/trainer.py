@@ -9,6 +9,7 @@ Run directory:
     checkpoints/<stage>_<step>/      policy checkpoint + trainer_state.pt (optimiser, step, RNG); `latest` names
                                      the newest
     final/                           the policy checkpoint `load_checkpoint` and the policy node read
+    evaluated/step_<n>/              checkpoints scored by the rollout evaluations during stage 2
     tensorboard/, metrics.jsonl, loss_curve.png
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vqbet_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.training import schedules
 from vqbet_ros.training.config import TrainConfig
+from vqbet_ros.training.weight_average import WeightAverage
 from vqbet_ros.training.data import TrainingData
 from vqbet_ros.training.distributed import DistInfo, all_reduce_mean, barrier, broadcast_module
 from vqbet_ros.training.monitor import Monitor
@@ -79,6 +81,7 @@ class Trainer:
                                         weight_decay=cfg.stage1.weight_decay)
         self.prior_opts = self._prior_optimizers()
         self.amp = cfg.amp and device.type == "cuda"
+        self.weight_average: WeightAverage | None = None  # stage 2's EMA (`stage2.ema_decay`)
 
     # ------------------------------------------------------------------------------------------ optimisers
     def _prior_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -190,8 +193,19 @@ class Trainer:
         objective = PriorObjective(self.policy, self.spec.n_obs_steps, self.cfg.stage2.loss_positions)
         return DDP(objective) if self.info.enabled else objective
 
+    def _averaged(self):
+        """The policy with the averaged weights while the block runs (the live ones without an average)."""
+        if self.weight_average is None:
+            return contextlib.nullcontext(self.policy)
+        return self.weight_average.applied(self.policy)
+
     def run_stage2(self) -> None:
         s2, info = self.cfg.stage2, self.info
+        if s2.ema_decay and self.weight_average is None:
+            self.weight_average = WeightAverage(self.policy, s2.ema_decay)
+        rollout_every_s = self.cfg.rollout.every_min * 60.0
+        next_rollout_s = (math.floor(self.progress.elapsed_s / rollout_every_s) + 1) * rollout_every_s \
+            if rollout_every_s else math.inf
         train_set = self._dataset(self.data.train_episodes)
         val_set = self._dataset(self.data.val_episodes) if self.data.val_episodes else None
         per_step = self.samples_per_step()
@@ -230,6 +244,8 @@ class Trainer:
             for name, opt in self.prior_opts.items():
                 if not (frozen and name == "main" and s2.optimizer == "official"):
                     opt.step()  # official: after the freeze only the offset-head optimiser steps
+            if self.weight_average is not None:
+                self.weight_average.update(self.policy)
             self.progress.step += 1
             windows_since += float(out["windows"])
             if self.progress.step % self.cfg.log_every == 0:
@@ -244,11 +260,43 @@ class Trainer:
                 self.monitor.log(2, self.progress.step, scalars)
             if val_set is not None and self.cfg.val_every and self.progress.step % self.cfg.val_every == 0:
                 self.monitor.log(2, self.progress.step, {"val_loss": self.validate(val_set, per_step)})
+            if time.perf_counter() - t_stage >= next_rollout_s:
+                self.evaluate_rollouts(time.perf_counter() - t_stage)
+                next_rollout_s += rollout_every_s
             self._maybe_checkpoint()
         self.monitor.end_stage()
         if val_set is not None:
             self.monitor.log(2, self.progress.step, {"val_loss": self.validate(val_set, per_step)})
+        if rollout_every_s:
+            self.evaluate_rollouts(time.perf_counter() - t_stage)
         self.progress = Progress(stage=3, step=self.progress.step, elapsed_s=self.progress.elapsed_s)
+
+    def evaluate_rollouts(self, elapsed_s: float) -> None:
+        """Closed-loop PushT episodes with the (averaged) policy; scalars `rollout_*` against wall-clock
+        minutes. Rank 0 evaluates and keeps the checkpoint it scored; the others wait."""
+        if self.info.is_main:
+            from vqbet_ros.model.normalize import Normalizer
+            from vqbet_ros.training.evaluate import checkpoint_policy
+            from vqbet_ros.training.pusht_rollout import rollout
+
+            r = self.cfg.rollout
+            seeds = list(range(r.start_seed, r.start_seed + r.episodes))
+            with self._averaged() as policy:
+                policy.eval()
+                result = rollout(checkpoint_policy(policy, Normalizer(self.data.stats), str(self.device)),
+                                 self.spec, seeds, protocol=r.protocol, batch=len(seeds))
+                save_checkpoint(self.run_dir / "evaluated" / f"step_{self.progress.step:07d}", self.cfg.model,
+                                policy, self.data.stats, metadata={"step": self.progress.step,
+                                                                   "elapsed_min": elapsed_s / 60.0})
+            self._prior_train_mode()
+            summary = result.summary()
+            self.monitor.log(2, self.progress.step, {
+                "rollout_final_coverage": summary["final_coverage_mean"],
+                "rollout_max_coverage": summary["max_coverage_mean"],
+                "rollout_success_end": summary["success_end_mean"],
+                "rollout_success_ever": summary["success_ever_mean"],
+                "elapsed_min": elapsed_s / 60.0})
+        barrier(self.info)
 
     @torch.no_grad()
     def validate(self, val_set: WindowDataset, per_step: int) -> float:
@@ -286,13 +334,16 @@ class Trainer:
         if self.info.is_main:
             name = f"stage{self.progress.stage}_{self.progress.step:07d}"
             root = self.run_dir / "checkpoints"
-            directory = save_checkpoint(root / name, self.cfg.model, self.policy, self.data.stats,
-                                        metadata={"stage": self.progress.stage, "step": self.progress.step})
+            with self._averaged() as policy:
+                directory = save_checkpoint(root / name, self.cfg.model, policy, self.data.stats,
+                                            metadata={"stage": self.progress.stage, "step": self.progress.step})
             state = {
                 "stage": self.progress.stage, "step": self.progress.step, "elapsed_s": self.progress.elapsed_s,
                 "tokenizer_optimizer": self.tok_opt.state_dict(),
                 "prior_optimizers": {k: o.state_dict() for k, o in self.prior_opts.items()},
                 "torch_rng": torch.get_rng_state(),
+                "weight_average": self.weight_average.state_dict() if self.weight_average else None,
+                "live_weights": self.policy.state_dict() if self.weight_average else None,
             }
             tmp = directory / f".{STATE_FILE}.tmp"
             torch.save(state, tmp)
@@ -312,9 +363,14 @@ class Trainer:
                                     "(drop --resume to start fresh)")
         directory = root / latest.read_text().strip()
         loaded = load_checkpoint_matching(directory, self.cfg)
-        self.policy.load_state_dict(loaded.policy.state_dict())
         self.data.stats = loaded.stats
         state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+        # The checkpoint holds the averaged weights when there is an average; the live ones are in its state.
+        self.policy.load_state_dict(state["live_weights"] if state.get("live_weights") else
+                                    loaded.policy.state_dict())
+        if state.get("weight_average"):
+            self.weight_average = WeightAverage(self.policy, float(state["weight_average"]["decay"]))
+            self.weight_average.load_state_dict(state["weight_average"])
         self.tok_opt.load_state_dict(state["tokenizer_optimizer"])
         for k, opt in self.prior_opts.items():
             opt.load_state_dict(state["prior_optimizers"][k])
@@ -325,7 +381,9 @@ class Trainer:
     def save_final(self, metadata: dict) -> Path | None:
         if not self.info.is_main:
             return None
-        return save_checkpoint(self.run_dir / "final", self.cfg.model, self.policy, self.data.stats, metadata)
+        with self._averaged() as policy:
+            return save_checkpoint(self.run_dir / "final", self.cfg.model, policy, self.data.stats, metadata)
+
 
 
 def load_checkpoint_matching(directory: Path, cfg: TrainConfig):
