@@ -45,3 +45,40 @@ def test_eval_runs_two_short_episodes_and_writes_video_and_results(tmp_path, cap
 def test_eval_refuses_missing_checkpoint_with_path(tmp_path, capsys):
     assert evaluate.main(["--checkpoint", str(tmp_path / "nope"), "--episodes", "2"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def _tiny_checkpoint(tmp_path):
+    cfg = tiny_config(make_pusht_zarr(tmp_path), tmp_path / "run")
+    data = load_training_data(cfg.data, cfg.model.spec)
+    policy = VQBeTPolicy(cfg.model)
+    policy.freeze_tokenizer()
+    save_checkpoint(tmp_path / "ckpt", cfg.model, policy, data.stats)
+    return tmp_path / "ckpt"
+
+
+def test_eval_episode_result_is_the_same_alone_and_inside_a_batch(tmp_path):
+    """Sampled codes (temperature 1) and contact physics: any dependence on the batch would show."""
+    alone, batched = tmp_path / "alone.json", tmp_path / "batched.json"
+    checkpoint = _tiny_checkpoint(tmp_path)
+    assert evaluate.main(["--checkpoint", str(checkpoint), "--episodes", "1", "--start-seed", "12",
+                          "--max-steps", "60", "--output", str(alone)]) == 0
+    assert evaluate.main(["--checkpoint", str(checkpoint), "--episodes", "3", "--start-seed", "11",
+                          "--max-steps", "60", "--batch", "3", "--output", str(batched)]) == 0
+    one = json.loads(alone.read_text())["episodes"][0]
+    same = json.loads(batched.read_text())["episodes"][1]
+    assert one["seed"] == same["seed"] == 12
+    assert one == same
+
+
+def test_eval_official_protocol_runs_302_steps_without_rendering_the_camera(tmp_path, monkeypatch):
+    from gym_pusht.envs.pusht import PushTEnv
+
+    renders = []
+    original = PushTEnv._render
+    monkeypatch.setattr(PushTEnv, "_render", lambda self, *a, **k: renders.append(1) or original(self, *a, **k))
+    out = tmp_path / "res.json"
+    assert evaluate.main(["--checkpoint", str(_tiny_checkpoint(tmp_path)), "--episodes", "2",
+                          "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [e["steps"] for e in result["episodes"]] == [302, 302]  # no early end, whatever the coverage
+    assert result["summary"]["protocol"] == "official" and renders == []
