@@ -2,7 +2,7 @@
 
 The history holds the last T observation tokens, one per control tick (1/fps apart), on the policy's device,
 as one preallocated (1, T, Dt) tensor the prior reads directly. After a reset it is padded with the first
-token, as LeRobot pads its observation queues with the first observation (ros2-deployment-reference.md §5).
+token, as LeRobot pads its observation queues with the first observation (docs/ros2.md §8).
 
 `FrameFeatureCache` keeps each camera's features of its newest frame, keyed by the frame's sequence number:
 a frame is encoded once, when it first enters the history; a camera slower than fps repeats the cached

@@ -3,7 +3,7 @@
 The recorder node hands this module arrays (`put`) and clock readings (`tick(now_s)`, `start(now_s)`, ...);
 everything about time, staleness and episodes is decided here, so it is testable without ROS.
 
-Timing (ros2-deployment-reference.md §2 "Time sync", §4 problems 5 and 8):
+Timing (docs/ros2.md §3, §6 problems 1 and 3):
 - An episode started at `t0` has ticks `t_k = t0 + k / fps`. Tick k is sampled once the clock reaches
   `t_k + sample_delay_s` (so messages stamped just before `t_k` have had time to arrive), from each stream's
   latest value stamped <= `t_k`. Ticks are absolute: a late timer callback samples every tick it missed from
