@@ -3,9 +3,9 @@
     vqbet-eval --checkpoint models/pusht_state --episodes 100 --start-seed 100000 \\
         --video runs/eval/rollout.mp4 --output runs/eval/results.json
 
-Reports the paper's metric (coverage at episode end, mean over episodes; reference §10) and LeRobot's (max
+Reports the paper's metric (coverage at episode end, mean over episodes; docs/vqbet.md §9) and LeRobot's (max
 coverage over the episode, and success = max coverage >= 0.95). Execution is the official per-step replanning
-with uniform temporal ensembling over the last W chunks (`--execution ensemble`, reference §5) or LeRobot's
+with uniform temporal ensembling over the last W chunks (`--execution ensemble`, docs/vqbet.md §5) or LeRobot's
 open-loop chunks (`--execution chunk`). Seeds are start-seed, start-seed + 1, ... (the official eval steps the
 seed by one per episode).
 """
