@@ -225,8 +225,10 @@ class Stamps:
         q, stamp = joint_state_to_array(msg, names); stamp_s = stamps.joint_state(stamp)
         values, stamp = float64_multiarray_to_array(msg); stamp_s = stamps.headerless(stamp)
 
-    For the rule to hold for the messages of one instant, the node handles the joint-state subscription and
-    the header-less ones in that order (one mutually exclusive callback group, or a single-threaded executor).
+    For the rule to hold for the messages of one instant, the node must handle the joint-state subscription
+    and the header-less ones one at a time in creation order, i.e. on a single-threaded executor: a
+    multi-threaded one may start two waiting callbacks in either order, even within one mutually exclusive
+    callback group.
     """
 
     def __init__(self, now_s: Callable[[], float]):

@@ -15,11 +15,12 @@ A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
 The node only translates: messages -> arrays (`nodes/msg_convert.py`), clock -> seconds; timing, staleness
 and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread).
 
-Concurrency: camera subscriptions run in a reentrant group (the stream cache is thread-safe); the state and the
-header-less streams share one mutually exclusive group, so a header-less message is stamped after the joint
-state that was taken before it (`msg_convert.Stamps`); the timer and the services share another, so
-start/stop/discard never interleave with sampling. Lifecycle transitions run from the lifecycle services'
-group, so every call into the recorder also takes `_lock`.
+Concurrency: camera and pose subscriptions run in a reentrant group (the stream cache is thread-safe); the state
+and the header-less streams run one at a time in creation order on a thread of their own (`_OrderedStreams`),
+so a header-less message is stamped after the joint state published before it (`msg_convert.Stamps`); the
+timer and the services share one mutually exclusive group, so start/stop/discard never interleave with
+sampling. Lifecycle transitions run from the lifecycle services' group, so every call into the recorder also
+takes `_lock`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -115,6 +116,30 @@ def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, 
     return list(zip(names, topics, chosen))
 
 
+class _OrderedStreams:
+    """Subscriptions handled one at a time, in creation order, by a helper node on a thread of its own.
+
+    A header-less message takes the stamp of the newest joint state (`msg_convert.Stamps`), so the joint state
+    of an instant must be handled before the header-less messages published after it. A multi-threaded
+    executor may start two waiting callbacks in either order, even within one mutually exclusive group; a
+    single-threaded executor runs the messages of one wake-up in creation order. Topic names come resolved by
+    the recorder (its namespace and remappings); the helper applies no remapping of its own."""
+
+    def __init__(self, owner: LifecycleNode):
+        self.node = rclpy.create_node(f"{owner.get_name()}_ordered_streams", namespace=owner.get_namespace(),
+                                      context=owner.context, use_global_arguments=False,
+                                      start_parameter_services=False)
+        self._executor = SingleThreadedExecutor(context=owner.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, name="recorder-ordered-streams", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
 class RecorderNode(LifecycleNode):
     """Lifecycle node wrapping `EpisodeRecorder` (see module docstring)."""
 
@@ -130,8 +155,8 @@ class RecorderNode(LifecycleNode):
         self._lock = threading.Lock()  # recorder calls from the timer, services and lifecycle transitions
         self._control_group = MutuallyExclusiveCallbackGroup()  # timer + services: never concurrent
         self._sensor_group = ReentrantCallbackGroup()  # cameras, poses: only touch the thread-safe cache
-        self._stamp_group = MutuallyExclusiveCallbackGroup()  # state + header-less streams, one at a time
         self._stamps = msg_convert.Stamps(self._now_s)
+        self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
         self._services = []
         self._stream_subs = []
         self._topics: dict[str, str] = {}  # dataset key -> resolved topic
@@ -204,6 +229,7 @@ class RecorderNode(LifecycleNode):
         cfg = self._config
         stamps = self._stamps
         stamps.reset()
+        self._ordered = _OrderedStreams(self)
         for cam in cfg.cameras:
             msg_type = CompressedImage if cam.compressed else Image
             convert = msg_convert.compressed_image_to_rgb if cam.compressed else msg_convert.image_to_rgb
@@ -278,6 +304,9 @@ class RecorderNode(LifecycleNode):
         for sub in self._stream_subs:
             self.destroy_subscription(sub)
         self._stream_subs = []
+        if self._ordered is not None:
+            self._ordered.close()
+            self._ordered = None
 
     # ------------------------------------------------------------------------------------------- callbacks
     def _now_s(self) -> float:
@@ -285,8 +314,7 @@ class RecorderNode(LifecycleNode):
 
     def _subscribe(self, msg_type, topic: str, key: str, convert, stamp) -> None:
         """`convert(msg)` -> (value, header stamp or None); `stamp(that)` -> the stamp on the node clock (one of
-        `self._stamps`' rules). The state and the header-less streams it stamps share one exclusive group."""
-        linked = stamp in (self._stamps.joint_state, self._stamps.headerless)
+        `self._stamps`' rules). The state and the header-less streams it stamps go to `_OrderedStreams`."""
         recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
         label = recorder.labels[key]
         warned = []
@@ -302,10 +330,12 @@ class RecorderNode(LifecycleNode):
             recorder.put(key, value, stamp(stamp_s))
 
         self._topics[key] = topic
-        self._stream_subs.append(self.create_subscription(
-            msg_type, topic, callback, STREAM_QOS[self._param("stream_qos")],
-            callback_group=self._stamp_group if linked else self._sensor_group
-        ))
+        qos = STREAM_QOS[self._param("stream_qos")]
+        if stamp in (self._stamps.joint_state, self._stamps.headerless):
+            self._ordered.node.create_subscription(msg_type, self.resolve_topic_name(topic), callback, qos)
+        else:
+            self._stream_subs.append(self.create_subscription(msg_type, topic, callback, qos,
+                                                              callback_group=self._sensor_group))
 
     def _tick_cb(self) -> None:
         with self._lock:
