@@ -494,11 +494,6 @@ def stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
-    """numpy stats -> JSON-serialisable nested lists (the meta/stats.json layout)."""
-    return {f: {n: np.asarray(v).tolist() for n, v in s.items()} for f, s in stats.items()}
-
-
 def _nested_to_numpy(value) -> np.ndarray:
     """Object arrays of arrays (how pandas reads nested parquet lists) -> one numeric array."""
     if isinstance(value, np.ndarray) and value.dtype == object:

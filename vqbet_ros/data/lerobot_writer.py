@@ -320,10 +320,6 @@ class LeRobotWriter:
     def episode_open(self) -> bool:
         return self._current is not None
 
-    @property
-    def current_length(self) -> int:
-        return self._current.length if self._current else 0
-
     def backlog(self) -> dict[str, int]:
         """Frames queued per camera but not yet encoded, plus episodes waiting to be committed (`commit`)."""
         out = {key: enc.queue.qsize() for key, enc in self._encoders.items()}

@@ -47,13 +47,6 @@ def episode_ranges_from_ends(episode_ends: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(starts, ends)]
 
 
-def replay_keys(path: str | Path) -> list[str]:
-    """Names of the `data/<key>` arrays."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return sorted(open_replay(path)["data"].array_keys())
-
-
 def load_zarr_replay(
     path: str | Path, keys: list[str] | None = None, max_episodes: int | None = None
 ) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:

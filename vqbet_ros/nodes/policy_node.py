@@ -92,7 +92,7 @@ NODE_PARAMETERS = {
 LOW_DIM_TYPES = ("float64_multi_array", "pose_stamped")
 
 
-class RosClock:
+class NodeClock:
     """The runtime clock adapter over the node clock (follows `/clock` under use_sim_time)."""
 
     def __init__(self, node):
@@ -186,7 +186,7 @@ class PolicyNode(LifecycleNode):
         """Start the control loop; lifecycle publishers go live."""
         result = super().on_activate(state)
         self.runtime.request_reset()
-        self.worker = PolicyWorker(self.runtime, RosClock(self), self._publish_result)
+        self.worker = PolicyWorker(self.runtime, NodeClock(self), self._publish_result)
         self.worker.start()
         return result
 

@@ -96,8 +96,3 @@ class RuntimeConfig:
                 f"`max_delta_per_step`: expected 1 or {n} values (joints {action_names}), "
                 f"got {self.max_delta_per_step}"
             )
-
-    @property
-    def max_ages_s(self) -> dict[str, float]:
-        """Stream kind -> max age (s)."""
-        return {"camera": self.image_max_age_s, "joints": self.joint_max_age_s, "low_dim": self.low_dim_max_age_s}
