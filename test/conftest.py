@@ -27,12 +27,22 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+def require_shared(path: Path, ci: str | None) -> Path:
+    """`path` if it is a folder. Missing, the test skips on a developer's machine but fails in CI (`ci`, the
+    `CI` environment variable, set by `.ci/run`), where a skip would hide that the test never ran."""
+    if path.is_dir():
+        return path
+    message = (f"`{path}` is not present: this test reads the PushT demos or the SO-101 sample dataset from "
+               "`../shared`, the folder beside the checkout; put it there")
+    if ci:
+        pytest.fail(f"{message} (CI={ci!r}: in CI a missing `../shared` is an error)", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """`../shared` beside the checkout (real datasets; read-only, never copied into the repo)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is not present")
-    return SHARED
+    return require_shared(SHARED, os.environ.get("CI"))
 
 
 @pytest.fixture

@@ -189,8 +189,10 @@ def test_e2e_recorder_records_pusht_low_dim_topics_in_step(ros_context, shared_d
     from vqbet_ros.sim.pusht import block_keypoints
 
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
+    # In lockstep the sim time of sample_delay_s passes in a few ms of wall time: allow 3 steps, so a tick is
+    # sampled only after its messages had time to be handled on a loaded machine.
     record(ros_context, zarr, tmp_path / "data", episodes=[5], steps=30,  # the T moves from step 18 on
-           low_dim_names=["environment_state", "block_pose"],
+           sample_delay_s=0.3, low_dim_names=["environment_state", "block_pose"],
            low_dim_topics=["/pusht/keypoints", "/pusht/block_pose_stamped"],
            low_dim_types=["Float64MultiArray", "PoseStamped"])
     dataset = LeRobotDataset(tmp_path / "data" / "pusht_ros")

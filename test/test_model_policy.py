@@ -209,7 +209,7 @@ def test_bimodal_toy_vqbet_samples_both_modes_while_mse_regression_lands_between
     pad = torch.zeros(actions.shape[:3], dtype=torch.bool)
     policy = VQBeTPolicy(bimodal_config()).train()
 
-    # Stage 1: official tokenizer optimiser (Adam 1e-3, wd 1e-4, reference §2).
+    # Stage 1: official tokenizer optimiser (Adam 1e-3, wd 1e-4, docs/vqbet.md §2).
     opt = torch.optim.Adam(policy.tokenizer.parameters(), lr=1e-3, weight_decay=1e-4)
     for _ in range(100):
         loss = policy.tokenizer_loss(chunks)["loss"]
@@ -218,8 +218,8 @@ def test_bimodal_toy_vqbet_samples_both_modes_while_mse_regression_lands_between
         opt.step()
     policy.freeze_tokenizer()
 
-    # Stage 2: the offset head has its own optimiser at the official lr 5.5e-5 (reference §8); with one
-    # ambiguous observation the sampled-code L1 is flat between the modes (gotcha 1), so a fast offset lr
+    # Stage 2: the offset head has its own optimiser at the official lr 5.5e-5 (docs/vqbet.md §8); with one
+    # ambiguous observation the sampled-code L1 is flat between the modes (docs/vqbet.md §10.1), so a fast offset lr
     # would let Adam's noise walk offsets into the gap.
     offset_params = list(policy.heads.offset_head.parameters())
     others = [p for p in policy.prior_parameters() if all(p is not q for q in offset_params)]

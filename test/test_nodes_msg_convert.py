@@ -166,3 +166,40 @@ def test_float64_multiarray_to_array_checks_length():
 def test_stamp_to_s_converts_and_treats_zero_as_unset(sec, nanosec, expected):
     result = msg_convert.stamp_to_s(Time(sec=sec, nanosec=nanosec))
     assert result == (None if expected is None else pytest.approx(expected, abs=1e-12))
+
+
+def test_image_to_rgb_reads_other_encodings_through_cv_bridge(monkeypatch):
+    """An encoding the NumPy path does not read goes to cv_bridge when it is installed (the recorder and the
+    policy node both call `image_to_rgb`, so a camera is recordable exactly when it is deployable)."""
+    class FakeBridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            assert desired_encoding == "rgb8"
+            return RGB
+
+    msg = _image(GREY.astype(np.uint16), "16UC1")
+    monkeypatch.setattr(msg_convert, "_CvBridge", None)
+    with pytest.raises(ValueError, match="'16UC1', which this converter does not read"):
+        msg_convert.image_to_rgb(msg)
+    monkeypatch.setattr(msg_convert, "_CvBridge", FakeBridge)
+    rgb, stamp = msg_convert.image_to_rgb(msg)
+    np.testing.assert_array_equal(rgb, RGB)
+    assert stamp == pytest.approx(12.5)
+
+
+def test_stamps_headerless_message_takes_newest_joint_state_stamp():
+    now = {"s": 100.0}
+    stamps = msg_convert.Stamps(lambda: now["s"])
+    assert stamps.headerless(None) == 100.0  # no joint state yet: arrival time
+    assert stamps.joint_state(12.5) == 12.5
+    now["s"] = 100.1
+    assert stamps.headerless(None) == 12.5  # not the arrival time
+    assert stamps.joint_state(12.4) == 12.4  # an older joint state does not move the reference back
+    assert stamps.headerless(None) == 12.5
+    stamps.reset()
+    assert stamps.headerless(None) == 100.1
+
+
+def test_stamps_zero_header_stamp_is_arrival_time():
+    stamps = msg_convert.Stamps(lambda: 7.0)
+    assert stamps.stamped(None) == 7.0 and stamps.stamped(3.25) == 3.25
+    assert stamps.joint_state(None) == 7.0 and stamps.headerless(None) == 7.0

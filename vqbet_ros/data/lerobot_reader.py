@@ -1,6 +1,6 @@
 """Read a LeRobotDataset v3.0 directory (the format the recorder writes and LeRobot >= 0.4 publishes).
 
-Layout (see `lerobot-dataset-v3.md` §3.1): `meta/info.json` (fps, features, path templates),
+Layout (see docs/lerobot_dataset.md §1): `meta/info.json` (fps, features, path templates),
 `meta/episodes/chunk-*/file-*.parquet` (one row per episode: length, global row range, which data and video
 file holds it and where the episode starts in that video), `data/chunk-*/file-*.parquet` (one row per frame,
 many episodes per file), `videos/<key>/chunk-*/file-*.mp4` (episodes concatenated; the frame of row t of an
@@ -492,11 +492,6 @@ def stats_from_json(data: dict) -> dict[str, dict[str, np.ndarray]]:
             for name, value in stats.items()
         }
     return out
-
-
-def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
-    """numpy stats -> JSON-serialisable nested lists (the meta/stats.json layout)."""
-    return {f: {n: np.asarray(v).tolist() for n, v in s.items()} for f, s in stats.items()}
 
 
 def _nested_to_numpy(value) -> np.ndarray:

@@ -7,14 +7,14 @@
     future.result()  # -> SavedEpisode, once the episode is complete on disk
     writer.close()   # waits for every queued save
 
-Layout and columns follow lerobot-dataset-v3.md §3.1 (LeRobot v0.4). The choices this writer makes inside that
+Layout and columns follow docs/lerobot_dataset.md §1 (LeRobot v0.4). The choices this writer makes inside that
 format, and why:
 
 - **One data file and one mp4 per camera per episode** (`file_index` advances every episode, rolling to the next
   chunk after `chunks_size` files). LeRobot keeps one parquet writer open across episodes and appends episodes to
-  shared mp4s, which is why a crash leaves footer-less files (ros2-deployment-reference.md §4 problem 7); here
+  shared mp4s, which is why a crash leaves footer-less files (docs/ros2.md §6 problem 2); here
   every file is finished, fsynced and renamed into place before its episode is committed, and no finished file
-  is ever modified again (the crash-safe pattern of almond-bot/axol PR 193, ref. §1 A14). Readers locate
+  is ever modified again (the crash-safe pattern of almond-bot/axol PR 193, docs/ros2.md §6). Readers locate
   episodes through `meta/episodes` chunk/file columns, so the format is unchanged.
 - **Commit point = atomic rewrite of the current `meta/episodes` file** (temp + fsync + rename,
   `data/atomic_files.py`). Order per episode: data parquet and videos (in `.partial/`, renamed into `data/` and
@@ -319,10 +319,6 @@ class LeRobotWriter:
     @property
     def episode_open(self) -> bool:
         return self._current is not None
-
-    @property
-    def current_length(self) -> int:
-        return self._current.length if self._current else 0
 
     def backlog(self) -> dict[str, int]:
         """Frames queued per camera but not yet encoded, plus episodes waiting to be committed (`commit`)."""

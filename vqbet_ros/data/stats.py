@@ -3,9 +3,9 @@
 Every feature gets {min, max, mean, std, count, q01, q10, q50, q90, q99}, each shaped like one frame of the
 feature (a scalar feature is shape [1]); `count` is [n]. Camera features get per-channel statistics of pixel
 values scaled to [0, 1], shaped [3, 1, 1], computed on evenly sampled frames, strided to about 150 px when a
-side is 300 px or more (`lerobot-dataset-v3.md` §3.1, LeRobot `compute_stats.py`).
+side is 300 px or more (docs/lerobot_dataset.md §1, LeRobot `compute_stats.py`).
 
-Normalisation for training (min-max to [-1, 1], reference §7) must use the training split only:
+Normalisation for training (min-max to [-1, 1], docs/vqbet.md §7) must use the training split only:
 `stats_for_episodes(arrays, episode_ranges, train_episodes)`.
 
 Returned statistics are float32 (the dtype the model computes in, so normalising a float32 tensor never

@@ -4,14 +4,14 @@ Dimension letters: N frames in the dataset, T observation history (`n_obs_steps`
 dim, L sequence length (sequence mode), B batch. Indices are global rows; an episode is the end-exclusive
 row range [ep_start, ep_end).
 
-Rules (reference §3 "Short history at episode start", §12 gotchas 10 and 12):
+Rules (docs/vqbet.md §3 "short history at episode start", §10.10, §10.12):
 - The history for frame t is the T frames ending at t; rows before the episode start repeat the episode's
   FIRST frame (what the runtime does at reset: the history is pre-filled with copies of the first frame).
 - Each history position p gets the chunk a[p .. p+W-1] (the obs token at p targets the chunk starting at p,
-  gotcha 10); a padded position uses its clamped row, i.e. the first frame and the chunk a[ep_start ..].
+  §10.10); a padded position uses its clamped row, i.e. the first frame and the chunk a[ep_start ..].
 - Chunk steps past the episode end repeat the episode's LAST action and are flagged in `action_is_pad` so the
-  loss skips them. Deviation: LeRobot trains on those repeated actions (gotcha 12); the official slicer drops
-  the last chunks of each episode instead (gotcha 20). Masking keeps the end-of-episode frames as inputs
+  loss skips them. Deviation: LeRobot trains on those repeated actions (§10.12); the official slicer drops
+  the last chunks of each episode instead (§10.15). Masking keeps the end-of-episode frames as inputs
   without teaching the policy a fake "hold still" chunk.
 
 Sequence mode (for training efficiency): one sample is L consecutive positions starting T-1 rows before a
@@ -94,7 +94,7 @@ def action_chunks(
 ) -> np.ndarray:
     """Every W-step action chunk of the chosen episodes, (M, W, A), for training the tokenizer (stage 1).
 
-    By default only chunks that fit inside their episode (the official stage-1 data, gotcha 20); with
+    By default only chunks that fit inside their episode (the official stage-1 data, docs/vqbet.md §10.15); with
     `include_padded`, also the last W-1 starts of each episode, padded by repeating the last action.
     """
     chosen = range(len(episode_ranges)) if episodes is None else episodes

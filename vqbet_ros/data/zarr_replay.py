@@ -1,11 +1,11 @@
 """Diffusion Policy zarr replay buffers (`replay_buffer.zarr`), read into in-memory arrays.
 
-Layout (`lerobot-dataset-v3.md` §3.3; zarr v2 stores read with zarr >= 3): `data/<key>` arrays concatenated over
+Layout (docs/lerobot_dataset.md §2; zarr v2 stores read with zarr >= 3): `data/<key>` arrays concatenated over
 all steps, `meta/episode_ends` int64 (E,) cumulative end-exclusive row of each episode.
 
 `load_pusht_zarr` gives the PushT arrays under dataset keys, ready for `WindowDataset` and `compute_stats`
 without converting: the official VQ-BeT PushT state observation is the 9 block keypoints (18 values) plus
-the agent position (reference §7), here `observation.environment_state` and `observation.state`.
+the agent position (docs/vqbet.md §7), here `observation.environment_state` and `observation.state`.
 """
 from __future__ import annotations
 
@@ -45,13 +45,6 @@ def episode_ranges_from_ends(episode_ends: np.ndarray) -> list[tuple[int, int]]:
     if np.any(ends <= starts):
         raise ValueError(f"`meta/episode_ends` must be strictly increasing, got {ends[:10].tolist()}...")
     return [(int(s), int(e)) for s, e in zip(starts, ends)]
-
-
-def replay_keys(path: str | Path) -> list[str]:
-    """Names of the `data/<key>` arrays."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return sorted(open_replay(path)["data"].array_keys())
 
 
 def load_zarr_replay(

@@ -1,7 +1,7 @@
 """VQ-BeT configuration: the observation/action spec and every architecture hyperparameter.
 
 This is what a checkpoint's `config.yaml` holds. Defaults are the paper's / official code's values
-(`vqbet-reference.md` §2-§4, §13 "official-faithful"); each deviation is a named option.
+(docs/vqbet.md §2-§4, §11); each deviation is a named option.
 
 Dimension letters used across `vqbet_ros.model`: B batch, T observation history (n_obs_steps),
 W chunk length, A action dim, S state dim, Nq residual-VQ layers, C codebook size, D width.
@@ -84,7 +84,7 @@ class FeatureSpec:
 
 @dataclass
 class TokenizerConfig:
-    """Stage 1, the residual VQ-VAE over flattened action chunks (reference §2).
+    """Stage 1, the residual VQ-VAE over flattened action chunks (docs/vqbet.md §2).
 
     Args:
         hidden_dim: width of the encoder/decoder MLP hidden layers (official 128).
@@ -125,12 +125,12 @@ class TokenizerConfig:
 
 @dataclass
 class PriorConfig:
-    """Stage 2, the nanoGPT-style causal transformer (reference §3).
+    """Stage 2, the nanoGPT-style causal transformer (docs/vqbet.md §3).
 
     Args:
         n_layer, n_head, n_embd: GPT size (official 6 / 6 / 120).
-        output_dim: width of the GPT output fed to the heads (official 256, gotcha 5).
-        dropout: embedding/attention/residual dropout (official config 0.1; note gotcha 2).
+        output_dim: width of the GPT output fed to the heads (official 256, docs/vqbet.md §10.5).
+        dropout: embedding/attention/residual dropout (official config 0.1; note docs/vqbet.md §10.2).
         block_size: maximum tokens (history + goal tokens) (official 30).
         n_goal_tokens: goal tokens prepended for goal-conditioned generation (0 = unconditional).
         goal_dim: size of a goal vector (needed when `n_goal_tokens` > 0).
@@ -158,18 +158,19 @@ class PriorConfig:
 
 @dataclass
 class HeadConfig:
-    """Code and offset heads and their losses (reference §4).
+    """Code and offset heads and their losses (docs/vqbet.md §4).
 
     Args:
         hidden_dim: hidden width of the 2-hidden-layer MLP heads (official 1024).
         sequential_codes: predict the secondary code conditioned on the primary (official option, off).
         focal_gamma: focal-loss gamma (official 2).
-        primary_code_weight: primary-code loss weight (official, hard-coded 5, gotcha 6).
+        primary_code_weight: primary-code loss weight (official, hard-coded 5, docs/vqbet.md §10.6).
         secondary_code_weight: secondary-code loss weight (official `secondary_code_multiplier` 0.5).
-        offset_weight: L1 offset loss weight; official README suggests ~100 for actions in [-1, 1] (gotcha 7).
+        offset_weight: L1 offset loss weight; official README suggests ~100 for actions in [-1, 1]
+            (docs/vqbet.md §10.7).
         temperature: code sampling temperature (official 1.0; LeRobot 0.1).
         argmax: Deviation (off by default): take the most likely codes instead of sampling, for robots
-            that must be deterministic (gotcha 19).
+            that must be deterministic (docs/vqbet.md §10.14).
     """
 
     hidden_dim: int = 1024
@@ -190,7 +191,7 @@ class HeadConfig:
 
 @dataclass
 class VisionConfig:
-    """One ResNet per camera (reference §6-§7).
+    """One ResNet per camera (docs/vqbet.md §6-§7).
 
     Args:
         backbone: torchvision ResNet (official and LeRobot: resnet18).

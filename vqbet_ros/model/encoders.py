@@ -1,4 +1,4 @@
-"""Observation encoders: one ResNet per camera plus an MLP over joint state and low-dim extras (reference §6).
+"""Observation encoders: one ResNet per camera plus an MLP over joint state and low-dim extras (docs/vqbet.md §6).
 
 `ObservationEncoder` turns one time step's observations (any number of cameras, optional joint state,
 optional low-dim vectors) into one token; this is the per-frame encoding the runtime caches.
@@ -22,7 +22,7 @@ from vqbet_ros.model.config import FeatureSpec, VisionConfig
 log = logging.getLogger(__name__)
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)  # the correct value; the official code has a 0.255 typo (gotcha 16)
+_IMAGENET_STD = (0.229, 0.224, 0.225)  # the correct value; the official code has a 0.255 typo (docs/vqbet.md §10.13)
 _WEIGHTS = {
     "resnet18": "ResNet18_Weights",
     "resnet34": "ResNet34_Weights",
@@ -49,7 +49,7 @@ def pretrained_weights(backbone: str):
 
 class SpatialSoftmax(nn.Module):
     """Feature map (N, Cin, H, W) -> expected image coordinates of K keypoints in [-1, 1], (N, 2K)
-    (LeRobot's VQ-BeT vision encoder, after Finn et al. 2016; reference §6)."""
+    (LeRobot's VQ-BeT vision encoder, after Finn et al. 2016; docs/vqbet.md §6)."""
 
     def __init__(self, in_channels: int, height: int, width: int, num_keypoints: int):
         super().__init__()
@@ -72,7 +72,7 @@ class RgbEncoder(nn.Module):
         super().__init__()
         self.config = config
         weights = pretrained_weights(config.backbone) if config.pretrained and load_pretrained else None
-        # LeRobot's scratch recipe: GroupNorm with C/16 groups instead of BatchNorm (reference §6).
+        # LeRobot's scratch recipe: GroupNorm with C/16 groups instead of BatchNorm (docs/vqbet.md §6).
         norm = (lambda c: nn.GroupNorm(c // 16, c)) if config.group_norm else None
         resnet = getattr(torchvision.models, config.backbone)(weights=weights, norm_layer=norm)
         self.backbone = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc

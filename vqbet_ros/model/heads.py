@@ -1,4 +1,4 @@
-"""VQ-BeT code and offset heads and their losses (reference §1, §4).
+"""VQ-BeT code and offset heads and their losses (docs/vqbet.md §1, §4).
 
 The code head gives, per residual layer, logits over the C codes; the offset head gives one offset chunk per
 (layer, code). A prediction samples one code per layer, decodes the sum of their code vectors with the frozen
@@ -28,7 +28,7 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Per-row focal loss -(1 - p_t)^gamma * log p_t for logits (N, C), targets (N,) -> (N,) (reference §4)."""
+    """Per-row focal loss -(1 - p_t)^gamma * log p_t for logits (N, C), targets (N,) -> (N,) (docs/vqbet.md §4)."""
     logp = F.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)  # (N,)
     return -(1.0 - logp.exp()).pow(gamma) * logp
 
@@ -36,7 +36,7 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> tor
 def sample_codes(logits: torch.Tensor, temperature: float = 1.0, argmax: bool = False,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """logits (N, C) -> codes (N,): multinomial on softmax(logits / temperature) (official τ = 1,
-    LeRobot 0.1), or the most likely code when `argmax` (Deviation option, gotcha 19)."""
+    LeRobot 0.1), or the most likely code when `argmax` (Deviation option, docs/vqbet.md §10.14)."""
     if argmax:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -48,7 +48,7 @@ class CodeHead(nn.Module):
 
     Joint (official default): one MLP F -> 1024 -> 1024 -> Nq·C. Sequential (official option): a primary MLP
     F -> 512 -> 512 -> C and a secondary MLP (F + one-hot primary) -> 512 -> C; the official widths are half
-    the joint head's, so they derive from `hidden_dim` // 2 (reference §4).
+    the joint head's, so they derive from `hidden_dim` // 2 (docs/vqbet.md §4).
     """
 
     def __init__(self, config: HeadConfig, in_dim: int, n_layers: int, codebook_size: int):
@@ -95,7 +95,7 @@ class CodeHead(nn.Module):
 
 class OffsetHead(nn.Module):
     """features (N, F) -> one offset chunk per (layer, code), (N, Nq, C, W·A) (official MLP 256 -> 1024 ->
-    1024 -> Nq·C·W·A, reference §4)."""
+    1024 -> Nq·C·W·A, docs/vqbet.md §4)."""
 
     def __init__(self, config: HeadConfig, in_dim: int, n_layers: int, codebook_size: int, chunk_flat: int):
         super().__init__()
@@ -108,6 +108,6 @@ class OffsetHead(nn.Module):
     @staticmethod
     def select(offsets: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """offsets (N, Nq, C, W·A), codes (N, Nq) -> each layer's offset at its code, summed over layers
-        (N, W·A) (reference §1)."""
+        (N, W·A) (docs/vqbet.md §1)."""
         index = codes[:, :, None, None].expand(-1, -1, 1, offsets.shape[-1])  # (N, Nq, 1, W*A)
         return offsets.gather(2, index).squeeze(2).sum(dim=1)  # (N, W*A)

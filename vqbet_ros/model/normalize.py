@@ -1,4 +1,4 @@
-"""Min-max normalisation of state, low-dim observations and actions to [-1, 1] (reference §7, LeRobot MIN_MAX).
+"""Min-max normalisation of state, low-dim observations and actions to [-1, 1] (docs/vqbet.md §7, LeRobot MIN_MAX).
 
 Lives outside every nn.Module: the policy sees normalized tensors; the runtime and the trainer call this.
 Images are not normalized here (the vision encoder takes uint8, LeRobot VISUAL: IDENTITY).

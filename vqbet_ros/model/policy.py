@@ -1,4 +1,4 @@
-"""VQ-BeT policy: tokenizer + observation encoder + GPT prior + code/offset heads (reference §1).
+"""VQ-BeT policy: tokenizer + observation encoder + GPT prior + code/offset heads (docs/vqbet.md §1).
 
 Training runs in two stages: `tokenizer_loss` trains the residual VQ-VAE on action chunks; after
 `freeze_tokenizer()`, `prior_loss` trains the observation encoder, GPT and heads with ground-truth codes
@@ -22,7 +22,7 @@ from vqbet_ros.model.tokenizer import ResidualVQVAE
 
 class VQBeTHeads(nn.Module):
     """The code head and the offset head side by side (checkpoint keys `heads.code_head.*`,
-    `heads.offset_head.*`; the official code trains them with separate optimisers, reference §8)."""
+    `heads.offset_head.*`; the official code trains them with separate optimisers, docs/vqbet.md §8)."""
 
     def __init__(self, config: VQBeTConfig):
         super().__init__()
@@ -59,7 +59,7 @@ class VQBeTPolicy(nn.Module):
     # ---- stage 1 ------------------------------------------------------------------------------------
     def tokenizer_loss(self, chunks: torch.Tensor) -> dict[str, torch.Tensor]:
         """chunks (B, W, A) -> {"loss", "recon_l1", "commitment"}; EMA-updates codebooks in train mode
-        unless frozen (reference §2)."""
+        unless frozen (docs/vqbet.md §2)."""
         out = self.tokenizer(chunks)
         return {k: out[k] for k in ("loss", "recon_l1", "commitment")}
 
@@ -93,7 +93,7 @@ class VQBeTPolicy(nn.Module):
         -> {"loss", "primary_code_loss", "secondary_code_loss", "offset_l1"}.
 
         Loss = w1·FL(primary) + w2·FL(secondary) + λ_off·L1(chunk, decoded(sampled codes) + offsets(sampled
-        codes)) (reference §1, §4). Codes are sampled for the L1 term on purpose (gotcha 1); the decoded
+        codes)) (docs/vqbet.md §1, §4). Codes are sampled for the L1 term on purpose (§10.1); the decoded
         centroid is detached. Padded steps are excluded from the L1. A position whose chunk is all padding
         is dropped before the heads; any other position counts fully in the code losses (the GT code of a
         partly padded chunk encodes the pad-filled values, e.g. a held last action).
@@ -154,7 +154,7 @@ class VQBeTPolicy(nn.Module):
     @torch.no_grad()
     def predict_chunk(self, tokens: torch.Tensor, generator: torch.Generator | None = None,
                       goal: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T, Dt) -> the chunk of the last position (B, W, A), the one executed (reference §5).
+        """tokens (B, T, Dt) -> the chunk of the last position (B, W, A), the one executed (docs/vqbet.md §5).
         Only the last position goes through the heads (same result as predict_chunks(...)[:, -1] for argmax)."""
         features = self.prior(tokens, goal)[:, -1]  # (B, F)
         return self._sample_chunks(features, generator)  # (B, W, A)

@@ -1,8 +1,8 @@
-"""Stage 2 backbone of VQ-BeT: a nanoGPT-style causal transformer over observation tokens (reference §3).
+"""Stage 2 backbone of VQ-BeT: a nanoGPT-style causal transformer over observation tokens (docs/vqbet.md §3).
 
 One token per observation step (official layout); optional goal tokens are prepended and their outputs
 dropped. Pre-LN blocks, learned absolute position embedding, causal mask, final LayerNorm, bias-free output
-Linear to `output_dim` (official 256, gotcha 5). Submodule names follow nanoGPT (`c_attn`, `wpe`, `ln_f`).
+Linear to `output_dim` (official 256, docs/vqbet.md §10.5). Submodule names follow nanoGPT (`c_attn`, `wpe`, `ln_f`).
 
 Dimension letters: B batch, T tokens (observation steps), G goal tokens, E n_embd, F output_dim.
 """
@@ -41,7 +41,7 @@ class MLP(nn.Module):
     def __init__(self, config: PriorConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        # Official nanoGPT copy uses the tanh approximation; LeRobot the exact GELU (reference §3).
+        # Official nanoGPT copy uses the tanh approximation; LeRobot the exact GELU (docs/vqbet.md §3).
         self.gelu = nn.GELU(approximate="tanh" if config.tanh_gelu else "none")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
@@ -83,7 +83,7 @@ class GPT(nn.Module):
             self.goal_proj = nn.Linear(config.goal_dim, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.output_dim, bias=False)
         self.apply(self._init_weights)
-        # GPT-2 paper: residual projections scaled by 1/sqrt(2 * n_layer) (nanoGPT, reference §3).
+        # GPT-2 paper: residual projections scaled by 1/sqrt(2 * n_layer) (nanoGPT, docs/vqbet.md §3).
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
@@ -118,4 +118,4 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
-        return self.lm_head(x[:, n_goal:])  # (B, T, F): outputs at goal positions dropped (reference §3)
+        return self.lm_head(x[:, n_goal:])  # (B, T, F): outputs at goal positions dropped (docs/vqbet.md §3)

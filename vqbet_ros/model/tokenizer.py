@@ -1,4 +1,4 @@
-"""Stage 1 of VQ-BeT: the residual VQ-VAE that turns an action chunk into Nq discrete codes (reference §2).
+"""Stage 1 of VQ-BeT: the residual VQ-VAE that turns an action chunk into Nq discrete codes (docs/vqbet.md §2).
 
 An MLP encoder maps the flattened chunk (W·A) to a latent x in R^D; a residual vector quantiser picks, per
 layer i, the code nearest to the residual left by the layers before it (layer 0 is the paper's "primary"
@@ -45,7 +45,7 @@ def _kmeans(x: torch.Tensor, n_clusters: int, n_iters: int = 10) -> tuple[torch.
 
 
 class ResidualVQ(nn.Module):
-    """Nq stacked EMA vector quantisers over residuals (official: lucidrains `ResidualVQ`, reference §2).
+    """Nq stacked EMA vector quantisers over residuals (official: lucidrains `ResidualVQ`, docs/vqbet.md §2).
 
     Buffers (all persisted in checkpoints): `codebooks` (Nq, C, D), `cluster_size` (Nq, C) and
     `embed_sum` (Nq, C, D) EMA statistics, `initted` (k-means done), `frozen` (stage 2: no more EMA).
@@ -57,7 +57,7 @@ class ResidualVQ(nn.Module):
         self.n_layers, self.codebook_size, self.dim = n_layers, codebook_size, dim
         self.decay, self.eps = decay, eps
         self.kmeans_init, self.dead_code_threshold = kmeans_init, dead_code_threshold
-        # Official init: kaiming-uniform random codes, zero cluster sizes, EMA sums = codes (reference §2).
+        # Official init: kaiming-uniform random codes, zero cluster sizes, EMA sums = codes (docs/vqbet.md §2).
         codebooks = torch.empty(n_layers, codebook_size, dim)
         for layer in codebooks:
             nn.init.kaiming_uniform_(layer)
@@ -77,7 +77,7 @@ class ResidualVQ(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (N, D) -> (quantized (N, D) with straight-through gradient, codes (N, Nq), commitment loss).
 
-        The commitment loss is sum over layers of MSE(residual_i, sg(code_i)) (reference §1).
+        The commitment loss is sum over layers of MSE(residual_i, sg(code_i)) (docs/vqbet.md §1).
         EMA updates run only in training mode and when not frozen.
         """
         # Nearest-code search and EMA statistics stay in float32 under mixed precision: bf16 distances
@@ -114,7 +114,7 @@ class ResidualVQ(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, layer: int, residual: torch.Tensor, idx: torch.Tensor) -> None:
-        # lucidrains EuclideanCodebook: EMA of counts and sums, Laplace-smoothed counts (reference §2).
+        # lucidrains EuclideanCodebook: EMA of counts and sums, Laplace-smoothed counts (docs/vqbet.md §2).
         onehot = F.one_hot(idx, self.codebook_size).to(residual.dtype)  # (N, C)
         self.cluster_size[layer].mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
         self.embed_sum[layer].mul_(self.decay).add_(onehot.t() @ residual, alpha=1 - self.decay)
@@ -127,7 +127,7 @@ class ResidualVQ(nn.Module):
 
     @torch.no_grad()
     def _restart_dead_codes(self, layer: int, residual: torch.Tensor) -> None:
-        """Deviation (option, off by default; the official code never restarts codes, gotcha 8): re-seed
+        """Deviation (option, off by default; the official code never restarts codes, docs/vqbet.md §10.8): re-seed
         codes whose EMA count fell below the threshold with random residuals of this batch."""
         dead = self.cluster_size[layer] < self.dead_code_threshold  # (C,)
         n_dead = int(dead.sum())
@@ -140,7 +140,7 @@ class ResidualVQ(nn.Module):
 
     @torch.no_grad()
     def _kmeans_init_layer(self, layer: int, residual: torch.Tensor) -> None:
-        """Deviation (option, off by default; official uses random init, gotcha 8): k-means on the first
+        """Deviation (option, off by default; official uses random init, docs/vqbet.md §10.8): k-means on the first
         training batch's residuals."""
         centres, counts = _kmeans(residual, self.codebook_size)
         self.codebooks[layer].copy_(centres)
@@ -166,14 +166,14 @@ class ResidualVQVAE(nn.Module):
         return bool(self.vq.frozen)
 
     def freeze(self) -> None:
-        """Stage 2 starts: no more EMA updates and no gradients (reference §2, gotcha 9).
+        """Stage 2 starts: no more EMA updates and no gradients (docs/vqbet.md §2, §10.9).
 
-        `fill_` keeps the buffer in place (LeRobot's DDP fix, gotcha 11)."""
+        `fill_` keeps the buffer in place (LeRobot's DDP fix, docs/vqbet.md §10.11)."""
         self.vq.frozen.fill_(True)
         self.requires_grad_(False)
 
     def forward(self, chunks: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stage-1 loss on chunks (N, W, A): recon_weight * L1 + commitment_weight * commitment (reference §1).
+        """Stage-1 loss on chunks (N, W, A): recon_weight * L1 + commitment_weight * commitment (docs/vqbet.md §1).
 
         In training mode (and not frozen) this also EMA-updates the codebooks.
         """
@@ -209,7 +209,7 @@ class ResidualVQVAE(nn.Module):
     @torch.no_grad()
     def code_usage(self, chunks: torch.Tensor) -> dict[str, int]:
         """Distinct codes per layer and distinct code tuples (pairs for Nq = 2) used by chunks (N, W, A),
-        the stage-1 monitor of both reference implementations (reference §2, gotcha 8)."""
+        the stage-1 monitor of both reference implementations (docs/vqbet.md §2, §10.8)."""
         codes = self.encode_codes(chunks)  # (N, Nq)
         usage = {f"distinct_codes_layer_{i}": int(codes[:, i].unique().numel()) for i in range(codes.shape[1])}
         usage["distinct_pairs"] = int(torch.unique(codes, dim=0).shape[0])

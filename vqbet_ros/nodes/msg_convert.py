@@ -3,16 +3,18 @@
 Every converter returns `(array, stamp_s)`:
 - `array` is a fresh NumPy array the caller owns (never a view into the message buffer);
 - `stamp_s` is `header.stamp` in float seconds, or `None` when the message carries no usable stamp (no header,
-  or a zero stamp, which ROS uses for "now"). Callers substitute the receive time on their node clock
-  (`node.get_clock().now()`), so `use_sim_time` keeps working.
+  or a zero stamp, which ROS uses for "now"). `Stamps` turns that into a stamp on the node clock, with the one
+  rule per message type that the recorder and the policy node share (docs/ros2.md §3).
 
-Images come out as RGB uint8 (H, W, 3) whatever the wire encoding; joint vectors come out as float64 in the
-order of the `joint_names` the caller asks for, so a publisher's joint order never leaks into a dataset or a
-policy. Errors name the message field, the value received and what to change.
+Images come out as RGB uint8 (H, W, 3) whatever the wire encoding (cv_bridge, when installed, reads the
+encodings the NumPy path does not); joint vectors come out as float64 in the order of the `joint_names` the
+caller asks for, so a publisher's joint order never leaks into a dataset or a policy. Errors name the message
+field, the value received and what to change.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import threading
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -49,16 +51,21 @@ def stamp_to_s(stamp) -> float | None:
 def image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
     """`sensor_msgs/Image` -> RGB uint8 (H, W, 3).
 
-    Supports rgb8, bgr8, rgba8, bgra8 and mono8 (alpha dropped, mono replicated). Row padding (`step` larger
-    than width x channels) is respected.
+    Reads rgb8, bgr8, rgba8, bgra8 and mono8 itself (alpha dropped, mono replicated; row padding, `step`
+    larger than width x channels, is respected); any other encoding (16-bit, Bayer, ...) goes through
+    cv_bridge when it is installed.
     """
     encoding = msg.encoding.lower()
     if encoding not in _RAW_ENCODINGS:
-        raise ValueError(
-            f"`Image.encoding` is {msg.encoding!r}, which this converter does not read; supported: "
-            f"{list(SUPPORTED_IMAGE_ENCODINGS)}. Configure the camera driver for rgb8/bgr8 or use its "
-            f"compressed topic (camera `compressed: true`)."
-        )
+        rgb = _cv_bridge_rgb(msg)
+        if rgb is None:
+            raise ValueError(
+                f"`Image.encoding` is {msg.encoding!r}, which this converter does not read"
+                f"{'' if _CvBridge is None else ' (nor cv_bridge into rgb8)'}; supported: "
+                f"{list(SUPPORTED_IMAGE_ENCODINGS)}. Configure the camera driver for rgb8/bgr8 or use its "
+                f"compressed topic."
+            )
+        return rgb, stamp_to_s(msg.header.stamp)
     channels, order = _RAW_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = width * channels
@@ -82,6 +89,17 @@ def image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
     else:
         rgb = rows[:, :, list(order)]  # fancy indexing copies
     return rgb, stamp_to_s(msg.header.stamp)
+
+
+def _cv_bridge_rgb(msg) -> np.ndarray | None:
+    """cv_bridge's conversion of an `Image` to rgb8; None without cv_bridge or when it cannot convert."""
+    if _CvBridge is None:
+        return None
+    try:  # pragma: no cover - only with a sourced ROS 2 that ships cv_bridge
+        rgb = np.asarray(_CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    except Exception:  # noqa: BLE001 - cv_bridge raises its own CvBridgeError and cv2 errors
+        return None
+    return rgb if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 else None
 
 
 def compressed_image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
@@ -190,3 +208,54 @@ def pose_stamped_to_array(msg) -> tuple[np.ndarray, float | None]:
     """`geometry_msgs/PoseStamped` -> float64 [x, y, z, qx, qy, qz, qw] (an object pose from perception)."""
     p, q = msg.pose.position, msg.pose.orientation
     return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64), stamp_to_s(msg.header.stamp)
+
+
+class Stamps:
+    """The one stamping rule per message type, shared by every node (docs/ros2.md §3). Thread-safe.
+
+    - A message with a header (`Image`, `CompressedImage`, `JointState`, `JointTrajectory`, `PoseStamped`):
+      its `header.stamp`; a zero stamp means "now", the node clock at arrival.
+    - `Float64MultiArray` has no header. It describes the robot's latest observation, so it takes the stamp of
+      the newest joint state the node has received (`joint_state` below), or the node clock at arrival before
+      any. Arrival time alone is a step late on a loaded machine and a step early in a lockstep simulation
+      (the PushT sim's fast mode delivers a step's messages before advancing /clock), so a dataset and a
+      deployment would line the stream up differently.
+
+        stamps = Stamps(node_now_s)
+        q, stamp = joint_state_to_array(msg, names); stamp_s = stamps.joint_state(stamp)
+        values, stamp = float64_multiarray_to_array(msg); stamp_s = stamps.headerless(stamp)
+
+    For the rule to hold for the messages of one instant, the node must handle the joint-state subscription
+    and the header-less ones one at a time in creation order, i.e. on a single-threaded executor: a
+    multi-threaded one may start two waiting callbacks in either order, even within one mutually exclusive
+    callback group.
+    """
+
+    def __init__(self, now_s: Callable[[], float]):
+        self._now_s = now_s
+        self._joint_state_s: float | None = None
+        self._lock = threading.Lock()
+
+    def stamped(self, stamp_s: float | None) -> float:
+        """A message with a header: its stamp, or the node clock for a zero stamp."""
+        return self._now_s() if stamp_s is None else stamp_s
+
+    def joint_state(self, stamp_s: float | None) -> float:
+        """A joint state of the robot (the reference of header-less messages): its stamp, remembered."""
+        stamp_s = self.stamped(stamp_s)
+        with self._lock:
+            if self._joint_state_s is None or stamp_s > self._joint_state_s:
+                self._joint_state_s = stamp_s
+        return stamp_s
+
+    def headerless(self, stamp_s: None = None) -> float:
+        """A `Float64MultiArray`: the newest joint-state stamp, or the node clock before the first one.
+        (`stamp_s`, always None for such a message, gives the three rules one signature.)"""
+        with self._lock:
+            newest = self._joint_state_s
+        return self._now_s() if newest is None else newest
+
+    def reset(self) -> None:
+        """Forget the newest joint state (new subscriptions, e.g. after a lifecycle cleanup)."""
+        with self._lock:
+            self._joint_state_s = None

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
@@ -40,19 +39,14 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-try:  # optional: a sourced ROS 2 install ships it; the node works without it
-    from cv_bridge import CvBridge as _CvBridge
-except ImportError:
-    _CvBridge = None
-
 from vqbet_ros.config_io import ConfigError, from_dict
 from vqbet_ros.nodes.msg_convert import (
+    Stamps,
     compressed_image_to_rgb,
     float64_multiarray_to_array,
     image_to_rgb,
     joint_state_to_array,
     pose_stamped_to_array,
-    stamp_to_s,
 )
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
 from vqbet_ros.runtime.config import RuntimeConfig
@@ -98,19 +92,7 @@ NODE_PARAMETERS = {
 LOW_DIM_TYPES = ("float64_multi_array", "pose_stamped")
 
 
-def _cv_bridge_rgb(msg: Image) -> np.ndarray | None:
-    """cv_bridge's conversion to rgb8 for encodings the NumPy converter does not read; None without
-    cv_bridge or when it cannot convert either."""
-    if _CvBridge is None:
-        return None
-    try:
-        rgb = np.asarray(_CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-    except Exception:  # cv_bridge raises its own CvBridgeError and cv2 errors
-        return None
-    return rgb if rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 else None
-
-
-class RosClock:
+class NodeClock:
     """The runtime clock adapter over the node clock (follows `/clock` under use_sim_time)."""
 
     def __init__(self, node):
@@ -143,6 +125,7 @@ class PolicyNode(LifecycleNode):
         self.worker: PolicyWorker | None = None
         self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
         self._robot_names: dict[str, str] = {}
+        self._stamps = Stamps(self._now_s)  # the recorder's stamping rules, so training and deployment agree
         self._input_subs = []
         self._owned_services = []
         self._trajectory_pub = None
@@ -203,7 +186,7 @@ class PolicyNode(LifecycleNode):
         """Start the control loop; lifecycle publishers go live."""
         result = super().on_activate(state)
         self.runtime.request_reset()
-        self.worker = PolicyWorker(self.runtime, RosClock(self), self._publish_result)
+        self.worker = PolicyWorker(self.runtime, NodeClock(self), self._publish_result)
         self.worker.start()
         return result
 
@@ -264,7 +247,10 @@ class PolicyNode(LifecycleNode):
         return {name: mapping.get(name, name) for name in known}
 
     def _create_inputs(self) -> None:
+        """Subscriptions in the order cameras, joint states, low-dim inputs: with one executor thread a joint
+        state is handled before a header-less message that waits beside it, as `Stamps` needs."""
         runtime = self.runtime
+        self._stamps.reset()
         for camera in runtime.spec.cameras:
             topic = self._declare_once(f"cameras.{camera}.topic", f"/{camera}/image_raw",
                                        f"topic of checkpoint camera `{camera}`")
@@ -306,12 +292,9 @@ class PolicyNode(LifecycleNode):
         try:
             rgb, stamp = (compressed_image_to_rgb if compressed else image_to_rgb)(msg)
         except ValueError as err:
-            rgb = None if compressed else _cv_bridge_rgb(msg)  # more encodings (bayer, 16-bit) when installed
-            if rgb is None:
-                self.runtime.report_bad_input(camera_stream(camera), str(err))
-                return
-            stamp = stamp_to_s(msg.header.stamp)
-        self.runtime.put_image(camera, rgb, self._now_s() if stamp is None else stamp)
+            self.runtime.report_bad_input(camera_stream(camera), str(err))
+            return
+        self.runtime.put_image(camera, rgb, self._stamps.stamped(stamp))
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -319,14 +302,16 @@ class PolicyNode(LifecycleNode):
         except ValueError as err:
             self.runtime.report_bad_input(JOINTS, str(err))
             return
-        self.runtime.put_joint_state(positions, self._now_s() if stamp is None else stamp)
+        self.runtime.put_joint_state(positions, self._stamps.joint_state(stamp))
 
     def _on_low_dim(self, name: str, pick: list[int] | None, msg) -> None:
         try:
             if isinstance(msg, PoseStamped):
                 values, stamp = pose_stamped_to_array(msg)
+                stamp = self._stamps.stamped(stamp)
             else:
-                values, stamp = float64_multiarray_to_array(msg)  # no header: receive time
+                values, stamp = float64_multiarray_to_array(msg)
+                stamp = self._stamps.headerless(stamp)  # no header: the newest joint state's stamp
             if pick is not None:
                 if max(pick) >= len(values) or min(pick) < -len(values):
                     raise ValueError(f"`low_dim.{name}.indices` {pick} out of range for {len(values)} values")
@@ -334,7 +319,7 @@ class PolicyNode(LifecycleNode):
         except ValueError as err:
             self.runtime.report_bad_input(low_dim_stream(name), str(err))
             return
-        self.runtime.put_low_dim(name, values, self._now_s() if stamp is None else stamp)
+        self.runtime.put_low_dim(name, values, stamp)
 
     def _on_enable(self, request, response):
         if self.runtime.enabled and not request.data:

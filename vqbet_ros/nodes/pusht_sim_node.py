@@ -37,7 +37,7 @@ also when the block covers the goal (success); the sim then holds
 still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
 
 Deviation: this node is a plain (unmanaged) node: it stands in for robot drivers, which are up as long as the
-robot is; the managed nodes are the policy and the recorder (design.md "ROS interface").
+robot is; the managed nodes are the policy and the recorder (docs/design.md "ROS interface").
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ _DONE = STATUS_FIELDS.index("done")
 LOCKSTEP_MODES = ("each_step", "chunk", "off")
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
-# (ros2-deployment-reference.md §2 "QoS"); a short queue, the newest frame is what matters.
+# (docs/ros2.md §2); a short queue, the newest frame is what matters.
 SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Commands and status: RELIABLE, depth 10 (controllers' default).
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -15,9 +15,12 @@ A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
 The node only translates: messages -> arrays (`nodes/msg_convert.py`), clock -> seconds; timing, staleness
 and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread).
 
-Concurrency: subscriptions run in a reentrant group (the stream cache is thread-safe); the timer and the
-services share one mutually exclusive group, so start/stop/discard never interleave with sampling. Lifecycle
-transitions run from the lifecycle services' group, so every call into the recorder also takes `_lock`.
+Concurrency: camera and pose subscriptions run in a reentrant group (the stream cache is thread-safe); the state
+and the header-less streams run one at a time in creation order on a thread of their own (`_OrderedStreams`),
+so a header-less message is stamped after the joint state published before it (`msg_convert.Stamps`); the
+timer and the services share one mutually exclusive group, so start/stop/discard never interleave with
+sampling. Lifecycle transitions run from the lifecycle services' group, so every call into the recorder also
+takes `_lock`.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -45,8 +48,8 @@ from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConf
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
 # 2-core machine a BEST_EFFORT subscriber received 640x480 rgb8 images at ~9 Hz of 30 Hz published (large
 # messages are fragmented and a lost fragment loses the frame), a RELIABLE one at ~26 Hz (bench/recorder_load.py
-# notes). A RELIABLE subscriber hears nothing from a BEST_EFFORT publisher (ros2-deployment-reference.md §2
-# "QoS"): for such drivers set `stream_qos: best_effort`; a refused start says when this is the cause.
+# notes). A RELIABLE subscriber hears nothing from a BEST_EFFORT publisher (docs/ros2.md §2): for such
+# drivers set `stream_qos: best_effort`; a refused start says when this is the cause.
 STREAM_QOS = {
     "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE),
     "best_effort": qos_profile_sensor_data,
@@ -113,6 +116,30 @@ def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, 
     return list(zip(names, topics, chosen))
 
 
+class _OrderedStreams:
+    """Subscriptions handled one at a time, in creation order, by a helper node on a thread of its own.
+
+    A header-less message takes the stamp of the newest joint state (`msg_convert.Stamps`), so the joint state
+    of an instant must be handled before the header-less messages published after it. A multi-threaded
+    executor may start two waiting callbacks in either order, even within one mutually exclusive group; a
+    single-threaded executor runs the messages of one wake-up in creation order. Topic names come resolved by
+    the recorder (its namespace and remappings); the helper applies no remapping of its own."""
+
+    def __init__(self, owner: LifecycleNode):
+        self.node = rclpy.create_node(f"{owner.get_name()}_ordered_streams", namespace=owner.get_namespace(),
+                                      context=owner.context, use_global_arguments=False,
+                                      start_parameter_services=False)
+        self._executor = SingleThreadedExecutor(context=owner.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, name="recorder-ordered-streams", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+
+
 class RecorderNode(LifecycleNode):
     """Lifecycle node wrapping `EpisodeRecorder` (see module docstring)."""
 
@@ -127,7 +154,9 @@ class RecorderNode(LifecycleNode):
         self._active = False
         self._lock = threading.Lock()  # recorder calls from the timer, services and lifecycle transitions
         self._control_group = MutuallyExclusiveCallbackGroup()  # timer + services: never concurrent
-        self._sensor_group = ReentrantCallbackGroup()  # subscriptions: only touch the thread-safe cache
+        self._sensor_group = ReentrantCallbackGroup()  # cameras, poses: only touch the thread-safe cache
+        self._stamps = msg_convert.Stamps(self._now_s)
+        self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
         self._services = []
         self._stream_subs = []
         self._topics: dict[str, str] = {}  # dataset key -> resolved topic
@@ -198,29 +227,29 @@ class RecorderNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe and start sampling; SUCCESS -> active."""
         cfg = self._config
+        stamps = self._stamps
+        stamps.reset()
+        self._ordered = _OrderedStreams(self)
         for cam in cfg.cameras:
             msg_type = CompressedImage if cam.compressed else Image
             convert = msg_convert.compressed_image_to_rgb if cam.compressed else msg_convert.image_to_rgb
-            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert)
+            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert, stamps.stamped)
+        # The state before the header-less streams: created first, it is handled first when both have a message.
         self._subscribe(JointState, cfg.state_topic, constants.STATE,
-                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names))
-        action_convert = {
-            "JointState": (JointState, lambda m: msg_convert.joint_state_to_array(m, cfg.action_names)),
-            "JointTrajectory": (JointTrajectory, lambda m: msg_convert.joint_trajectory_to_array(m, cfg.action_names)),
-            "Float64MultiArray": (Float64MultiArray,
-                                  lambda m: msg_convert.float64_multiarray_to_array(m, cfg.action_names)),
+                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names), stamps.joint_state)
+        msg_type, convert, stamp = {
+            "JointState": (JointState, msg_convert.joint_state_to_array, stamps.stamped),
+            "JointTrajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array, stamps.stamped),
+            "Float64MultiArray": (Float64MultiArray, msg_convert.float64_multiarray_to_array, stamps.headerless),
         }[cfg.action_type]
-        self._subscribe(action_convert[0], cfg.action_topic, constants.ACTION, action_convert[1])
+        self._subscribe(msg_type, cfg.action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp)
         for low in cfg.low_dim:
             if low.pose:
                 self._subscribe(PoseStamped, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.pose_stamped_to_array)
+                                msg_convert.pose_stamped_to_array, stamps.stamped)
             else:
-                # A Float64MultiArray has no header. It describes the robot's latest observation, so it takes the
-                # newest joint-state stamp: receipt time can be a step late, and in a lockstep simulation (the
-                # PushT sim's fast mode delivers a step's messages before advancing /clock) a step early.
                 self._subscribe(Float64MultiArray, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.float64_multiarray_to_array, self._newest_state_stamp_s)
+                                msg_convert.float64_multiarray_to_array, stamps.headerless)
         self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
         self._active = True
         self.get_logger().info("active: call ~/start_episode to record")
@@ -275,14 +304,17 @@ class RecorderNode(LifecycleNode):
         for sub in self._stream_subs:
             self.destroy_subscription(sub)
         self._stream_subs = []
+        if self._ordered is not None:
+            self._ordered.close()
+            self._ordered = None
 
     # ------------------------------------------------------------------------------------------- callbacks
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _subscribe(self, msg_type, topic: str, key: str, convert, unstamped_s=None) -> None:
-        """`unstamped_s()` stamps a message without a header stamp (default: the node clock now)."""
-        unstamped_s = unstamped_s or self._now_s
+    def _subscribe(self, msg_type, topic: str, key: str, convert, stamp) -> None:
+        """`convert(msg)` -> (value, header stamp or None); `stamp(that)` -> the stamp on the node clock (one of
+        `self._stamps`' rules). The state and the header-less streams it stamps go to `_OrderedStreams`."""
         recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
         label = recorder.labels[key]
         warned = []
@@ -295,17 +327,15 @@ class RecorderNode(LifecycleNode):
                     warned.append(True)
                     self.get_logger().error(f"{label}: {err}")
                 return
-            recorder.put(key, value, stamp_s if stamp_s is not None else unstamped_s())
+            recorder.put(key, value, stamp(stamp_s))
 
         self._topics[key] = topic
-        self._stream_subs.append(self.create_subscription(
-            msg_type, topic, callback, STREAM_QOS[self._param("stream_qos")], callback_group=self._sensor_group
-        ))
-
-    def _newest_state_stamp_s(self) -> float:
-        recorder = self._recorder
-        newest = recorder.cache.newest_stamp_s(constants.STATE) if recorder is not None else None
-        return self._now_s() if newest is None else newest
+        qos = STREAM_QOS[self._param("stream_qos")]
+        if stamp in (self._stamps.joint_state, self._stamps.headerless):
+            self._ordered.node.create_subscription(msg_type, self.resolve_topic_name(topic), callback, qos)
+        else:
+            self._stream_subs.append(self.create_subscription(msg_type, topic, callback, qos,
+                                                              callback_group=self._sensor_group))
 
     def _tick_cb(self) -> None:
         with self._lock:

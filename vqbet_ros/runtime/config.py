@@ -8,8 +8,8 @@ Args you will most likely change: `execution`, `enable_control`, the safety limi
 
 Args:
     execution: `ensemble` = official VQ-BeT: decide every control step and execute the uniform average of
-        the overlapping chunks' current entries (`vqbet-reference.md` §5, official); `open_loop` = LeRobot:
-        execute each chunk to its end, decide again when it is used up (§5, LeRobot).
+        the overlapping chunks' current entries (docs/vqbet.md §5, official); `open_loop` = LeRobot:
+        execute each chunk to its end, decide again when it is used up (docs/vqbet.md §5, LeRobot).
     device: `auto` (CUDA when available, else CPU), `cuda` or `cpu`.
     compile_mode: `none`, or a `torch.compile` mode for the encoder and prior: `default`,
         `reduce-overhead` (CUDA graphs on CUDA), `max-autotune`. Compilation happens at configure (warm-up).
@@ -96,8 +96,3 @@ class RuntimeConfig:
                 f"`max_delta_per_step`: expected 1 or {n} values (joints {action_names}), "
                 f"got {self.max_delta_per_step}"
             )
-
-    @property
-    def max_ages_s(self) -> dict[str, float]:
-        """Stream kind -> max age (s)."""
-        return {"camera": self.image_max_age_s, "joints": self.joint_max_age_s, "low_dim": self.low_dim_max_age_s}

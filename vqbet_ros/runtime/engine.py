@@ -278,7 +278,7 @@ class PolicyRuntime:
             self.reset()  # a gap in the history: restart it (padded) once inputs are good again
             return StepResult(tick, now_s, self._status(problems), problems, compute_s=time.perf_counter() - t0)
         token = self._encode_step(snapshot)  # (1, Dt)
-        self.history.push(token, now_s)
+        self.history.push(token)
         decided = False
         if self.scheduler.wants_decision(tick):
             chunk = self._predict()  # (W, A) action units

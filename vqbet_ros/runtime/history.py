@@ -2,15 +2,13 @@
 
 The history holds the last T observation tokens, one per control tick (1/fps apart), on the policy's device,
 as one preallocated (1, T, Dt) tensor the prior reads directly. After a reset it is padded with the first
-token, as LeRobot pads its observation queues with the first observation (ros2-deployment-reference.md §5).
+token, as LeRobot pads its observation queues with the first observation (docs/ros2.md §8).
 
 `FrameFeatureCache` keeps each camera's features of its newest frame, keyed by the frame's sequence number:
 a frame is encoded once, when it first enters the history; a camera slower than fps repeats the cached
 features instead of running the backbone again on the same pixels.
 """
 from __future__ import annotations
-
-from collections import deque
 
 import torch
 
@@ -22,26 +20,22 @@ class ObservationHistory:
                  dtype: torch.dtype = torch.float32):
         self.n_obs_steps = n_obs_steps
         self.tokens = torch.zeros(1, n_obs_steps, token_dim, device=device, dtype=dtype)  # (1, T, Dt)
-        self.stamps_s: deque[float] = deque(maxlen=n_obs_steps)
         self.pushed = 0  # tokens pushed since the last clear
 
     def __len__(self) -> int:
         return min(self.pushed, self.n_obs_steps)
 
     def clear(self) -> None:
-        self.stamps_s.clear()
         self.pushed = 0
 
-    def push(self, token: torch.Tensor, stamp_s: float) -> None:
-        """Append `token` (1, Dt) or (Dt,) observed at `stamp_s`; the first push after a clear fills all T."""
+    def push(self, token: torch.Tensor) -> None:
+        """Append `token` (1, Dt) or (Dt,); the first push after a clear fills all T."""
         token = token.reshape(-1)
         if self.pushed == 0:
             self.tokens[0].copy_(token.expand_as(self.tokens[0]))  # reset padding with the first frame
-            self.stamps_s.extend([stamp_s] * self.n_obs_steps)
         else:
             self.tokens[0, :-1] = self.tokens[0, 1:].clone()  # shift left by one step
             self.tokens[0, -1].copy_(token)
-            self.stamps_s.append(stamp_s)
         self.pushed += 1
 
 

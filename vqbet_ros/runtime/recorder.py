@@ -3,7 +3,7 @@
 The recorder node hands this module arrays (`put`) and clock readings (`tick(now_s)`, `start(now_s)`, ...);
 everything about time, staleness and episodes is decided here, so it is testable without ROS.
 
-Timing (ros2-deployment-reference.md §2 "Time sync", §4 problems 5 and 8):
+Timing (docs/ros2.md §3, §6 problems 1 and 3):
 - An episode started at `t0` has ticks `t_k = t0 + k / fps`. Tick k is sampled once the clock reaches
   `t_k + sample_delay_s` (so messages stamped just before `t_k` have had time to arrive), from each stream's
   latest value stamped <= `t_k`. Ticks are absolute: a late timer callback samples every tick it missed from
@@ -198,7 +198,7 @@ class TickReport:
 
 
 @dataclass
-class _Episode:
+class _RecordingEpisode:
     t0_s: float
     frames: int = 0
     stale_frames: int = 0
@@ -231,8 +231,8 @@ class EpisodeRecorder:
         depth = {key: (1000 if key in vectors else max(2 * config.fps, 8)) for key in ages}
         self.cache = StreamCache(ages, depth=depth)
         self._on_saved = on_saved or (lambda message, ok: None)
-        self._open: _Episode | None = None  # recording, no stop yet
-        self._finishing: list[_Episode] = []  # stopped, ticks up to stop_at_s not all sampled yet (in order)
+        self._open: _RecordingEpisode | None = None  # recording, no stop yet
+        self._finishing: list[_RecordingEpisode] = []  # stopped, ticks up to stop_at_s not all sampled yet (in order)
         self.writer: LeRobotWriter | None = None
         self.saved_futures: list[concurrent.futures.Future] = []
         self._check_root()
@@ -331,7 +331,7 @@ class EpisodeRecorder:
             self._check_shapes(snap.samples)
         except (OSError, ValueError, RuntimeError) as err:
             return False, f"not started: {err}"
-        self._open = _Episode(t0_s=now_s)
+        self._open = _RecordingEpisode(t0_s=now_s)
         number = self.writer.num_episodes + self._pending() + len(self._finishing)
         return True, f"episode {number} started ({self.config.task!r})"
 
@@ -368,7 +368,7 @@ class EpisodeRecorder:
             report.error = f"recording stopped, episode discarded: {err}"
         return report
 
-    def _sample_due(self, episode: _Episode, now_s: float, report: TickReport) -> bool:
+    def _sample_due(self, episode: _RecordingEpisode, now_s: float, report: TickReport) -> bool:
         """Add every due tick of `episode`; True once all its ticks (up to its stop) are in."""
         while True:
             t_k = episode.t0_s + episode.frames * self.period_s
@@ -382,7 +382,7 @@ class EpisodeRecorder:
             self._add_frame(episode, t_k, report)
             report.frames_added += 1
 
-    def _add_frame(self, episode: _Episode, t_k: float, report: TickReport) -> None:
+    def _add_frame(self, episode: _RecordingEpisode, t_k: float, report: TickReport) -> None:
         snap = self.cache.sample(t_k)
         frame = {}
         for key in self.labels:
@@ -454,7 +454,7 @@ class EpisodeRecorder:
             messages.append(self._finish(episode))
         return "; ".join(messages) if messages else None
 
-    def _finish(self, episode: _Episode) -> str:
+    def _finish(self, episode: _RecordingEpisode) -> str:
         cfg = self.config
         if episode.frames == 0:
             if episode.in_writer:
@@ -487,17 +487,6 @@ class EpisodeRecorder:
         future.add_done_callback(report)
         warning = f" ({stale} frames with a stale stream: {stale_text})" if stale else ""
         return f"episode stopped: {episode.frames} frames{warning}; saving in the background"
-
-    def status(self) -> dict:
-        """A small dict for diagnostics/logging: recording state, frames, backlog."""
-        episode = self._open
-        return {
-            "recording": episode is not None,
-            "frames": episode.frames if episode else 0,
-            "stale_frames": episode.stale_frames if episode else 0,
-            "saved_episodes": self.writer.num_episodes if self.writer else 0,
-            "backlog": self.writer.backlog() if self.writer else {},
-        }
 
     def close(self) -> None:
         """Finish stopped and open episodes, wait for every save, release the dataset."""

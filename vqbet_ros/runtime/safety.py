@@ -2,9 +2,9 @@
 
 Order: (1) a plan with NaN/Inf is refused (no command at all, never a partial one); (2) the step limit: the
 first point may differ from the measured joint position by at most `max_delta` and each later point from the
-one before by at most `max_delta` (so point k stays within (k+1)·max_delta of the arm, the A6/LeRobot
-`max_relative_target` idea applied along the chunk); (3) the joint-limit clamp, last, so that a command never
-leaves the limits even when the arm itself is measured outside them.
+one before by at most `max_delta` (so point k stays within (k+1)·max_delta of the arm, LeRobot's
+`max_relative_target` idea applied along the chunk, docs/ros2.md §7); (3) the joint-limit clamp, last, so that
+a command never leaves the limits even when the arm itself is measured outside them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chunk execution: which predicted actions run at which control step (`vqbet-reference.md` §5).
+"""Chunk execution: which predicted actions run at which control step (docs/vqbet.md §5).
 
 Both schedulers index time by the control step (tick) at which a chunk was predicted; a chunk predicted at
 step s holds the actions for steps s, s+1, ..., s+W-1. `plan(step)` gives the targets for steps

@@ -2,7 +2,7 @@
 
 Subscription callbacks `put(stream, value, stamp_s)`; a timer asks for the state of every stream at one
 instant `at_s` (a tick of the sampling grid, or "now") and gets, per stream, the latest value whose stamp is
-not newer than `at_s` (ros2-deployment-reference.md §2, "latest-message cache per topic + staleness gate";
+not newer than `at_s` (docs/ros2.md §3: the latest message of each topic, behind a staleness gate;
 the same rule as Diffusion Policy's `get_obs` alignment). A stream is *stale* at `at_s` when it has never
 been received, when its chosen value is older than its `max_age_s`, or when every value it holds is newer
 than `at_s` (publisher clock ahead of ours, or history too short). Stale streams are reported by name with

@@ -6,9 +6,9 @@ zero stamp = "now") and a (N, A) array and hands them here; a `Float64MultiArray
 Semantics (those of a joint trajectory controller, simplified):
 - The target for the control step that starts at `t` and ends at `t + dt` is the commanded position *at the
   end of the step*, `t + dt`: the robot is told where to be when the step ends. A policy that stamps its chunk
-  with the observation time and `time_from_start = (k+1)/fps` (design.md "ROS interface") therefore has point k
+  with the observation time and `time_from_start = (k+1)/fps` (docs/design.md "ROS interface") therefore has point k
   executed in the k-th step after that observation, exactly as in training (action[t] follows obs[t]).
-- Between waypoints the position is interpolated linearly (positions-only JTC waypoints are C0, reference §2).
+- Between waypoints the position is interpolated linearly (positions-only JTC waypoints are C0, docs/ros2.md §1).
   Before the first waypoint the first waypoint is the target; after the last one the last is held.
 - A new chunk is spliced in at its first waypoint: earlier waypoints of the old chunk are kept, later ones are
   replaced (JTC "trajectory replacement"). A chunk whose waypoints all lie in the past is refused.

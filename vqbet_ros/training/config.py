@@ -20,7 +20,7 @@ class DataConfig:
     Args:
         path: a LeRobot v3 dataset root, or a Diffusion-Policy PushT `.zarr` (read directly, no conversion).
         format: `auto` picks `zarr` for a path ending in .zarr, else `lerobot`.
-        val_fraction: share of whole episodes held out for validation (official code 0.1, reference §8).
+        val_fraction: share of whole episodes held out for validation (official code 0.1, docs/vqbet.md §8).
         split_seed: seed of the episode split (official 42).
         max_episodes: use only the first N episodes (0 = all); for smoke tests.
     """
@@ -48,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class TokenizerTrainConfig:
-    """Stage 1: the residual VQ-VAE on action chunks (reference §2).
+    """Stage 1: the residual VQ-VAE on action chunks (docs/vqbet.md §2).
 
     Args:
         steps: optimiser steps (official PushT: 1001 epochs of batch 1024, about 25k steps; the codebooks
@@ -69,7 +69,7 @@ class TokenizerTrainConfig:
 
 @dataclass
 class PriorTrainConfig:
-    """Stage 2: observation encoder, GPT and heads on a frozen tokenizer (reference §3, §4, §8).
+    """Stage 2: observation encoder, GPT and heads on a frozen tokenizer (docs/vqbet.md §3, §4, §8).
 
     Args:
         steps: optimiser steps; with `time_limit_min` the run stops at whichever comes first.
@@ -89,14 +89,14 @@ class PriorTrainConfig:
         lr: learning rate (official 5.5e-5; LeRobot 1e-4).
         weight_decay: on Linear/conv weights of the GPT, encoder and offset head (official 2e-4).
         other_weight_decay: AdamW default 0.01 that the official code leaves on the code head and the
-            observation encoder (ResNet header) (gotcha 4).
+            observation encoder (ResNet header) (docs/vqbet.md §10.4).
         betas: Adam betas (official (0.9, 0.999); LeRobot (0.95, 0.999)).
         warmup_steps: linear warm-up (official 0; LeRobot 500).
         schedule: `constant` (official) or `cosine` decay to `min_lr_ratio` of lr (LeRobot).
         min_lr_ratio: floor of the cosine as a fraction of lr.
         freeze_fraction: progress after which only the offset head trains (official 0.5; 1.0 = never).
         grad_clip: max grad norm (0 = off; official none, LeRobot 10).
-        dropout_in_training: official trains in eval mode, so dropout never acts (gotcha 2); true = use it.
+        dropout_in_training: official trains in eval mode, so dropout never acts (docs/vqbet.md §10.2); true = use it.
         ema_decay: exponential moving average of the weights (`training/weight_average.py`; 0 = off, e.g.
             0.999). Checkpoints and rollout evaluations then hold the average. Deviation: the official code
             keeps no average.

@@ -7,11 +7,11 @@
 Protocols (`--protocol`, docs/pusht-evaluation.md): `official` (default) is the public VQ-BeT evaluation the
 paper's PushT table is made with: its reset distribution, 302 steps, no early end; `gym` is gym-pusht's
 PushT-v0: its reset distribution, 300 steps, the episode ends when the coverage passes 0.95. Reported: the
-paper's metric, coverage after the last step (mean over episodes, reference §10), LeRobot's max coverage, and
+paper's metric, coverage after the last step (mean over episodes, docs/vqbet.md §9), LeRobot's max coverage, and
 success (coverage > 0.95) at the end and at any step, each as mean ± standard error.
 
 Execution is the official per-step replanning with uniform temporal ensembling over the last W chunks
-(`--execution ensemble`, reference §5) or LeRobot's open-loop chunks (`--execution chunk`). Episode i uses
+(`--execution ensemble`, docs/vqbet.md §5) or LeRobot's open-loop chunks (`--execution chunk`). Episode i uses
 seed start-seed + i for its initial state and for its own code-sampling generator, so its result is the same
 whatever `--batch` is and whichever episodes run beside it.
 """

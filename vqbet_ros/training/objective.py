@@ -15,7 +15,7 @@ from vqbet_ros.model.policy import VQBeTPolicy
 
 
 class TokenizerObjective(nn.Module):
-    """Stage 1: chunks (B, W, A) -> the tokenizer's loss dict (reference §2)."""
+    """Stage 1: chunks (B, W, A) -> the tokenizer's loss dict (docs/vqbet.md §2)."""
 
     def __init__(self, policy: VQBeTPolicy):
         super().__init__()
@@ -35,7 +35,7 @@ def cut_windows(x: torch.Tensor, history: int) -> torch.Tensor:
 
 
 class PriorObjective(nn.Module):
-    """Stage 2: a batch of windows or sequences -> `prior_loss` (reference §3, §4).
+    """Stage 2: a batch of windows or sequences -> `prior_loss` (docs/vqbet.md §3, §4).
 
     Window samples are (B, T, ...). Sequence samples are (B, P, ...) with P > T: the frames are encoded once
     (B, P, Dt) and cut into the windows ending at P - T + 1 positions, exactly the windows a window sampler

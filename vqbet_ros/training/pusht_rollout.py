@@ -1,6 +1,6 @@
 """Batched PushT rollouts (gym-pusht through `vqbet_ros.sim.pusht.PushTRobot`) for `vqbet-eval`.
 
-Execution follows the official evaluation (reference §5): the policy is called every control step on the last
+Execution follows the official evaluation (docs/vqbet.md §5): the policy is called every control step on the last
 h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
 average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
 is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. How episodes start
@@ -16,7 +16,7 @@ runtime layer); it applies the same averaging rule as the runtime's scheduler.
 
 Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
 `observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
-and the zarr use, reference §7) or gym-pusht's 8 (16); other low-dim names as `PushTRobot` calls them; a
+and the zarr use, docs/vqbet.md §7) or gym-pusht's 8 (16); other low-dim names as `PushTRobot` calls them; a
 camera = the 96x96 render (only rendered when the spec has a camera). Coverage is gym-pusht's.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ ChunkPolicy = Callable[[dict[str, np.ndarray], list[int]], np.ndarray]
 
 
 class TemporalEnsembler:
-    """Uniform average over the last W chunks of their entries for the current step (reference §5).
+    """Uniform average over the last W chunks of their entries for the current step (docs/vqbet.md §5).
 
     `chunks[:, k]` is the chunk predicted k steps ago; its entry for now is `chunks[:, k, k]`. At an episode
     start fewer than W chunks exist, and only those are averaged.
@@ -90,7 +90,7 @@ def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
 class RolloutResult:
     seeds: list[int]
     protocol: str
-    final_coverage: np.ndarray  # (N,) coverage after the last step (paper metric, reference §10)
+    final_coverage: np.ndarray  # (N,) coverage after the last step (paper metric, docs/vqbet.md §9)
     max_coverage: np.ndarray  # (N,) max coverage over the episode (LeRobot metric)
     steps: np.ndarray  # (N,) control steps taken
     frames: list[np.ndarray] = field(default_factory=list)  # rendered frames of the first episode
@@ -145,7 +145,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
         history = []
         for robot, seed in zip(robots, group):
             frame = observation_frame(robot.reset(seed=seed), spec)
-            history.append([frame] * h)  # pre-filled with the first frame (reference §3)
+            history.append([frame] * h)  # pre-filled with the first frame (docs/vqbet.md §3)
         n = len(robots)
         ensembler = TemporalEnsembler(n, w, a)
         queue = np.zeros((n, 0, a))

@@ -1,4 +1,4 @@
-"""Training schedules as pure functions of progress (reference §8).
+"""Training schedules as pure functions of progress (docs/vqbet.md §8).
 
 `progress` is the fraction of stage 2 done, in [0, 1]: step / steps, or the share of the wall-clock budget
 when `stage2.time_limit_min` is set (whichever is larger).
@@ -26,5 +26,5 @@ def lr_multiplier(step: int, fraction: float, warmup_steps: int, schedule: str, 
 
 
 def prior_frozen(fraction: float, freeze_fraction: float) -> bool:
-    """Official: after `freeze_fraction` of the epochs only the offset head keeps training (gotcha 3)."""
+    """Official: after `freeze_fraction` of the epochs only the offset head keeps training (docs/vqbet.md §10.3)."""
     return freeze_fraction < 1.0 and fraction >= freeze_fraction

@@ -86,8 +86,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ optimisers
     def _prior_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Official: AdamW over GPT + code head + encoder, and a second AdamW over the offset head; LeRobot:
-        one Adam over all (reference §8). Weight decay only on weight matrices/kernels of the GPT, the encoder
-        and the offset head; the code head and encoder get `other_weight_decay` (gotcha 4)."""
+        one Adam over all (docs/vqbet.md §8). Weight decay only on weight matrices/kernels of the GPT, the encoder
+        and the offset head; the code head and encoder get `other_weight_decay` (docs/vqbet.md §10.4)."""
         s2, p = self.cfg.stage2, self.policy
         def split(module, wd):
             decay = [q for n, q in module.named_parameters() if q.dim() >= 2 and "wpe" not in n]
@@ -103,7 +103,8 @@ class Trainer:
         return {"main": torch.optim.Adam(main + offset, lr=s2.lr, betas=tuple(s2.betas))}
 
     def _frozen_parameters(self) -> list[torch.nn.Parameter]:
-        """What stops training at `freeze_fraction` (official: GPT + code head + ResNet header, gotcha 3)."""
+        """What stops training at `freeze_fraction` (official: GPT + code head + ResNet header,
+        docs/vqbet.md §10.3)."""
         p = self.policy
         return [q for m in (p.prior, p.heads.code_head, p.obs_encoder) for q in m.parameters()]
 
@@ -181,7 +182,7 @@ class Trainer:
     def _prior_train_mode(self) -> None:
         self.policy.train()
         if not self.cfg.stage2.dropout_in_training:
-            # Official training runs in eval mode, so GPT dropout never acts (gotcha 2); only the GPT and
+            # Official training runs in eval mode, so GPT dropout never acts (docs/vqbet.md §10.2); only the GPT and
             # heads go to eval so that image crops stay random.
             self.policy.prior.eval()
             self.policy.heads.eval()
