@@ -305,6 +305,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
 
     from vqbet_ros.config_io import load_yaml
     from vqbet_ros.model.config import VQBeTConfig
+    from vqbet_ros.nodes.entry import use_short_switch_interval
     from vqbet_ros.nodes.policy_node import PolicyNode
     from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
     from vqbet_ros.sim.pusht import CONTROL_HZ
@@ -327,6 +328,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
                      "device": args.device, "seed": args.seed, "use_sim_time": fast, **wiring(spec)}
     video = None if args.no_video or args.video_episodes <= 0 else VideoFrames(args.video_episodes)
 
+    use_short_switch_interval()  # the nodes share one multi-threaded executor, as in a node process
     context = rclpy.context.Context()
     rclpy.init(args=["--ros-args", "--log-level", "warn" if args.quiet else "info"], context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
