@@ -13,10 +13,11 @@ shutdown (launch forwards one to every node when its stdin is not a terminal) ch
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
@@ -59,9 +60,22 @@ def ros_session(args: list[str] | None = None, *, interrupt: bool = False) -> It
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None, *,
              executor: Callable[[], Executor] = SingleThreadedExecutor,
-             done: Callable[[object], bool] | None = None) -> int:
-    """Create the node, spin it on `executor()` until a signal (or `done(node)`), then destroy the node before
-    the context goes away. Returns the process exit code: 0 on a requested stop."""
+             done: Callable[[object], bool] | None = None) -> NoReturn:
+    """Create the node, spin it on `executor()` until a signal (or `done(node)`), destroy the node before the
+    context goes away, and end the process: exit code 0 on a requested stop, 2 on a bad parameter.
+
+    The process ends with `os._exit` once everything is closed. Interpreter finalization after a node that
+    imported torch has served a service spins forever on Kilted's rclpy (measured: the policy node, one
+    `ros2 service call .../get_state`, SIGINT: the main thread loops in the garbage collector, no Python frame;
+    the recorder, without torch, exits). Every node's own resources are released by then (threads joined,
+    episodes saved, context shut down), so nothing is lost by skipping it."""
+    code = _spin(make_node, args, executor, done)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _spin(make_node, args, executor, done) -> int:
     with ros_session(args) as stop:
         try:
             node = make_node()

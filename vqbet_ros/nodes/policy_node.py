@@ -202,10 +202,10 @@ class PolicyNode(LifecycleNode):
         """Start the control loop; lifecycle publishers go live."""
         result = super().on_activate(state)
         self.runtime.request_reset()
-        self.worker = PolicyWorker(self.runtime, RosClock(self), self._publish_result)
-        self.worker.start()
         self.get_logger().info(f"active: control loop at {self.runtime.spec.fps:g} Hz on inputs "
                                f"{', '.join(f'{s} ({t})' for s, t in sorted(self._labels.items()))}")
+        self.worker = PolicyWorker(self.runtime, RosClock(self), self._publish_result)
+        self.worker.start()
         return result
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
@@ -450,8 +450,8 @@ def _create_node() -> PolicyNode:
     return node
 
 
-def main(args=None) -> int:
-    return run_node(_create_node, args)
+def main(args=None) -> None:
+    run_node(_create_node, args)
 
 
 if __name__ == "__main__":

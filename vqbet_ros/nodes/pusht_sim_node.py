@@ -423,8 +423,8 @@ class PushTSimNode(Node):
         return super().destroy_node()
 
 
-def main(args=None) -> int:
-    return run_node(PushTSimNode, args)
+def main(args=None) -> None:
+    run_node(PushTSimNode, args)
 
 
 if __name__ == "__main__":

@@ -387,8 +387,8 @@ class RecorderNode(LifecycleNode):
             self.get_logger().error(message)
 
 
-def main(args=None) -> int:
-    return run_node(RecorderNode, args, executor=lambda: MultiThreadedExecutor(num_threads=4))
+def main(args=None) -> None:
+    run_node(RecorderNode, args, executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

@@ -236,8 +236,8 @@ class ReplayTeleopNode(Node):
         self.finished = True
 
 
-def main(args=None) -> int:
-    return run_node(ReplayTeleopNode, args, done=lambda node: node.finished)
+def main(args=None) -> None:
+    run_node(ReplayTeleopNode, args, done=lambda node: node.finished)
 
 
 if __name__ == "__main__":
