@@ -44,18 +44,18 @@ def use_short_switch_interval() -> None:
 def ros_session(args: list[str] | None = None, *, interrupt: bool = False) -> Iterator[threading.Event]:
     """`rclpy.init(args)` with SIGINT/SIGTERM turned into a stop request (the yielded event) or, with
     `interrupt`, into `KeyboardInterrupt` (for a command line blocked reading a terminal). The context is shut
-    down on leaving, whatever happened."""
+    down on leaving, whatever happened. The handlers stay for the rest of the process: a late second SIGINT
+    must not raise while the process ends."""
     use_short_switch_interval()
     stop = threading.Event()
     handler = signal.default_int_handler if interrupt else (lambda signum, frame: stop.set())
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         yield stop
     finally:
         rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None, *,
