@@ -3,25 +3,24 @@
 Two ways in (see README.md):
 - ROS 2 workspace: `colcon build` (rclpy and messages come from your ROS 2 install; torch from pip);
 - plain Python 3.11: `pip install -e .[ros,sim,test]`, where `ros` pulls rclpy and the messages as
-  `ros-kilted-*` wheels. Keep it an extra so it never shadows a system ROS 2 install.
+  `ros-kilted-*` wheels (`ros-jazzy` the `ros-jazzy-*` ones). Keep them extras so they never shadow a system
+  ROS 2 install.
 """
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "vqbet_ros"
 
-ROS_WHEELS = [
-    "ros-kilted-rclpy[fastrtps]",
-    "ros-kilted-sensor-msgs",
-    "ros-kilted-std-msgs",
-    "ros-kilted-geometry-msgs",
-    "ros-kilted-trajectory-msgs",
-    "ros-kilted-std-srvs",
-    "ros-kilted-diagnostic-msgs",
-    "ros-kilted-lifecycle-msgs",
-    "ros-kilted-rosgraph-msgs",
-]
+# rclpy and the messages the nodes use, as wheels of one ROS 2 distro (both are tested: ./dev test).
+ROS_PACKAGES = ["rclpy[fastrtps]", "sensor-msgs", "std-msgs", "geometry-msgs", "trajectory-msgs", "std-srvs",
+                "diagnostic-msgs", "lifecycle-msgs", "rosgraph-msgs"]
+
+
+def ros_wheels(distro: str) -> list[str]:
+    return [f"ros-{distro}-{name}" for name in ROS_PACKAGES]
+
 
 setup(
     name=PACKAGE,
@@ -32,6 +31,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # The shipped demo checkpoints, where `ros2 launch vqbet_ros sim_demo.launch.py` finds them.
+        *[(f"share/{PACKAGE}/{Path(d).parent}", glob(f"{Path(d).parent}/*.*")) for d in glob("models/*/config.yaml")],
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -48,16 +49,15 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "ros": ROS_WHEELS,
+        "ros": ros_wheels("kilted"),
+        "ros-jazzy": ros_wheels("jazzy"),
         "sim": ["gym-pusht"],
         "train": ["tensorboard", "gym-pusht"],
         "test": [
             "pytest",
             "pytest-timeout",
-            "colcon-core",
-            "colcon-ros",
-            "colcon-python-setup-py",
-            "ros-kilted-ament-package",
+            # colcon-core alone lacks --packages-select and writes no install/setup.bash
+            "colcon-common-extensions",
         ],
     },
     zip_safe=True,

@@ -1,7 +1,7 @@
 """PushT as a ROS 2 robot driven by a VQ-BeT policy: the sim node plus the policy node (managed, configured and
 activated by this launch file).
 
-    ros2 launch vqbet_ros sim_demo.launch.py                          # the checkpoint in models/, real time
+    ros2 launch vqbet_ros sim_demo.launch.py                          # the shipped checkpoint, real time
     ros2 launch vqbet_ros sim_demo.launch.py checkpoint:=DIR mode:=fast
 
 Episodes follow each other (`auto_reset`); watch `/pusht/status` [coverage, success, step, episode, done, ...]
@@ -28,7 +28,9 @@ def _nodes(context):
     from vqbet_ros.model.config import VQBeTConfig
 
     given = LaunchConfiguration("checkpoint").perform(context)
-    checkpoint = find_checkpoint(Path(given) if given else None)
+    # The shipped checkpoints are installed beside this file (setup.py data_files).
+    shipped = Path(get_package_share_directory("vqbet_ros")) / "models"
+    checkpoint = find_checkpoint(Path(given) if given else None, option="checkpoint:=", models_dirs=[shipped])
     spec = load_yaml(VQBeTConfig, checkpoint / "config.yaml").spec
     params_file = LaunchConfiguration("params_file").perform(context)
     fast = LaunchConfiguration("mode").perform(context) == "fast"
@@ -52,7 +54,8 @@ def generate_launch_description():
     default_params = str(Path(get_package_share_directory("vqbet_ros")) / "config" / "sim_demo.yaml")
     return LaunchDescription([
         DeclareLaunchArgument("checkpoint", default_value="",
-                              description="checkpoint directory (empty: the PushT checkpoint in models/)"),
+                              description="checkpoint directory (empty: the shipped PushT checkpoint, installed in "
+                                          "share/vqbet_ros/models)"),
         DeclareLaunchArgument("mode", default_value="realtime", choices=["realtime", "fast"],
                               description="realtime: 10 Hz wall clock; fast: the sim publishes /clock (lockstep)"),
         DeclareLaunchArgument("params_file", default_value=default_params,

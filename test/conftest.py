@@ -25,6 +25,11 @@ def pytest_configure(config):
     except ImportError:
         return
     torch.set_num_threads(1)
+    try:  # node tests spin multi-threaded executors in-process, as a node process does
+        from vqbet_ros.nodes.entry import use_short_switch_interval
+    except ImportError:  # no rclpy: the node tests skip
+        return
+    use_short_switch_interval()
 
 
 def require_shared(path: Path, ci: str | None) -> Path:

@@ -50,6 +50,8 @@ def test_find_checkpoint_names_the_fix_when_none(tmp_path, monkeypatch):
     monkeypatch.setattr("vqbet_ros.demo.REPO_ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="--checkpoint"):
         find_checkpoint(None)
+    with pytest.raises(FileNotFoundError, match="`checkpoint:=DIR`"):
+        find_checkpoint(None, option="checkpoint:=")
     (tmp_path / "models" / "other").mkdir(parents=True)
     (tmp_path / "models" / "other" / "config.yaml").write_text("{}")
     (tmp_path / "models" / "pusht_state").mkdir()

@@ -192,6 +192,21 @@ def test_sim_node_refuses_initial_state_of_wrong_length(probe_factory):
     assert not result[0].successful and "5 values" in result[0].reason
 
 
+@pytest.mark.parametrize("mode", ["realtime", "fast"])
+def test_sim_node_episode_clock_starts_with_the_first_command(probe_factory, mode):
+    """A policy still loading loses no step: the sim shows the initial state (and, fast, advances /clock) until
+    the first command arrives."""
+    step = STATUS_FIELDS.index("step")
+    probe = probe_factory(mode=mode, lockstep_timeout_s=0.05)  # autostart: episode 0 is ready at start-up
+    probe.wait_matched()
+    assert probe.spin_until(lambda: len(probe.status) >= 5)
+    assert {m.data[step] for m in probe.status} == {0.0}
+    if mode == "fast":
+        assert len({(c.clock.sec, c.clock.nanosec) for c in probe.clock}) >= 3  # time passes all the same
+    probe.cmd_pub.publish(Float64MultiArray(data=[300.0, 100.0]))
+    assert probe.spin_until(lambda: probe.status[-1].data[step] >= 1)
+
+
 def test_sim_node_realtime_steps_at_control_rate_on_a_stamp_grid(probe_factory):
     probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
     probe.wait_matched()

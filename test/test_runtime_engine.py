@@ -202,7 +202,13 @@ def test_runtime_limits_of_wrong_length_refused_naming_joints(loaded):
 
 def test_runtime_config_refuses_bad_max_age():
     with pytest.raises(ConfigError, match="`image_max_age_s`"):
-        from_dict(RuntimeConfig, {"image_max_age_s": 0})
+        from_dict(RuntimeConfig, {"image_max_age_s": -0.1})
+
+
+def test_runtime_config_max_ages_default_to_three_periods_of_the_checkpoint_fps():
+    config = from_dict(RuntimeConfig, {"joint_max_age_s": 0.5})
+    assert config.max_ages_s(1 / 30) == pytest.approx({"camera": 0.1, "joints": 0.5, "low_dim": 0.1})
+    assert config.max_ages_s(0.1)["camera"] == pytest.approx(0.3)
 
 
 def test_runtime_reset_request_applies_at_next_tick(loaded):

@@ -69,20 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- checkpoint and wiring ---------------------------------------------------------------------------------
-def find_checkpoint(explicit: Path | None) -> Path:
-    """The checkpoint to run: `explicit`, else the one in ./models or <repo>/models (PushT preferred)."""
+def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models_dirs: list[Path] = ()) -> Path:
+    """The checkpoint to run: `explicit`, else the one in `models_dirs`, ./models or <repo>/models (PushT
+    preferred). Errors name `option`, how the caller's user passes a checkpoint (`checkpoint:=` in a launch)."""
     if explicit is not None:
         if not (explicit / "config.yaml").is_file():
-            raise FileNotFoundError(f"`--checkpoint {explicit}` is not a checkpoint directory (no config.yaml)")
+            raise FileNotFoundError(f"`{option}{explicit}` is not a checkpoint directory (no config.yaml)")
         return explicit
     found = []
-    for models in dict.fromkeys([Path.cwd() / "models", REPO_ROOT / "models"]):
+    searched = list(dict.fromkeys([*models_dirs, Path.cwd() / "models", REPO_ROOT / "models"]))
+    for models in searched:
         if models.is_dir():
             found += sorted(p.parent for p in models.glob("*/config.yaml"))
             found += sorted(p.parent for p in models.glob("*/*/config.yaml"))
     if not found:
         raise FileNotFoundError(
-            "no checkpoint found in ./models or the repo's models/; pass `--checkpoint DIR` (a directory with "
+            f"no checkpoint found in {', '.join(str(d) for d in searched)}; pass `{option}DIR` (a directory with "
             "config.yaml, model.safetensors, stats.safetensors, e.g. the output of vqbet-train)")
     pusht = [p for p in found if "pusht" in p.name.lower()]
     state = [p for p in pusht if "state" in p.name.lower()]
@@ -320,6 +322,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
 
     from vqbet_ros.config_io import load_yaml
     from vqbet_ros.model.config import VQBeTConfig
+    from vqbet_ros.nodes.entry import use_short_switch_interval
     from vqbet_ros.nodes.policy_node import PolicyNode
     from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
     from vqbet_ros.sim.pusht import CONTROL_HZ
@@ -343,6 +346,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
                      "device": args.device, "seed": args.seed, "use_sim_time": fast, **wiring(spec)}
     video = None if args.no_video or args.video_episodes <= 0 else VideoFrames(args.video_episodes)
 
+    use_short_switch_interval()  # the nodes share one multi-threaded executor, as in a node process
     context = rclpy.context.Context()
     rclpy.init(args=["--ros-args", "--log-level", "warn" if args.quiet else "info"], context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import threading
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -40,6 +38,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError, from_dict
+from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import (
     Stamps,
     compressed_image_to_rgb,
@@ -66,9 +65,9 @@ RUNTIME_PARAMETERS = {
     "cpu_threads": (0, "torch CPU threads (process-wide); 0 = torch default"),
     "warmup_steps": (3, "forward passes at configure"),
     "seed": (-1, "seed of code sampling, reset by ~/reset; -1 = unseeded"),
-    "image_max_age_s": (0.2, "camera frames older than this stop commands (s)"),
-    "joint_max_age_s": (0.2, "joint states older than this stop commands (s)"),
-    "low_dim_max_age_s": (0.2, "low-dim inputs older than this stop commands (s)"),
+    "image_max_age_s": (0.0, "camera frames older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
+    "joint_max_age_s": (0.0, "joint states older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
+    "low_dim_max_age_s": (0.0, "low-dim inputs older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
     "resize_images": (True, "centre-crop and resize frames to the checkpoint's size; false: refuse other sizes"),
     "enable_control": (False, "false: dry run, chunks only on preview_topic; ~/enable switches it at run time"),
     "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
@@ -186,6 +185,8 @@ class PolicyNode(LifecycleNode):
         """Start the control loop; lifecycle publishers go live."""
         result = super().on_activate(state)
         self.runtime.request_reset()
+        self.get_logger().info(f"active: control loop at {self.runtime.spec.fps:g} Hz on inputs "
+                               f"{', '.join(f'{s} ({t})' for s, t in sorted(self._labels.items()))}")
         self.worker = PolicyWorker(self.runtime, NodeClock(self), self._publish_result)
         self.worker.start()
         return result
@@ -193,15 +194,18 @@ class PolicyNode(LifecycleNode):
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         """Stop the loop; the controller is told to hold before the publishers go quiet."""
         self._stop_worker(hold=True)
+        self.get_logger().info("deactivated: control loop stopped")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._destroy_entities()
+        self.get_logger().info("cleaned up: checkpoint unloaded")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state) -> TransitionCallbackReturn:
         self._stop_worker(hold=True)
         self._destroy_entities()
+        self.get_logger().info("shut down")
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self):
@@ -357,8 +361,11 @@ class PolicyNode(LifecycleNode):
         if result.status != "running" and self._last_status == "running":
             self.get_logger().warning(f"commands stopped ({result.status}): {self._describe(result.problems)}")
             self._hold()
-        elif result.status == "running" and self._last_status not in ("running", "inactive"):
-            self.get_logger().info("all inputs good: commands running")
+        elif result.status == "running" and self._last_status != "running":
+            self.get_logger().info("all inputs good: commands running" if self.runtime.enabled else
+                                   "all inputs good: chunks on the preview topic (dry run; call ~/enable)")
+        elif result.status == "waiting" and self._last_status == "inactive":
+            self.get_logger().info(f"waiting for {self._describe(result.problems)}")
         self._last_status = result.status
 
     def _describe(self, problems: dict[str, str]) -> str:
@@ -421,16 +428,15 @@ class PolicyNode(LifecycleNode):
         return array
 
 
-def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = PolicyNode()
-            if node.get_parameter("autostart").value:
-                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                    node.trigger_activate()
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def _create_node() -> PolicyNode:
+    node = PolicyNode()
+    if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
+    return node
+
+
+def main(args=None) -> None:
+    run_node(_create_node, args)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ next step is known, or after `lockstep_timeout_s` of wall time without one (then
 - `off`: step as fast as possible.
 So a policy that decides at its observation time is never late, whatever its inference time.
 
+An episode's clock starts with its first command: until then the sim shows the robot at its initial state,
+restamped at the control rate (in fast mode, one step of /clock per `lockstep_timeout_s`), so a policy that is
+still loading or filling its history loses no step of the episode.
+
 An episode ends after the protocol's number of steps (or `max_episode_steps`), and under the `gym` protocol
 also when the block covers the goal (success); the sim then holds
 still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
@@ -48,12 +52,10 @@ from collections import deque
 from typing import Callable
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -63,6 +65,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
 from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, PushTRobot
 from vqbet_ros.sim.schedule import TargetSchedule
@@ -88,7 +91,7 @@ CLOCK_LEAD_S = 1e-6
 PARAMETERS = {  # name: (default, description)
     "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)"),
     "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
-    "autostart": (True, "start episode 0 at launch; false: hold still until the first ~/reset"),
+    "autostart": (True, "ready episode 0 at launch (it starts with the first command); false: wait for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
     "protocol": ("official", "how episodes start and end (sim/pusht.py PROTOCOLS): official = the public VQ-BeT "
                  "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps"),
@@ -164,6 +167,7 @@ class PushTSimNode(Node):
         self._stop = threading.Event()
         self._episodes_started = 0
         self._running = False  # an episode is under way (false before the first reset and after it ends)
+        self._awaiting_command = False  # the episode's clock has not started: no command since its reset
         self._fresh_command = False  # a command arrived since the last step (fast-mode lockstep)
         self._episode_start_ros_s = 0.0  # ROS time of the current episode's step 0
         self._clock_s = FAST_CLOCK_START_S
@@ -224,6 +228,7 @@ class PushTSimNode(Node):
             self._episodes_started += 1
         self._schedule.clear(hold=self._robot.agent_xy)
         self._fresh_command = False
+        self._awaiting_command = True
         now_s = self._clock_s if self._fast else self.get_clock().now().nanoseconds * 1e-9
         # A new episode starts one step after the last published instant so stamps never repeat; in fast mode
         # on the grid FAST_CLOCK_START_S + n dt.
@@ -286,6 +291,7 @@ class PushTSimNode(Node):
 
     def _mark_fresh_command_locked(self) -> None:
         self._fresh_command = True
+        self._awaiting_command = False
         if self._released_wall is not None:
             self.command_delays_s.append(time.monotonic() - self._released_wall)
             self._released_wall = None
@@ -310,8 +316,8 @@ class PushTSimNode(Node):
             if self._running and self._robot.done and self._auto_reset():
                 self._start_episode_locked()
                 return self._snapshot_locked(self._robot.observe())
-            if not self._running or self._robot.done:
-                self._running = False
+            if not self._running or self._robot.done or self._awaiting_command:
+                self._running = self._running and not self._robot.done
                 # The robot stands still but its sensors stream on; restamp it as of now.
                 self._episode_start_ros_s = self.get_clock().now().nanoseconds * 1e-9 - self._robot.time_s
                 self._wall_t0 = time.monotonic() - self._robot.time_s
@@ -340,6 +346,9 @@ class PushTSimNode(Node):
                 if self._command_known_locked():
                     return self._step_locked()
                 remaining = waited_from + float(self.get_parameter("lockstep_timeout_s").value) - time.monotonic()
+                if remaining <= 0 and self._awaiting_command:  # time passes, the episode has not started
+                    self._episode_start_ros_s += self._dt_s
+                    return self._snapshot_locked(self._robot.observe())
                 if remaining <= 0:
                     self.lockstep_timeouts += 1
                     return self._step_locked()
@@ -418,18 +427,8 @@ class PushTSimNode(Node):
         return super().destroy_node()
 
 
-def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = PushTSimNode()
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def main(args=None) -> None:
+    run_node(PushTSimNode, args)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ import sys
 import termios
 import tty
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
+
+from vqbet_ros.nodes.entry import ros_session
 
 KEYS = {
     "s": "start_episode", " ": "start_episode",
@@ -94,9 +95,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="vqbet-record-keys", description=__doc__.split("\n\n")[0])
     parser.add_argument("--node", default="/recorder", help="recorder node name (default /recorder)")
     args, ros_args = parser.parse_known_args(argv)
-    try:
-        with rclpy.init(args=[sys.argv[0], *ros_args]):
-            node = RecordKeysClient(args.node)
+    with ros_session([sys.argv[0], *ros_args], interrupt=True):  # Ctrl-C must end a blocking read
+        node = RecordKeysClient(args.node)
+        try:
             print(HELP, flush=True)
             with _raw_terminal(sys.stdin) as raw:
                 for key in _keys(sys.stdin, raw):
@@ -108,9 +109,10 @@ def main(argv=None) -> int:
                         continue
                     ok, message = node.call(service)
                     print(f"{service}: {'ok' if ok else 'REFUSED'}: {message}", flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
             node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     return 0
 
 

@@ -31,7 +31,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -43,6 +43,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
 from vqbet_ros.nodes import msg_convert
+from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
@@ -157,7 +158,7 @@ class RecorderNode(LifecycleNode):
         self._sensor_group = ReentrantCallbackGroup()  # cameras, poses: only touch the thread-safe cache
         self._stamps = msg_convert.Stamps(self._now_s)
         self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
-        self._services = []
+        self._episode_services = []
         self._stream_subs = []
         self._topics: dict[str, str] = {}  # dataset key -> resolved topic
         self._timer = None
@@ -215,7 +216,7 @@ class RecorderNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         for name, callback in (("~/start_episode", self._start_cb), ("~/stop_episode", self._stop_cb),
                                ("~/discard_episode", self._discard_cb)):
-            self._services.append(self.create_service(Trigger, name, callback,
+            self._episode_services.append(self.create_service(Trigger, name, callback,
                                                       callback_group=self._control_group))
         saved = self._recorder.writer.num_episodes if self._recorder.writer else 0
         self.get_logger().info(
@@ -260,6 +261,7 @@ class RecorderNode(LifecycleNode):
         self._active = False
         self._finish_episodes()
         self._teardown_streams()
+        self.get_logger().info("deactivated: streams unsubscribed")
         return super().on_deactivate(state)
 
     def _finish_episodes(self) -> None:
@@ -279,23 +281,31 @@ class RecorderNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Wait for every save, release the dataset, destroy the services; SUCCESS -> unconfigured."""
         self._release()
+        self.get_logger().info("cleaned up: dataset released")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        self._close()  # Ctrl-C is a normal exit: whatever is open is saved before the node goes
+        super().destroy_node()
+
+    def _close(self) -> None:
         self._active = False
         self._finish_episodes()
         self._teardown_streams()
         self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
         with self._lock:
             recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.close()
-        for service in self._services:
+        for service in self._episode_services:
             self.destroy_service(service)
-        self._services = []
+        self._episode_services = []
 
     def _teardown_streams(self) -> None:
         if self._timer is not None:
@@ -408,23 +418,8 @@ class RecorderNode(LifecycleNode):
             self.get_logger().error(message)
 
 
-def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = RecorderNode()
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                if node._recorder is not None:  # save whatever is open (Ctrl-C is a normal exit)
-                    node._active = False
-                    node._teardown_streams()
-                    node._recorder.finish_now(node._now_s())
-                    node._release()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def main(args=None) -> None:
+    run_node(RecorderNode, args, executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

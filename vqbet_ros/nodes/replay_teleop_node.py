@@ -27,12 +27,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import rclpy
 from builtin_interfaces.msg import Duration, Time
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -40,6 +38,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
 from vqbet_ros.sim.demo_replay import PushTDemos
 from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
@@ -237,19 +236,8 @@ class ReplayTeleopNode(Node):
         self.finished = True
 
 
-def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = ReplayTeleopNode()
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                while rclpy.ok() and not node.finished:
-                    executor.spin_once(timeout_sec=0.1)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def main(args=None) -> None:
+    run_node(ReplayTeleopNode, args, done=lambda node: node.finished)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ Args:
     warmup_steps: forward passes run at configure so the first real decision is not the slow one.
     seed: seed of the code-sampling generator (reset on `reset()`); -1 = unseeded.
     image_max_age_s, joint_max_age_s, low_dim_max_age_s: an input whose header stamp is older than this
-        at a control tick stops commands (stale), s.
+        at a control tick stops commands (stale), s; 0 = `DEFAULT_MAX_AGE_PERIODS` periods of the
+        checkpoint's fps (0.3 s at 10 Hz, 0.1 s at 30 Hz).
     resize_images: centre-crop to the checkpoint's aspect ratio and resize; false = a frame of another size
         is refused.
     enable_control: false = dry run: chunks go to the preview output only.
@@ -38,6 +39,10 @@ from typing import Literal
 
 from vqbet_ros.config_io import ConfigError
 
+# Default max age of an input, in control periods. Two periods (0.2 s at 10 Hz) let one late message on a busy
+# machine stop the robot: in 2 of 3 long sim_demo runs an input was 0.220 s old for one tick.
+DEFAULT_MAX_AGE_PERIODS = 3
+
 
 @dataclass
 class RuntimeConfig:
@@ -49,9 +54,9 @@ class RuntimeConfig:
     warmup_steps: int = 3
     seed: int = -1
     # inputs
-    image_max_age_s: float = 0.2
-    joint_max_age_s: float = 0.2
-    low_dim_max_age_s: float = 0.2
+    image_max_age_s: float = 0.0
+    joint_max_age_s: float = 0.0
+    low_dim_max_age_s: float = 0.0
     resize_images: bool = True
     # safety
     enable_control: bool = False
@@ -63,8 +68,9 @@ class RuntimeConfig:
     def __post_init__(self):
         for name in ("image_max_age_s", "joint_max_age_s", "low_dim_max_age_s"):
             value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"`{name}`: must be a positive number of seconds, got {value}")
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"`{name}`: must be a number of seconds > 0 (or 0 for "
+                                  f"{DEFAULT_MAX_AGE_PERIODS} periods of the checkpoint's fps), got {value}")
         if self.cpu_threads < 0:
             raise ConfigError(f"`cpu_threads`: must be >= 0 (0 = torch default), got {self.cpu_threads}")
         if self.warmup_steps < 0:
@@ -96,3 +102,8 @@ class RuntimeConfig:
                 f"`max_delta_per_step`: expected 1 or {n} values (joints {action_names}), "
                 f"got {self.max_delta_per_step}"
             )
+
+    def max_ages_s(self, dt_s: float) -> dict[str, float]:
+        """Stream kind -> max age (s) for a checkpoint whose control period is `dt_s`."""
+        given = {"camera": self.image_max_age_s, "joints": self.joint_max_age_s, "low_dim": self.low_dim_max_age_s}
+        return {kind: age or DEFAULT_MAX_AGE_PERIODS * dt_s for kind, age in given.items()}

@@ -119,10 +119,11 @@ class PolicyRuntime:
         self._measured_index = (
             [self.joint_input_names.index(n) for n in spec.action_names] if self.safety.needs_measured_state else None
         )
-        max_age = {camera_stream(c): config.image_max_age_s for c in spec.cameras}
+        ages = config.max_ages_s(spec.dt)
+        max_age = {camera_stream(c): ages["camera"] for c in spec.cameras}
         if self.joint_input_names:
-            max_age[JOINTS] = config.joint_max_age_s
-        max_age.update({low_dim_stream(n): config.low_dim_max_age_s for n in spec.low_dim})
+            max_age[JOINTS] = ages["joints"]
+        max_age.update({low_dim_stream(n): ages["low_dim"] for n in spec.low_dim})
         self.streams = list(max_age)
         self.cache = StreamCache(max_age, depth=CACHE_DEPTH)
         self._lock = threading.Lock()

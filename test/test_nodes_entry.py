@@ -1,0 +1,85 @@
+"""Node processes started the way `ros2 run` starts them (`main()`), on whichever rclpy this environment has
+(`./dev test` runs this file on Kilted and on Jazzy): they come up, do their job, and exit 0 without a
+traceback when SIGINT arrives, also when a second one arrives during shutdown (what a non-interactive
+`ros2 launch` does). The launch files themselves are tested in test_launch_files.py."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("rclpy")
+pytest.importorskip("gym_pusht")
+
+from vqbet_ros.config_io import load_yaml  # noqa: E402
+from vqbet_ros.demo import wiring  # noqa: E402
+from vqbet_ros.model.config import VQBeTConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO / "models" / "pusht_state"
+FAILURE_MARKS = ("Traceback", "context is invalid", "Failed to publish log message", "terminate called")
+
+
+class NodeProcess:
+    """`python -m vqbet_ros.nodes.<module> --ros-args ...` with its output collected line by line."""
+
+    def __init__(self, module: str, *ros_args: str):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+        self.proc = subprocess.Popen([sys.executable, "-m", f"vqbet_ros.nodes.{module}", "--ros-args", *ros_args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(re.search(pattern, line) for line in list(self.lines)):
+            assert self.proc.poll() is None, f"exited early ({self.proc.returncode}):\n{self.output}"
+            assert time.monotonic() < deadline, f"no line matching {pattern!r} in {timeout_s} s:\n{self.output}"
+            time.sleep(0.1)
+
+    def interrupt_twice(self) -> int:
+        """SIGINT, then a second one while the node shuts down; the exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_sim_and_policy_processes_run_and_exit_0_on_double_sigint(tmp_path):
+    spec = load_yaml(VQBeTConfig, CHECKPOINT / "config.yaml").spec
+    params = tmp_path / "policy.yaml"
+    params.write_text(yaml.safe_dump({"policy_node": {"ros__parameters": {
+        "checkpoint": str(CHECKPOINT), "autostart": True, "enable_control": True, "device": "cpu",
+        **wiring(spec)}}}))
+    sim = NodeProcess("pusht_sim_node")
+    policy = NodeProcess("policy_node", "--params-file", str(params))
+    try:
+        policy.wait_for(r"all inputs good: commands running")  # the worker thread is publishing chunks
+        assert policy.interrupt_twice() == 0, policy.output
+        assert sim.interrupt_twice() == 0, sim.output
+    finally:
+        sim.kill()
+        policy.kill()
+    for process in (sim, policy):
+        for mark in FAILURE_MARKS:
+            assert mark not in process.output, process.output
