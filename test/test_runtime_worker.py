@@ -104,3 +104,24 @@ def test_policy_worker_tick_that_raises_reports_error_and_loop_goes_on(loaded, m
     assert [r.status for r in results] == ["waiting", "error", "waiting", "waiting"]
     assert "RuntimeError: probability tensor" in results[1].problems["policy"]
     assert results[1].generation == runtime.generation  # published, so the node holds
+
+
+def test_policy_worker_clock_step_back_between_ticks_reanchors_at_once(loaded):
+    """The clock steps back while a tick runs (a sim reset between ticks): the next tick runs at once on the
+    new time with cleared inputs, rather than sleeping until the old timeline's next deadline."""
+    runtime = make_runtime(loaded)
+    clock = SteppedClock(1000.0)
+    ticks = []
+
+    def publish(result):
+        ticks.append(result.now_s)
+        if len(ticks) == 3:
+            clock.t_s = 100.0
+        if len(ticks) >= 5:
+            worker._stop.set()
+
+    worker = PolicyWorker(runtime, clock, publish)
+    worker.start()
+    worker._thread.join(5.0)
+    assert ticks[3] == pytest.approx(100.0) and worker.clock_jumps == 1
+    assert "node clock stepped back" in runtime.last_clock_event

@@ -91,6 +91,14 @@ class PolicyWorker:
             self.error = err
             log.exception("policy worker stopped")
 
+    def _wait_for(self, deadline_s: float) -> bool:
+        """Sleep until the deadline; False when stopped. Before a sleep the clock reads at least one period
+        before the deadline (the previous tick ran), so a reading further back means it stepped back between
+        ticks: return at once and let the loop re-anchor, instead of sleeping the length of the step."""
+        if self.clock.now_s() < deadline_s - 2 * self.period_s:
+            return not self._stop.is_set()
+        return self.clock.sleep_until(deadline_s, self._stop)
+
     def _step(self, now_s: float, k: int) -> StepResult:
         try:
             return self.runtime.step(now_s, tick=k)
@@ -106,7 +114,7 @@ class PolicyWorker:
     def _loop(self) -> None:
         t0 = self.clock.now_s()
         k = 0
-        while self.clock.sleep_until(t0 + k * self.period_s, self._stop):
+        while self._wait_for(t0 + k * self.period_s):
             now_s = self.clock.now_s()
             late_s = now_s - (t0 + k * self.period_s)
             if late_s < -self.period_s or late_s > CLOCK_JUMP_PERIODS * self.period_s:
