@@ -25,9 +25,8 @@ import threading
 import time
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -40,6 +39,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
 from vqbet_ros.nodes import msg_convert
+from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
@@ -118,10 +118,10 @@ class RecorderNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
+        self._params = NodeParameters(self)
         for name, (default, kind, description) in PARAMETERS.items():
-            descriptor = ParameterDescriptor(type=kind, description=description)
             # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
-            self.declare_parameter(name, Parameter.Type.STRING_ARRAY if default == [] else default, descriptor)
+            self._params.declare(name, Parameter.Type(kind) if default == [] else default, description)
         self._recorder: EpisodeRecorder | None = None
         self._config: RecorderConfig | None = None
         self._active = False
@@ -142,14 +142,8 @@ class RecorderNode(LifecycleNode):
             self.trigger_activate()
 
     # ----------------------------------------------------------------------------------------- parameters
-    def _param(self, name: str):
-        try:
-            return self.get_parameter(name).value
-        except ParameterUninitializedException:
-            return PARAMETERS[name][0]
-
     def read_config(self) -> RecorderConfig:
-        p = {name: self._param(name) for name in PARAMETERS}
+        p = {name: self._params.value(name) for name in PARAMETERS}
         cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
         if p["stream_qos"] not in STREAM_QOS:
             raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
@@ -299,7 +293,7 @@ class RecorderNode(LifecycleNode):
 
         self._topics[key] = topic
         self._stream_subs.append(self.create_subscription(
-            msg_type, topic, callback, STREAM_QOS[self._param("stream_qos")], callback_group=self._sensor_group
+            msg_type, topic, callback, STREAM_QOS[self._params.value("stream_qos")], callback_group=self._sensor_group
         ))
 
     def _newest_state_stamp_s(self) -> float:
@@ -346,7 +340,7 @@ class RecorderNode(LifecycleNode):
             infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
             if not infos:
                 hints.append(f"nobody publishes `{topic}` (check the name or remap)")
-            elif self._param("stream_qos") == "reliable" and all(
+            elif self._params.value("stream_qos") == "reliable" and all(
                     i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
                 hints.append(f"`{topic}` is published BEST_EFFORT; set stream_qos: best_effort")
         return (". Hints: " + "; ".join(hints)) if hints else ""
