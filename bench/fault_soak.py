@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import statistics
@@ -234,8 +235,6 @@ def run(args) -> dict:
     for k, v in params.items():
         value = str(v).lower() if isinstance(v, bool) else (json.dumps(v) if isinstance(v, list) else v)
         cli += ["-p", f"{k}:={value}"]
-    proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=open(tmp / "policy_node.log", "w"))
-
     rclpy.init()
     node = rclpy.create_node("fault_soak")
     checker, injector = Checker(node), Injector(node, rng)
@@ -247,7 +246,8 @@ def run(args) -> dict:
     faults: list[dict] = []  # {"class", "start", "end"} on the node's clock
     toggles: list[tuple[float, float]] = []  # (disable sent, enable sent)
     period = 1.0 / FPS
-    try:
+    proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=open(tmp / "policy_node.log", "w"))
+    try:  # from here on, the policy node process is always stopped (a leftover would answer the next soak)
         # Warm-up: good inputs until chunks flow.
         t0 = time.monotonic()
         k = 0
@@ -378,10 +378,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     summary = run(args)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2), flush=True)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    sys.exit(0 if summary["commands_during_fault"]["loaded"] == 0 and summary["node_alive_at_end"] else 1)
+    # os._exit: the executor's daemon thread can keep a plain exit waiting on rclpy shutdown.
+    os._exit(0 if summary["commands_during_fault"]["loaded"] == 0 and summary["node_alive_at_end"] else 1)
 
 
 if __name__ == "__main__":
