@@ -203,3 +203,40 @@ def test_stamps_zero_header_stamp_is_arrival_time():
     stamps = msg_convert.Stamps(lambda: 7.0)
     assert stamps.stamped(None) == 7.0 and stamps.stamped(3.25) == 3.25
     assert stamps.joint_state(None) == 7.0 and stamps.headerless(None) == 7.0
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid grey PNG of `width` x `height` zeros: a few kB that decode to width x height bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte + pixels
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_compressed_image_to_rgb_refuses_oversized_image_from_header_before_decoding():
+    import time
+
+    msg = CompressedImage(format="png", data=png_bomb(12000, 12000))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="12000x12000"):
+        msg_convert.compressed_image_to_rgb(msg)
+    assert time.perf_counter() - t0 < 0.5  # decoding it would take seconds and ~430 MB
+
+
+def test_image_to_rgb_refuses_oversized_raw_image():
+    msg = Image(height=5000, width=5000, encoding="mono8", step=5000, data=bytes(16))
+    with pytest.raises(ValueError, match="5000x5000"):
+        msg_convert.image_to_rgb(msg)
+
+
+def test_joint_state_to_array_refuses_duplicate_joint_names():
+    msg = JointState(name=["a", "b", "a"], position=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"\['a'\] more than once"):
+        msg_convert.joint_state_to_array(msg, ["a", "b"])

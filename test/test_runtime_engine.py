@@ -136,6 +136,10 @@ def test_runtime_out_of_order_stamp_refused_until_next_in_order(loaded):
     (JOINTS, lambda r: r.put_joint_state(np.array([0.0]), 1.0), "expected 2 positions"),
     (low_dim_stream("pose"), lambda r: r.put_low_dim("pose", np.array([1.0, np.inf, 0.0]), 1.0), "NaN/Inf"),
     (low_dim_stream("pose"), lambda r: r.put_low_dim("pose", np.ones(7), 1.0), "expected 3 values"),
+    (JOINTS, lambda r: r.put_joint_state(np.array([0.0, 1e30]), 1.0),
+     "`joint elbow` = 1e+30 is outside what the checkpoint can represent"),
+    (low_dim_stream("pose"), lambda r: r.put_low_dim("pose", np.array([1.0, -1e9, 0.0]), 1.0),
+     "`pose[1]` = -1e+09 is outside what the checkpoint can represent"),
     (camera_stream("side"), lambda r: r.report_bad_input(camera_stream("side"), "encoding 'yuv422'"), "yuv422"),
 ])
 def test_runtime_bad_input_gives_no_command_naming_it_then_recovers(loaded, stream, put, reason):
@@ -243,3 +247,56 @@ def test_runtime_compiled_matches_eager(loaded):
                 result = runtime.step(k * DT + 0.01, tick=k)
         runtime.result = result
     np.testing.assert_allclose(compiled.result.chunk.positions, eager.result.chunk.positions, atol=1e-4)
+
+
+def test_runtime_accepts_values_well_outside_training_range_but_representable(loaded):
+    runtime = make_runtime(loaded)
+    feed(runtime, 0.0, q=(50.0, -40.0), pose=(100.0, -20.0, 0.0))  # joint stats [-1, 2], pose [0, 4]
+    assert runtime.step(0.01, tick=0).status == "running"
+
+
+def test_runtime_stream_stamps_stepping_back_restart_the_stream_not_refused(loaded):
+    """A bag loop / sim reset on one publisher: stamps 900 s back are a new timeline, not out-of-order."""
+    runtime = make_runtime(loaded)
+    feed(runtime, 1000.0)
+    assert runtime.step(1000.01, tick=0).status == "running"
+    feed(runtime, 100.0)
+    result = runtime.step(100.01, tick=0)
+    assert result.status == "running", result.problems
+    assert runtime.clock_events >= 1 and "stepped back 900.000 s" in runtime.last_clock_event
+
+
+def test_runtime_recovers_at_once_after_burst_of_future_stamped_messages(loaded):
+    runtime = make_runtime(loaded)
+    feed(runtime, 10.0)
+    for k in range(5):  # a publisher's clock 900 s ahead
+        runtime.put_joint_state(np.array([0.1, 0.2]), 910.0 + k * DT)
+    result = runtime.step(10.05, tick=0)
+    assert result.status == "stale" and "stamped 900" in result.problems[JOINTS]
+    assert runtime.input_ages_s(10.05)[JOINTS] == pytest.approx(0.05)  # never negative
+    feed(runtime, 10.1)
+    assert runtime.step(10.11, tick=1).status == "running"
+
+
+def test_runtime_node_clock_step_back_clears_inputs_and_history(loaded):
+    runtime = make_runtime(loaded)
+    feed(runtime, 1000.0)
+    assert runtime.step(1000.01, tick=0).status == "running"
+    runtime.clock_stepped_back(100.0, by_s=900.0)
+    assert runtime.step(100.0, tick=0).status == "waiting"  # old-timeline inputs are gone
+    feed(runtime, 100.05)
+    assert runtime.step(100.1, tick=1).status == "running"
+    assert runtime.history.pushed == 1  # the history restarted on the new timeline
+    assert "node clock stepped back 900.000 s" in runtime.last_clock_event
+
+
+def test_runtime_result_before_reset_or_enable_has_older_generation(loaded):
+    runtime = make_runtime(loaded, enable_control=False)
+    feed(runtime, 0.0)
+    before = runtime.step(0.01, tick=0)
+    runtime.request_reset()
+    assert before.generation < runtime.generation
+    after = runtime.step(0.02, tick=1)
+    runtime.set_enabled(True)
+    assert after.generation < runtime.generation
+    assert runtime.step(0.03, tick=2).generation == runtime.generation

@@ -31,3 +31,14 @@ def test_fit_image_same_size_is_unchanged():
 def test_fit_image_without_resize_refuses_other_size_naming_both():
     with pytest.raises(ValueError, match="64x48.*32x32"):
         fit_image(np.zeros((48, 64, 3), np.uint8), [3, 32, 32], resize=False)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_encoded_image_size_reads_width_height_from_header(ext):
+    cv2 = pytest.importorskip("cv2")
+    from vqbet_ros.runtime.images import encoded_image_size
+
+    data = cv2.imencode(ext, np.zeros((37, 53, 3), np.uint8))[1].tobytes()
+    assert encoded_image_size(data) == (53, 37)
+    assert encoded_image_size(data[:10]) is None  # too short to read: left to the decoder
+    assert encoded_image_size(b"GIF89a....") is None

@@ -115,3 +115,23 @@ def test_concurrent_puts_and_samples_stay_consistent():
         assert sample is None or sample.value == int(sample.stamp_s)
     thread.join()
     assert cache.get("a", 1e9).value == 1999
+
+
+def test_stamp_stepping_back_beyond_max_age_restarts_the_stream():
+    """A clock step back (bag loop, sim reset): the old timeline is dropped, the new value is used at once
+    (before, it was inserted as the oldest value and evicted by the newer-stamped ones)."""
+    cache = StreamCache({"s": 0.5}, depth=4)
+    for k in range(4):
+        cache.put("s", f"old{k}", 1000.0 + k * 0.1)
+    assert cache.put("s", "new", 100.0) is True
+    snap = cache.sample(100.05)
+    assert snap.ok and snap.samples["s"].value == "new"
+    assert cache.put("s", "late", 99.8) is False  # within max_age: an ordinary late message
+
+
+def test_stream_stamped_far_ahead_is_stale_naming_it():
+    cache = StreamCache({"s": 0.5}, depth=4)
+    cache.put("s", "now", 10.0)
+    cache.put("s", "future", 910.0)
+    snap = cache.sample(10.1)
+    assert "stamped 899.900 s ahead" in snap.stale["s"]

@@ -74,3 +74,54 @@ def test_policy_worker_restarts_grid_and_history_when_clock_jumps_back(loaded):
     assert worker.clock_jumps == 1
     assert [t for t, _ in ticks] == [0, 1, 2, 0, 1, 2]
     assert ticks[3][1] == pytest.approx(5.0)
+
+
+def test_policy_worker_tick_that_raises_reports_error_and_loop_goes_on(loaded, monkeypatch):
+    """One tick raises (e.g. the sampler on a bad value): that tick reports `error` with the exception's name,
+    the loop keeps ticking and runs normally afterwards."""
+    runtime = make_runtime(loaded)
+    real_step = runtime.step
+    calls = {"n": 0}
+
+    def step(now_s, tick):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        return real_step(now_s, tick)
+
+    monkeypatch.setattr(runtime, "step", step)
+    results = []
+
+    def publish(result):
+        results.append(result)
+        if len(results) >= 4:
+            worker._stop.set()
+
+    worker = PolicyWorker(runtime, SteppedClock(100.0), publish)
+    worker.start()
+    worker._thread.join(5.0)
+    assert worker.error is None and worker.tick_errors == 1
+    assert [r.status for r in results] == ["waiting", "error", "waiting", "waiting"]
+    assert "RuntimeError: probability tensor" in results[1].problems["policy"]
+    assert results[1].generation == runtime.generation  # published, so the node holds
+
+
+def test_policy_worker_clock_step_back_between_ticks_reanchors_at_once(loaded):
+    """The clock steps back while a tick runs (a sim reset between ticks): the next tick runs at once on the
+    new time with cleared inputs, rather than sleeping until the old timeline's next deadline."""
+    runtime = make_runtime(loaded)
+    clock = SteppedClock(1000.0)
+    ticks = []
+
+    def publish(result):
+        ticks.append(result.now_s)
+        if len(ticks) == 3:
+            clock.t_s = 100.0
+        if len(ticks) >= 5:
+            worker._stop.set()
+
+    worker = PolicyWorker(runtime, clock, publish)
+    worker.start()
+    worker._thread.join(5.0)
+    assert ticks[3] == pytest.approx(100.0) and worker.clock_jumps == 1
+    assert "node clock stepped back" in runtime.last_clock_event

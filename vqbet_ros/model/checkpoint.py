@@ -189,6 +189,9 @@ def _check_state_dict(loaded: dict[str, torch.Tensor], expected: dict[str, torch
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Read a checkpoint directory; returns the policy in eval mode on `device`."""
     directory = Path(directory)
+    if directory.is_file():
+        raise FileNotFoundError(f"checkpoint `{directory}` is a file; a checkpoint is the directory that holds "
+                                f"{CONFIG_FILE}, {MODEL_FILE} and {STATS_FILE} (pass `{directory.parent}`?)")
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory `{directory}` does not exist")
     config_path = _require(directory / CONFIG_FILE)

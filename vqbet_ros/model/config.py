@@ -8,11 +8,28 @@ W chunk length, A action dim, S state dim, Nq residual-VQ layers, C codebook siz
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from vqbet_ros import constants
 from vqbet_ros.config_io import ConfigError
+
+
+def _check_at_least(config, minimum: int, *names: str) -> None:
+    """Integer fields that must be >= `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise ConfigError(f"`{name}`: must be >= {minimum}, got {value}")
+
+
+def _check_finite(config, *names: str, low: float = 0.0, low_open: bool = False) -> None:
+    """Float fields that must be finite and >= `low` (> `low` with `low_open`)."""
+    for name in names:
+        value = getattr(config, name)
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            raise ConfigError(f"`{name}`: must be a finite number {'>' if low_open else '>='} {low:g}, got {value}")
 
 
 @dataclass
@@ -52,12 +69,10 @@ class FeatureSpec:
                 raise ConfigError(f"`low_dim.{name}`: size must be positive, got {size}")
         if not self.cameras and not self.joint_names and not self.low_dim:
             raise ConfigError("the policy needs at least one observation: a camera, joints or a low_dim input")
-        if self.fps <= 0:
-            raise ConfigError(f"`fps`: must be positive, got {self.fps}")
-        if self.n_obs_steps < 1 or self.chunk_size < 1:
-            raise ConfigError(
-                f"`n_obs_steps` and `chunk_size` must be >= 1, got {self.n_obs_steps} and {self.chunk_size}"
-            )
+        _check_finite(self, "fps", low_open=True)
+        if self.fps > 1000:
+            raise ConfigError(f"`fps`: at most 1000 Hz (the control loop ticks at this rate), got {self.fps}")
+        _check_at_least(self, 1, "n_obs_steps", "chunk_size")
 
     @property
     def state_dim(self) -> int:
@@ -116,11 +131,9 @@ class TokenizerConfig:
     def __post_init__(self):
         if not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"`ema_decay`: must be in (0, 1), got {self.ema_decay}")
-        for name in ("hidden_dim", "n_hidden_layers", "latent_dim", "n_vq_layers", "codebook_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"`{name}`: must be >= 1, got {getattr(self, name)}")
-        if self.dead_code_threshold < 0:
-            raise ConfigError(f"`dead_code_threshold`: must be >= 0, got {self.dead_code_threshold}")
+        _check_at_least(self, 1, "hidden_dim", "n_hidden_layers", "latent_dim", "n_vq_layers", "codebook_size")
+        _check_finite(self, "ema_eps", low_open=True)
+        _check_finite(self, "commitment_weight", "recon_weight", "dead_code_threshold")
 
 
 @dataclass
@@ -148,9 +161,11 @@ class PriorConfig:
     tanh_gelu: bool = True
 
     def __post_init__(self):
+        _check_at_least(self, 1, "n_layer", "n_head", "n_embd", "output_dim", "block_size")
+        _check_at_least(self, 0, "n_goal_tokens", "goal_dim")
         if self.n_embd % self.n_head != 0:
             raise ConfigError(f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
+        if not 0.0 <= self.dropout < 1.0:  # NaN fails too
             raise ConfigError(f"`dropout`: must be in [0, 1), got {self.dropout}")
         if self.n_goal_tokens > 0 and self.goal_dim <= 0:
             raise ConfigError("`goal_dim` must be > 0 when `n_goal_tokens` > 0")
@@ -183,10 +198,9 @@ class HeadConfig:
     argmax: bool = False
 
     def __post_init__(self):
-        if self.temperature <= 0:
-            raise ConfigError(f"`temperature`: must be > 0, got {self.temperature}")
-        if self.focal_gamma < 0:
-            raise ConfigError(f"`focal_gamma`: must be >= 0, got {self.focal_gamma}")
+        _check_at_least(self, 1, "hidden_dim")
+        _check_finite(self, "temperature", low_open=True)
+        _check_finite(self, "focal_gamma", "primary_code_weight", "secondary_code_weight", "offset_weight")
 
 
 @dataclass
@@ -220,6 +234,7 @@ class VisionConfig:
     imagenet_norm: bool = False
 
     def __post_init__(self):
+        _check_at_least(self, 1, "num_keypoints", "feature_dim")
         for name in ("resize_shape", "crop_shape"):
             shape = getattr(self, name)
             if shape is not None and (len(shape) != 2 or min(shape) <= 0):
@@ -241,6 +256,7 @@ class VQBeTConfig:
     state_hidden_dim: int = 128  # hidden width of the state / low-dim MLP encoder
 
     def __post_init__(self):
+        _check_at_least(self, 1, "state_hidden_dim")
         tokens = self.spec.n_obs_steps + self.prior.n_goal_tokens
         if tokens > self.prior.block_size:
             raise ConfigError(

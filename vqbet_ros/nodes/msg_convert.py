@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vqbet_ros.runtime.images import encoded_image_size
+
 try:  # cv_bridge is optional: used when a sourced ROS 2 install provides it, never required.
     from cv_bridge import CvBridge as _CvBridge
 except ImportError:  # pragma: no cover - depends on the install
@@ -39,6 +41,15 @@ _RAW_ENCODINGS = {
     "8uc3": (3, (2, 1, 0)),  # OpenCV convention: an untyped 3-channel 8-bit image is BGR
 }
 SUPPORTED_IMAGE_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+# Larger frames are refused before any pixel is converted or decoded: a 4K camera fits; a small PNG that
+# decodes to 12000x12000 would otherwise cost seconds and ~430 MB on the thread that also serves services.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def _check_image_size(width: int, height: int, what: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"`{what}` is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} this converter "
+                         "decodes; publish a smaller image (the policy resizes to a few hundred pixels anyway)")
 
 
 def stamp_to_s(stamp) -> float | None:
@@ -71,6 +82,7 @@ def image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
     row_bytes = width * channels
     if height <= 0 or width <= 0:
         raise ValueError(f"`Image` has size {width}x{height}; expected a non-empty image")
+    _check_image_size(width, height, "Image")
     if step < row_bytes:
         raise ValueError(f"`Image.step` is {step}, smaller than width x channels = {row_bytes} ({msg.encoding})")
     try:  # bytes / array.array('B') from rclpy expose the buffer protocol: no copy
@@ -110,6 +122,9 @@ def compressed_image_to_rgb(msg) -> tuple[np.ndarray, float | None]:
     data = bytes(msg.data)
     if not data:
         raise ValueError(f"`CompressedImage.data` is empty (format {msg.format!r}); nothing to decode")
+    size = encoded_image_size(data)  # from the header, before decoding
+    if size is not None:
+        _check_image_size(*size, f"CompressedImage ({msg.format!r})")
     if _CvBridge is not None:  # pragma: no cover - only with a sourced ROS 2 that ships cv_bridge
         rgb = _CvBridge().compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
         return _as_rgb(np.asarray(rgb), msg.format), stamp_to_s(msg.header.stamp)
@@ -157,6 +172,9 @@ def _reorder(names: Sequence[str], values: Sequence[float], joint_names: Sequenc
     if len(values) < len(names):
         raise ValueError(f"`{what}` has {len(values)} values for {len(names)} joint names {names}")
     index = {name: i for i, name in enumerate(names)}
+    if len(index) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"`{what}` names joint(s) {twice} more than once ({names}); each joint must appear once")
     missing = [j for j in joint_names if j not in index]
     if missing:
         raise ValueError(

@@ -20,6 +20,11 @@ Topics (names are parameters and remappable; joint order, image size and fps com
 Stamping: `header.stamp` = control tick at which the newest observation was sampled, point k due at
 `stamp + (k + 1)/fps` (see `nodes/trajectory.py`). Callbacks only convert a message and hand the array to
 the runtime; inference runs on the worker thread (`runtime/engine.py`).
+
+Output atomicity: the worker publishes a tick's result and the services publish their hold under one lock
+(`_output_lock`). A disable, a reset or a deactivate publishes its hold and changes the state inside that
+lock, and a result computed before a reset or an enable (an older `generation`) is dropped, so once such a
+hold is out, nothing computed before it follows.
 """
 from __future__ import annotations
 
@@ -27,8 +32,6 @@ import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -47,6 +50,7 @@ from vqbet_ros.nodes.msg_convert import (
     joint_state_to_array,
     pose_stamped_to_array,
 )
+from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, StepResult, camera_stream, low_dim_stream
@@ -119,7 +123,9 @@ class PolicyNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__("policy_node", **kwargs)
-        self._declare_parameters()
+        self.params = NodeParameters(self)
+        for name, (default, description) in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}.items():
+            self.params.declare(name, default, description)
         self.runtime: PolicyRuntime | None = None
         self.worker: PolicyWorker | None = None
         self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
@@ -133,52 +139,48 @@ class PolicyNode(LifecycleNode):
         self._diagnostics_pub = None
         self._diagnostics_timer = None
         self._last_status = "inactive"
-
-    def _declare_parameters(self) -> None:
-        for name, (default, description) in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-
-    def _param(self, name: str):
-        try:
-            value = self.get_parameter(name).value
-        except ParameterUninitializedException:  # a list parameter left unset
-            return []
-        return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+        self._output_lock = threading.Lock()  # see "Output atomicity" in the module docstring
+        self._outputs_open = False  # the worker's results may be published (active, not stopping)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
         """Load + warm up the checkpoint, create entities. FAILURE (with one error line) -> unconfigured."""
+        params = self.params
         try:
-            config = from_dict(RuntimeConfig, {name: self._param(name) for name in RUNTIME_PARAMETERS})
-            checkpoint = self._param("checkpoint")
+            config = from_dict(RuntimeConfig, {name: params.value(name) for name in RUNTIME_PARAMETERS})
+            checkpoint = params.value("checkpoint")
             if not checkpoint:
                 raise ConfigError("parameter `checkpoint` is empty; pass checkpoint:=/path/to/checkpoint_dir")
+            topics = {name: params.topic(name) for name in ("trajectory_topic", "preview_topic", "commands_topic")}
+            diagnostics_period_s = params.positive_seconds("diagnostics_period_s")
             runtime = PolicyRuntime.from_checkpoint(checkpoint, config)
             self._robot_names = self._joint_name_map(runtime)
             runtime.warmup()
             self.runtime = runtime
             self._create_inputs()
-        except (ConfigError, ValueError, OSError, KeyError, RuntimeError) as err:  # incl. CheckpointError, CUDA
-            self.get_logger().error(f"configure failed: {err}")
+            self._trajectory_pub = self.create_lifecycle_publisher(
+                JointTrajectory, topics["trajectory_topic"], COMMAND_QOS)
+            self._preview_pub = self.create_lifecycle_publisher(JointTrajectory, topics["preview_topic"], COMMAND_QOS)
+            if params.value("publish_commands"):
+                self._commands_pub = self.create_lifecycle_publisher(
+                    Float64MultiArray, topics["commands_topic"], COMMAND_QOS)
+            self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+            self._diagnostics_timer = self.create_timer(diagnostics_period_s, self._publish_diagnostics)
+            self._owned_services = [
+                self.create_service(SetBool, "~/enable", self._on_enable),
+                self.create_service(Trigger, "~/reset", self._on_reset),
+            ]
+        except Exception as err:  # noqa: BLE001 - configure is a boundary: one line, FAILURE, nothing left
+            user_error = isinstance(err, (ValueError, OSError, KeyError))  # incl. ConfigError, CheckpointError
+            self.get_logger().error(f"configure failed: {err}" if user_error
+                                    else f"configure failed ({type(err).__name__}): {err}")
             self._destroy_entities()
             return TransitionCallbackReturn.FAILURE
-        self._trajectory_pub = self.create_lifecycle_publisher(
-            JointTrajectory, self._param("trajectory_topic"), COMMAND_QOS)
-        self._preview_pub = self.create_lifecycle_publisher(JointTrajectory, self._param("preview_topic"), COMMAND_QOS)
-        if self._param("publish_commands"):
-            self._commands_pub = self.create_lifecycle_publisher(
-                Float64MultiArray, self._param("commands_topic"), COMMAND_QOS)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
-        self._diagnostics_timer = self.create_timer(self._param("diagnostics_period_s"), self._publish_diagnostics)
-        self._owned_services = [
-            self.create_service(SetBool, "~/enable", self._on_enable),
-            self.create_service(Trigger, "~/reset", self._on_reset),
-        ]
         spec = runtime.spec
         self.get_logger().info(
             f"configured: {checkpoint} on {runtime.device}, {spec.fps:g} Hz, cameras {list(spec.cameras)}, "
             f"joints {spec.joint_names}, low-dim {list(spec.low_dim)}, execution {config.execution}, "
-            f"control {'enabled' if runtime.enabled else 'DISABLED (dry run: ' + self._param('preview_topic') + ')'}")
+            f"control {'enabled' if runtime.enabled else 'DISABLED (dry run: ' + topics['preview_topic'] + ')'}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -187,6 +189,7 @@ class PolicyNode(LifecycleNode):
         self.runtime.request_reset()
         self.get_logger().info(f"active: control loop at {self.runtime.spec.fps:g} Hz on inputs "
                                f"{', '.join(f'{s} ({t})' for s, t in sorted(self._labels.items()))}")
+        self._outputs_open = True
         self.worker = PolicyWorker(self.runtime, NodeClock(self), self._publish_result)
         self.worker.start()
         return result
@@ -214,10 +217,12 @@ class PolicyNode(LifecycleNode):
 
     def _stop_worker(self, hold: bool) -> None:
         if self.worker is not None:
+            with self._output_lock:  # the hold is the last output, even if the worker is mid-tick
+                self._outputs_open = False
+                if hold:
+                    self._hold()
             self.worker.stop()
             self.worker = None
-            if hold:
-                self._hold()
         self._last_status = "inactive"
 
     def _destroy_entities(self) -> None:
@@ -240,53 +245,67 @@ class PolicyNode(LifecycleNode):
         """checkpoint joint name -> robot joint name, from `joint_name_map` entries 'ckpt:robot'."""
         known = set(runtime.spec.joint_names) | set(runtime.spec.action_names)
         mapping = {}
-        for entry in self._param("joint_name_map"):
+        for entry in self.params.value("joint_name_map"):
             ckpt, sep, robot = entry.partition(":")
             if not sep or not ckpt or not robot:
                 raise ConfigError(f"`joint_name_map` entry {entry!r}: expected 'checkpoint_name:robot_name'")
             if ckpt not in known:
                 raise ConfigError(f"`joint_name_map` entry {entry!r}: the checkpoint has no joint `{ckpt}`; "
                                   f"its joints are {sorted(known)}")
+            if ckpt in mapping:
+                raise ConfigError(f"`joint_name_map` maps `{ckpt}` twice ({ckpt}:{mapping[ckpt]} and {entry}); "
+                                  "keep one entry per checkpoint joint")
             mapping[ckpt] = robot
-        return {name: mapping.get(name, name) for name in known}
+        names = {name: mapping.get(name, name) for name in known}
+        taken: dict[str, str] = {}
+        for ckpt, robot in sorted(names.items()):
+            if robot in taken:
+                raise ConfigError(f"`joint_name_map`: checkpoint joints `{taken[robot]}` and `{ckpt}` both read "
+                                  f"robot joint `{robot}`; map each to its own robot joint")
+            taken[robot] = ckpt
+        return names
 
     def _create_inputs(self) -> None:
         """Subscriptions in the order cameras, joint states, low-dim inputs: with one executor thread a joint
         state is handled before a header-less message that waits beside it, as `Stamps` needs."""
         runtime = self.runtime
         self._stamps.reset()
+        params = self.params
         for camera in runtime.spec.cameras:
-            topic = self._declare_once(f"cameras.{camera}.topic", f"/{camera}/image_raw",
-                                       f"topic of checkpoint camera `{camera}`")
-            compressed = self._declare_once(f"cameras.{camera}.compressed", False,
-                                            "true: sensor_msgs/CompressedImage (jpeg/png) instead of Image")
+            params.declare(f"cameras.{camera}.topic", f"/{camera}/image_raw", f"topic of checkpoint camera `{camera}`")
+            params.declare(f"cameras.{camera}.compressed", False,
+                           "true: sensor_msgs/CompressedImage (jpeg/png) instead of Image")
+            topic = params.topic(f"cameras.{camera}.topic")
+            compressed = params.value(f"cameras.{camera}.compressed")
             msg_type = CompressedImage if compressed else Image
             self._labels[camera_stream(camera)] = topic
             self._input_subs.append(self.create_subscription(
                 msg_type, topic, lambda msg, c=camera, z=compressed: self._on_image(c, z, msg), SENSOR_QOS))
         if runtime.joint_input_names:
-            topic = self._param("joint_states_topic")
+            topic = params.topic("joint_states_topic")
             self._labels[JOINTS] = topic
             self._joint_query = [self._robot_names[n] for n in runtime.joint_input_names]
             self._input_subs.append(self.create_subscription(JointState, topic, self._on_joint_state, SENSOR_QOS))
         for name, size in runtime.spec.low_dim.items():
-            topic = self._declare_once(f"low_dim.{name}.topic", f"/{name}", f"topic of low-dim input `{name}`")
-            kind = self._declare_once(f"low_dim.{name}.type", "float64_multi_array",
-                                      "float64_multi_array | pose_stamped ([x, y, z, qx, qy, qz, qw])")
-            indices = self._declare_once(f"low_dim.{name}.indices", Parameter.Type.INTEGER_ARRAY,
-                                         f"pick these {size} entries of the message's vector; unset = all")
+            params.declare(f"low_dim.{name}.topic", f"/{name}", f"topic of low-dim input `{name}`")
+            params.declare(f"low_dim.{name}.type", "float64_multi_array",
+                           "float64_multi_array | pose_stamped ([x, y, z, qx, qy, qz, qw])")
+            params.declare(f"low_dim.{name}.indices", Parameter.Type.INTEGER_ARRAY,
+                           f"pick these {size} entries of the message's vector; unset = all")
+            topic = params.topic(f"low_dim.{name}.topic")
+            kind = params.value(f"low_dim.{name}.type")
+            indices = params.value(f"low_dim.{name}.indices")
             if kind not in LOW_DIM_TYPES:
                 raise ConfigError(f"`low_dim.{name}.type` is {kind!r}; expected one of {list(LOW_DIM_TYPES)}")
+            if indices and len(indices) != size:
+                raise ConfigError(f"`low_dim.{name}.indices` has {len(indices)} entries {indices}; the checkpoint's "
+                                  f"low-dim input `{name}` has {size} values: give {size} indices, or leave it "
+                                  "unset when the message carries exactly those values")
             self._labels[low_dim_stream(name)] = topic
             msg_type = PoseStamped if kind == "pose_stamped" else Float64MultiArray
             pick = list(indices) if indices else None
             self._input_subs.append(self.create_subscription(
                 msg_type, topic, lambda msg, n=name, p=pick: self._on_low_dim(n, p, msg), SENSOR_QOS))
-
-    def _declare_once(self, name, default, description):
-        if not self.has_parameter(name):
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        return self._param(name)
 
     # ---- callbacks: convert, hand to the runtime, return -----------------------------------------------
     def _now_s(self) -> float:
@@ -326,16 +345,19 @@ class PolicyNode(LifecycleNode):
         self.runtime.put_low_dim(name, values, stamp)
 
     def _on_enable(self, request, response):
-        if self.runtime.enabled and not request.data:
-            self._hold()  # while still enabled: the controller stops instead of finishing the last chunk
-        self.runtime.set_enabled(request.data)
+        with self._output_lock:  # no result of the worker lands between the hold and the state change
+            if self.runtime.enabled and not request.data:
+                self._hold()  # while still enabled: the controller stops instead of finishing the last chunk
+            self.runtime.set_enabled(request.data)
         response.success = True
         response.message = "control enabled" if request.data else "control disabled (dry run: preview only)"
         self.get_logger().info(response.message)
         return response
 
     def _on_reset(self, request, response):
-        self.runtime.request_reset()
+        with self._output_lock:  # a chunk of the old episode is never published after this hold
+            self.runtime.request_reset()
+            self._hold()
         response.success = True
         response.message = "history and plan reset; the next frames start a new episode"
         return response
@@ -345,11 +367,17 @@ class PolicyNode(LifecycleNode):
         return [self._robot_names.get(n, n) for n in self.runtime.spec.action_names]
 
     def _hold(self) -> None:
+        """Tell the controller to hold (while control is enabled). The caller holds `_output_lock`."""
         runtime = self.runtime
         if runtime is not None and runtime.enabled and runtime.config.hold_on_fault and self._trajectory_pub:
             self._trajectory_pub.publish(hold_trajectory(self._out_names()))
 
     def _publish_result(self, result: StepResult) -> None:
+        with self._output_lock:
+            if self._outputs_open and result.generation == self.runtime.generation:  # else: from before a hold
+                self._publish_result_locked(result)
+
+    def _publish_result_locked(self, result: StepResult) -> None:
         enabled = self.runtime.enabled
         if result.chunk is not None:
             msg = chunk_to_joint_trajectory(result.chunk, self._out_names())
@@ -380,7 +408,7 @@ class PolicyNode(LifecycleNode):
     def diagnostics_message(self) -> DiagnosticArray:
         runtime, worker = self.runtime, self.worker
         now_s = self._now_s()
-        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=str(self._param("checkpoint")))
+        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=str(self.params.value("checkpoint")))
         values = {}
         result = worker.last_result if worker is not None else None
         if worker is None:
@@ -413,8 +441,16 @@ class PolicyNode(LifecycleNode):
             values["achieved_rate_hz"] = "n/a" if rate is None else f"{rate:.2f}"
             values["ticks_missed"] = str(worker.ticks_missed)
             values["clock_jumps"] = str(worker.clock_jumps)
+            values["tick_errors"] = str(worker.tick_errors)
+        values["clock_steps_back"] = str(runtime.clock_events)
+        if runtime.last_clock_event is not None:
+            values["last_clock_step_back"] = runtime.last_clock_event
         for stream, age in runtime.input_ages_s(now_s).items():
-            values[f"age_s {stream} ({self._labels.get(stream, '-')})"] = "never" if age is None else f"{age:.3f}"
+            if age is None:  # nothing stamped at or before now: never received, or stamped ahead of the clock
+                age_text = "never" if runtime.received[stream] == 0 else "none at or before now"
+            else:
+                age_text = f"{age:.3f}"
+            values[f"age_s {stream} ({self._labels.get(stream, '-')})"] = age_text
         for camera, dropped in runtime.frames_dropped().items():
             values[f"frames_dropped {camera}"] = str(dropped)
         for camera, n in runtime.frames_encoded.items():

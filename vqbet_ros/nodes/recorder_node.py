@@ -28,9 +28,8 @@ import threading
 import time
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -44,6 +43,7 @@ from trajectory_msgs.msg import JointTrajectory
 from vqbet_ros import constants
 from vqbet_ros.nodes import msg_convert
 from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
@@ -146,10 +146,10 @@ class RecorderNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
+        self._params = NodeParameters(self)
         for name, (default, kind, description) in PARAMETERS.items():
-            descriptor = ParameterDescriptor(type=kind, description=description)
             # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
-            self.declare_parameter(name, Parameter.Type.STRING_ARRAY if default == [] else default, descriptor)
+            self._params.declare(name, Parameter.Type(kind) if default == [] else default, description)
         self._recorder: EpisodeRecorder | None = None
         self._config: RecorderConfig | None = None
         self._active = False
@@ -172,14 +172,8 @@ class RecorderNode(LifecycleNode):
             self.trigger_activate()
 
     # ----------------------------------------------------------------------------------------- parameters
-    def _param(self, name: str):
-        try:
-            return self.get_parameter(name).value
-        except ParameterUninitializedException:
-            return PARAMETERS[name][0]
-
     def read_config(self) -> RecorderConfig:
-        p = {name: self._param(name) for name in PARAMETERS}
+        p = {name: self._params.value(name) for name in PARAMETERS}
         cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
         if p["stream_qos"] not in STREAM_QOS:
             raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
@@ -340,7 +334,7 @@ class RecorderNode(LifecycleNode):
             recorder.put(key, value, stamp(stamp_s))
 
         self._topics[key] = topic
-        qos = STREAM_QOS[self._param("stream_qos")]
+        qos = STREAM_QOS[self._params.value("stream_qos")]
         if stamp in (self._stamps.joint_state, self._stamps.headerless):
             self._ordered.node.create_subscription(msg_type, self.resolve_topic_name(topic), callback, qos)
         else:
@@ -386,7 +380,7 @@ class RecorderNode(LifecycleNode):
             infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
             if not infos:
                 hints.append(f"nobody publishes `{topic}` (check the name or remap)")
-            elif self._param("stream_qos") == "reliable" and all(
+            elif self._params.value("stream_qos") == "reliable" and all(
                     i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
                 hints.append(f"`{topic}` is published BEST_EFFORT; set stream_qos: best_effort")
         return (". Hints: " + "; ".join(hints)) if hints else ""

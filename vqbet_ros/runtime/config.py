@@ -75,12 +75,20 @@ class RuntimeConfig:
             raise ConfigError(f"`cpu_threads`: must be >= 0 (0 = torch default), got {self.cpu_threads}")
         if self.warmup_steps < 0:
             raise ConfigError(f"`warmup_steps`: must be >= 0, got {self.warmup_steps}")
+        if self.seed < -1:
+            raise ConfigError(f"`seed`: must be >= 0, or -1 for unseeded, got {self.seed}")
         for name in ("joint_lower_limits", "joint_upper_limits", "max_delta_per_step"):
             values = getattr(self, name)
             if any(math.isnan(v) for v in values):
                 raise ConfigError(f"`{name}`: NaN is not a limit, got {values}")
-        if any(v <= 0 for v in self.max_delta_per_step):
-            raise ConfigError(f"`max_delta_per_step`: values must be > 0, got {self.max_delta_per_step}")
+        if any(v <= 0 or math.isinf(v) for v in self.max_delta_per_step):
+            raise ConfigError(f"`max_delta_per_step`: values must be finite and > 0 (leave it empty for no limit), "
+                              f"got {self.max_delta_per_step}")
+        # +-inf marks an unbounded side (a continuous joint), but a lower limit of +inf (or an upper of -inf)
+        # would clamp every command to infinity.
+        for name, forbidden in (("joint_lower_limits", math.inf), ("joint_upper_limits", -math.inf)):
+            if forbidden in getattr(self, name):
+                raise ConfigError(f"`{name}`: {forbidden} would clamp every command to it, got {getattr(self, name)}")
         lo, hi = self.joint_lower_limits, self.joint_upper_limits
         if bool(lo) != bool(hi):
             raise ConfigError("`joint_lower_limits` and `joint_upper_limits`: give both or neither")

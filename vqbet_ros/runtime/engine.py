@@ -12,6 +12,13 @@ reused while the camera repeats it) and appends it to the history, (3) asks the 
 scheduler wants a decision, (4) plans the steps from now with the scheduler, (5) filters the plan for
 safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps.
 
+Inputs are refused at the boundary when the checkpoint cannot represent them: NaN/Inf, and finite values so
+far outside the training range (`INPUT_RANGE_FACTOR`) that normalising them overflows float32 or drives the
+network into nonsense (a joint at 1e30). A refused input stops commands and is named, like a stale one.
+Stamps that step back by more than a stream's max age (a bag loop, a sim reset, the end of a burst of
+future-stamped messages) restart that stream instead of being refused as out of order until the old
+timeline is caught up; `clock_stepped_back` does the same for every stream when the node clock steps back.
+
 Tokens are assembled from the observation encoder's submodules so that camera features can be cached per
 frame; `test_runtime_engine.py` checks the assembly equals `VQBeTPolicy.encode_observations`.
 """
@@ -39,6 +46,10 @@ log = logging.getLogger(__name__)
 
 JOINTS = "joint_states"
 CACHE_DEPTH = 8  # values kept per stream: covers a few ms of clock skew between publishers and the node
+# A joint or low-dim value is refused when it lies further outside the checkpoint's training range [min, max]
+# than this many times the range's width (at least 1 unit): ~1000x beyond anything the policy was trained
+# on, far from any real reading, and still small enough that float32 normalisation stays finite.
+INPUT_RANGE_FACTOR = 1000.0
 
 
 def camera_stream(camera: str) -> str:
@@ -66,13 +77,16 @@ class StepResult:
         tick: control tick index (grid index of the worker).
         now_s: tick time (node clock).
         status: `running`, `waiting` (an input never arrived), `stale` (an input too old), `bad_input`
-            (an input was refused, or the policy output was not finite).
+            (an input was refused, or the policy output was not finite), `error` (the tick raised; the
+            worker reports it and goes on with the next tick).
         problems: stream -> reason, for every input that stopped this tick.
         chunk: the trajectory to publish this tick (every tick when ensembling; when a chunk is decided
             open-loop), or None.
         command: (A,) target for now (forward controllers), or None.
         decided: a new chunk was predicted this tick.
         compute_s: wall time of the tick in the runtime (s).
+        generation: `PolicyRuntime.generation` when the tick started; a result of an older generation was
+            computed before a reset or an enable and must not be published.
     """
 
     tick: int
@@ -83,6 +97,7 @@ class StepResult:
     command: np.ndarray | None = None
     decided: bool = False
     compute_s: float = 0.0
+    generation: int = 0
 
 
 class _CompiledParts:
@@ -126,6 +141,7 @@ class PolicyRuntime:
         max_age.update({low_dim_stream(n): ages["low_dim"] for n in spec.low_dim})
         self.streams = list(max_age)
         self.cache = StreamCache(max_age, depth=CACHE_DEPTH)
+        self._input_bounds = self._representable_bounds()
         self._lock = threading.Lock()
         self._errors: dict[str, str] = {}  # stream -> reason of the last message refused (until a good one)
         self._last_stamp: dict[str, float] = {}
@@ -136,6 +152,9 @@ class PolicyRuntime:
         self.frames_used = {c: 0 for c in spec.cameras}  # distinct frames that entered the history
         self._last_used_seq: dict[str, int] = {}
         self.decisions = 0
+        self.generation = 0  # bumped by request_reset and by enabling; see StepResult.generation
+        self.clock_events = 0  # clock steps back seen (node clock or a stream's stamps)
+        self.last_clock_event: str | None = None
         self.enabled = config.enable_control
         self._reset_requested = threading.Event()
         self._plan_reset_requested = threading.Event()
@@ -171,13 +190,72 @@ class PolicyRuntime:
 
     # ---- inputs (subscription callbacks) -------------------------------------------------------------
     def _accept(self, stream: str, stamp_s: float) -> str | None:
-        """Order check under the lock; returns a refusal reason or None. Updates the last stamp either way."""
+        """Order check under the lock; returns a refusal reason or None. Updates the last stamp either way.
+        A step back beyond the stream's max age is a new timeline, not a late message: accepted (the cache
+        drops the old timeline)."""
         last = self._last_stamp.get(stream)
         self._last_stamp[stream] = stamp_s
         self.received[stream] += 1
         if last is not None and stamp_s < last:
-            return f"out-of-order stamp: {stamp_s:.6f} s is older than the previous message ({last:.6f} s)"
+            if not self.cache.steps_back(stream, last, stamp_s):
+                return f"out-of-order stamp: {stamp_s:.6f} s is older than the previous message ({last:.6f} s)"
+            self._clock_event(f"stamps of `{stream}` stepped back {last - stamp_s:.3f} s "
+                              f"(from {last:.3f} s to {stamp_s:.3f} s): its older messages were dropped")
         return None
+
+    def _clock_event(self, what: str) -> None:
+        self.clock_events += 1
+        self.last_clock_event = what
+        log.warning(what)
+
+    def clock_stepped_back(self, now_s: float, by_s: float) -> None:
+        """The node clock went back by `by_s` (sim reset, bag loop, NTP step): every cached input and stamp
+        belongs to the old timeline. Drop them and restart the history; inputs count again from their next
+        message. Any thread."""
+        with self._lock:
+            self.cache.clear()
+            self._last_stamp.clear()
+            self._errors.clear()
+            self._clock_event(f"node clock stepped back {by_s:.3f} s (to {now_s:.3f} s): input caches cleared, "
+                              "history restarted")
+        self.request_reset()
+
+    def _representable_bounds(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """stream -> (low, high) accepted values per entry, from the checkpoint's min/max stats widened by
+        `INPUT_RANGE_FACTOR` (see there). Streams without stats (cameras) are absent."""
+        def widened(lo, hi):
+            lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+            margin = INPUT_RANGE_FACTOR * np.maximum(hi - lo, 1.0)
+            return lo - margin, hi + margin
+
+        stats = self.normalizer.stats
+        bounds = {}
+        if self.joint_input_names and constants.STATE in stats and constants.ACTION in stats:
+            state, action = stats[constants.STATE], stats[constants.ACTION]
+            lo, hi = [], []
+            for name in self.joint_input_names:
+                entry, i = ((state, self.spec.joint_names.index(name)) if name in self.spec.joint_names
+                            else (action, self.spec.action_names.index(name)))
+                lo.append(np.asarray(entry["min"], dtype=np.float64).reshape(-1)[i])
+                hi.append(np.asarray(entry["max"], dtype=np.float64).reshape(-1)[i])
+            bounds[JOINTS] = widened(lo, hi)
+        for name in self.spec.low_dim:
+            entry = stats.get(constants.low_dim_key(name))
+            if entry is not None:
+                bounds[low_dim_stream(name)] = widened(entry["min"], entry["max"])
+        return bounds
+
+    def _unrepresentable(self, stream: str, values: np.ndarray, names: list[str]) -> str | None:
+        """Reason why finite `values` of `stream` are refused, or None."""
+        if stream not in self._input_bounds:
+            return None
+        lo, hi = self._input_bounds[stream]
+        bad = np.flatnonzero((values < lo) | (values > hi))
+        if bad.size == 0:
+            return None
+        return "; ".join(f"`{names[i]}` = {values[i]:.6g} is outside what the checkpoint can represent "
+                         f"(accepted [{lo[i]:.6g}, {hi[i]:.6g}], {INPUT_RANGE_FACTOR:g}x its training range)"
+                         for i in bad[:3])
 
     def _store(self, stream: str, value, stamp_s: float, error: str | None) -> None:
         with self._lock:
@@ -217,6 +295,8 @@ class PolicyRuntime:
         elif not np.all(np.isfinite(positions)):
             bad = [n for n, v in zip(self.joint_input_names, positions) if not math.isfinite(v)]
             error = f"NaN/Inf position for joint(s) {bad}"
+        else:
+            error = self._unrepresentable(JOINTS, positions, [f"joint {n}" for n in self.joint_input_names])
         self._store(JOINTS, positions, stamp_s, error)
 
     def put_low_dim(self, name: str, values: np.ndarray, stamp_s: float) -> None:
@@ -227,6 +307,8 @@ class PolicyRuntime:
             error = f"expected {size} values for low-dim input `{name}`, got {values.shape[0]}"
         elif not np.all(np.isfinite(values)):
             error = f"NaN/Inf in low-dim input `{name}`: {values.tolist()}"
+        else:
+            error = self._unrepresentable(low_dim_stream(name), values, [f"{name}[{i}]" for i in range(size)])
         self._store(low_dim_stream(name), values, stamp_s, error)
 
     # ---- control ---------------------------------------------------------------------------------------
@@ -239,14 +321,19 @@ class PolicyRuntime:
             self._generator.manual_seed(self.config.seed)
 
     def request_reset(self) -> None:
-        """`reset()` from another thread (a service): done by the worker at the start of its next tick."""
-        self._reset_requested.set()
+        """`reset()` from another thread (a service): done by the worker at the start of its next tick.
+        Bumps `generation`, so the result of a tick already under way can be told apart and dropped."""
+        self._reset_requested.set()  # before the bump: a tick that sees the new generation also sees the flag
+        with self._lock:
+            self.generation += 1
 
     def set_enabled(self, enabled: bool) -> None:
-        """Enabling starts from a fresh plan (at the next tick), so no chunk computed during a dry run is
-        executed later. Any thread."""
+        """Enabling starts from a fresh plan (at the next tick) in a new `generation`, so no chunk computed
+        during a dry run is executed later. Any thread."""
         if enabled and not self.enabled:
             self._plan_reset_requested.set()
+            with self._lock:
+                self.generation += 1
         self.enabled = enabled
 
     def check_inputs(self, now_s: float):
@@ -268,6 +355,7 @@ class PolicyRuntime:
     def step(self, now_s: float, tick: int) -> StepResult:
         """One control tick at `now_s` (node clock). Never raises for bad inputs: they are reported."""
         t0 = time.perf_counter()
+        generation = self.generation  # before the flags: see request_reset
         if self._reset_requested.is_set():
             self._reset_requested.clear()
             self.reset()
@@ -277,7 +365,8 @@ class PolicyRuntime:
         snapshot, problems = self.check_inputs(now_s)
         if problems:
             self.reset()  # a gap in the history: restart it (padded) once inputs are good again
-            return StepResult(tick, now_s, self._status(problems), problems, compute_s=time.perf_counter() - t0)
+            return StepResult(tick, now_s, self._status(problems), problems, compute_s=time.perf_counter() - t0,
+                              generation=generation)
         token = self._encode_step(snapshot)  # (1, Dt)
         self.history.push(token)
         decided = False
@@ -286,7 +375,7 @@ class PolicyRuntime:
             if not np.all(np.isfinite(chunk)):
                 self.reset()
                 return StepResult(tick, now_s, "bad_input", {"policy": "policy output is not finite (NaN/Inf)"},
-                                  compute_s=time.perf_counter() - t0)
+                                  compute_s=time.perf_counter() - t0, generation=generation)
             self.scheduler.add(tick, chunk)
             self.decisions += 1
             decided = True
@@ -298,10 +387,12 @@ class PolicyRuntime:
             plan = self.safety.apply(plan, measured)
         except UnsafeCommand as err:
             self.reset()
-            return StepResult(tick, now_s, "bad_input", {"policy": str(err)}, compute_s=time.perf_counter() - t0)
+            return StepResult(tick, now_s, "bad_input", {"policy": str(err)}, compute_s=time.perf_counter() - t0,
+                              generation=generation)
         publish_chunk = decided or self.config.execution == "ensemble"
         chunk = ActionChunk(list(self.spec.action_names), plan, now_s, self.dt_s, tick) if publish_chunk else None
-        return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0)
+        return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0,
+                          generation)
 
     # ---- model -----------------------------------------------------------------------------------------
     def _host_ready(self, host: torch.Tensor) -> None:
@@ -376,11 +467,12 @@ class PolicyRuntime:
 
     # ---- diagnostics -----------------------------------------------------------------------------------
     def input_ages_s(self, now_s: float) -> dict[str, float | None]:
-        """stream -> age of its newest message at `now_s` (None = never received)."""
+        """stream -> age at `now_s` of the newest message not stamped after `now_s` (what a tick would use;
+        never negative), or None when there is none (never received, or every message is stamped ahead)."""
         ages = {}
         for s in self.streams:
-            newest = self.cache.newest_stamp_s(s)
-            ages[s] = None if newest is None else now_s - newest
+            sample = self.cache.get(s, now_s)
+            ages[s] = None if sample is None else sample.age_s
         return ages
 
     def frames_dropped(self) -> dict[str, int]:

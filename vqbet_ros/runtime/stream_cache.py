@@ -6,7 +6,12 @@ not newer than `at_s` (docs/ros2.md §3: the latest message of each topic, behin
 the same rule as Diffusion Policy's `get_obs` alignment). A stream is *stale* at `at_s` when it has never
 been received, when its chosen value is older than its `max_age_s`, or when every value it holds is newer
 than `at_s` (publisher clock ahead of ours, or history too short). Stale streams are reported by name with
-a reason; they are never silently filled with an old value.
+a reason; they are never silently filled with an old value. A stream whose newest message is stamped more than
+`max_age_s` ahead of `at_s` is stale too, with that reason (a publisher clock far ahead, or our clock stepped back).
+
+A stamp older than the stream's newest by more than its `max_age_s` is a clock step back (sim reset, bag loop,
+NTP step, or the end of a burst of future-stamped messages): the stream's older-timeline values are dropped
+and the new one is kept, so the cache follows the new timeline at once instead of holding the old one.
 
 Stamps are float seconds on one clock (the node clock: header stamps, or receive time when a message has
 none). Time is always an argument; this module never reads a clock.
@@ -85,13 +90,18 @@ class StreamCache:
     def max_age_s(self, name: str) -> float:
         return self._max_age_s[name]
 
-    def put(self, name: str, value: Any, stamp_s: float) -> None:
+    def put(self, name: str, value: Any, stamp_s: float) -> bool:
         """Store `value` stamped `stamp_s`. Out-of-order stamps are inserted in order; the oldest beyond
-        `depth` are dropped."""
+        `depth` are dropped. Returns True when `stamp_s` stepped back by more than the stream's `max_age_s`
+        from its newest value: the stream was cleared before storing (see the module docstring)."""
         if name not in self._stamps:
             raise KeyError(f"stream `{name}` was not declared; declared streams: {sorted(self._stamps)}")
         with self._lock:
             stamps, values = self._stamps[name], self._values[name]
+            stepped_back = bool(stamps) and self.steps_back(name, stamps[-1], stamp_s)
+            if stepped_back:
+                stamps.clear()
+                values.clear()
             if not stamps or stamp_s >= stamps[-1]:
                 stamps.append(stamp_s)
                 values.append(value)
@@ -103,6 +113,11 @@ class StreamCache:
             if excess > 0:
                 del stamps[:excess]
                 del values[:excess]
+        return stepped_back
+
+    def steps_back(self, name: str, newest_s: float, stamp_s: float) -> bool:
+        """Whether `stamp_s` after `newest_s` is a clock step back on `name` rather than a late message."""
+        return stamp_s < newest_s - self._max_age_s[name]
 
     def get(self, name: str, at_s: float) -> Sample | None:
         """Latest value of `name` with stamp <= `at_s` (any age), or None if there is none."""
@@ -124,22 +139,24 @@ class StreamCache:
         stale: dict[str, str] = {}
         for name, max_age in self._max_age_s.items():
             sample = self.get(name, at_s)
-            if sample is None:
-                newest = self.newest_stamp_s(name)
-                stale[name] = (
-                    "never received"
-                    if newest is None
-                    else f"every cached message is newer than t={at_s:.3f} s (newest {newest:.3f} s): "
-                    "publisher clock ahead of this node's clock, or cache depth too small"
-                )
-                continue
-            samples[name] = sample
-            if sample.age_s > max_age:
+            newest = self.newest_stamp_s(name)
+            if sample is not None:
+                samples[name] = sample
+            if newest is None:
+                stale[name] = "never received"
+            elif newest > at_s + max_age:
+                stale[name] = (f"newest message is stamped {newest - at_s:.3f} s ahead of t={at_s:.3f} s: "
+                               "publisher clock ahead of this node's clock, or this node's clock stepped back")
+            elif sample is None:
+                stale[name] = (f"every cached message is newer than t={at_s:.3f} s (newest {newest:.3f} s): "
+                               "publisher clock ahead of this node's clock, or cache depth too small")
+            elif sample.age_s > max_age:
                 stale[name] = f"latest message is {sample.age_s:.3f} s old (max_age_s {max_age:g})"
         return Snapshot(at_s, samples, stale)
 
-    def clear(self) -> None:
+    def clear(self, name: str | None = None) -> None:
+        """Drop every value of `name`, or of every stream."""
         with self._lock:
-            for name in self._stamps:
+            for name in [name] if name is not None else self._stamps:
                 self._stamps[name].clear()
                 self._values[name].clear()

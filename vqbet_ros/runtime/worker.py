@@ -41,6 +41,8 @@ class PolicyWorker:
 
     `publish(result)` is called on the worker thread after every tick (the node publishes there).
     A tick that starts late is still run; ticks whose deadline passed entirely are skipped and counted.
+    A tick that raises ends as a result with status `error` naming the exception (so the node holds and
+    reports it) and the loop goes on: one bad tick never ends the control loop.
     Decision latency = wall time from the start of a deciding tick (the newest frames are taken from the
     cache) to the return of `publish`.
     """
@@ -54,6 +56,7 @@ class PolicyWorker:
         self.ticks = 0
         self.ticks_missed = 0
         self.clock_jumps = 0
+        self.tick_errors = 0
         self.last_result: StepResult | None = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -88,10 +91,30 @@ class PolicyWorker:
             self.error = err
             log.exception("policy worker stopped")
 
+    def _wait_for(self, deadline_s: float) -> bool:
+        """Sleep until the deadline; False when stopped. Before a sleep the clock reads at least one period
+        before the deadline (the previous tick ran), so a reading further back means it stepped back between
+        ticks: return at once and let the loop re-anchor, instead of sleeping the length of the step."""
+        if self.clock.now_s() < deadline_s - 2 * self.period_s:
+            return not self._stop.is_set()
+        return self.clock.sleep_until(deadline_s, self._stop)
+
+    def _step(self, now_s: float, k: int) -> StepResult:
+        try:
+            return self.runtime.step(now_s, tick=k)
+        except Exception as err:  # noqa: BLE001 - reported by name below; the loop must go on
+            self.tick_errors += 1
+            if self.last_result is None or self.last_result.status != "error":  # once per run of errors
+                log.exception("control tick %d raised; holding, next tick starts a fresh history", k)
+            self.runtime.request_reset()
+            # The current generation: the result carries no command, and the node must see it to hold.
+            return StepResult(k, now_s, "error", {"policy": f"control tick raised {type(err).__name__}: {err}"},
+                              generation=self.runtime.generation)
+
     def _loop(self) -> None:
         t0 = self.clock.now_s()
         k = 0
-        while self.clock.sleep_until(t0 + k * self.period_s, self._stop):
+        while self._wait_for(t0 + k * self.period_s):
             now_s = self.clock.now_s()
             late_s = now_s - (t0 + k * self.period_s)
             if late_s < -self.period_s or late_s > CLOCK_JUMP_PERIODS * self.period_s:
@@ -99,12 +122,15 @@ class PolicyWorker:
                 # restart the grid here and the history with it (its spacing would be wrong).
                 log.warning("clock jumped by %.3f s: control grid and history restart", late_s)
                 self.clock_jumps += 1
+                if late_s < 0:
+                    self.runtime.clock_stepped_back(now_s, -late_s)  # cached inputs are on the old timeline
+                else:
+                    self.runtime.request_reset()
                 t0, k, late_s = now_s, 0, 0.0
-                self.runtime.request_reset()
             self.jitter_s.add(late_s)
             self.tick_times_s.add(now_s)
             wall0 = time.perf_counter()
-            result = self.runtime.step(now_s, tick=k)
+            result = self._step(now_s, k)
             self.publish(result)
             if result.decided:
                 self.latency_s.add(time.perf_counter() - wall0)
