@@ -37,6 +37,28 @@ _CONVERT_HINT = (
 )
 
 
+def read_info(path: Path) -> dict:
+    """`meta/info.json` as a dict, refusing a damaged file by name: not JSON, not an object, or without a
+    positive `fps` and a `features` object of objects."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"`{path}` could not be read as JSON ({err}); the dataset's metadata is damaged: "
+                         "restore the file from a copy, or re-create the dataset") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"`{path}` holds a JSON {type(info).__name__}, expected an object with `fps` and "
+                         "`features`; restore the file from a copy, or re-create the dataset")
+    for key in ("fps", "features"):
+        if key not in info:
+            raise ValueError(f"`{path}`: required key `{key}` is missing")
+    fps, features = info["fps"], info["features"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf"):
+        raise ValueError(f"`{path}`: `fps` is {fps!r}; expected a positive number")
+    if not isinstance(features, dict) or not all(isinstance(f, dict) for f in features.values()):
+        raise ValueError(f"`{path}`: `features` must map each feature name to an object with dtype and shape")
+    return info
+
+
 class LeRobotDataset:
     """A LeRobotDataset v3.0 on disk, read with pyarrow (tables) and PyAV (videos).
 
@@ -62,7 +84,7 @@ class LeRobotDataset:
                 f"`{info_path}` is missing: `{self.root}` is not a LeRobot dataset (expected meta/info.json, "
                 "meta/episodes/, data/)"
             )
-        self.info = json.loads(info_path.read_text())
+        self.info = read_info(info_path)
         version = str(self.info.get("codebase_version", "<missing>"))
         if version.startswith("v2") or version.startswith("v1"):
             raise ValueError(
@@ -73,9 +95,6 @@ class LeRobotDataset:
             raise ValueError(
                 f"`{info_path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}"
             )
-        for key in ("fps", "features"):
-            if key not in self.info:
-                raise ValueError(f"`{info_path}`: required key `{key}` is missing")
         self.fps = self.info["fps"]
         self.features: dict[str, dict] = self.info["features"]
         self._episode_table = self._read_episodes()
