@@ -206,7 +206,8 @@ def test_second_writer_on_a_fresh_root_is_refused_before_writing_anything(root):
     LeRobotWriter.open(tmp).close()
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"fps": "fast", "features": {}}', "\udcff"])
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"codebase_version": "v3.0", "fps": "fast", "features": {}}',
+                                  "\udcff"])
 def test_open_names_a_damaged_info_json(root, text):
     with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
         _record(writer, 0, 2).result()

@@ -38,8 +38,9 @@ _CONVERT_HINT = (
 
 
 def read_info(path: Path) -> dict:
-    """`meta/info.json` as a dict, refusing a damaged file by name: not JSON, not an object, or without a
-    positive `fps` and a `features` object of objects."""
+    """`meta/info.json` of a v3 dataset as a dict. Refuses, naming the file, a damaged one (not JSON, not an
+    object, without a positive `fps` and a `features` object of objects) and other versions (v2.1: how to
+    convert)."""
     try:
         info = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -48,6 +49,12 @@ def read_info(path: Path) -> dict:
     if not isinstance(info, dict):
         raise ValueError(f"`{path}` holds a JSON {type(info).__name__}, expected an object with `fps` and "
                          "`features`; restore the file from a copy, or re-create the dataset")
+    version = str(info.get("codebase_version", "<missing>"))
+    if version.startswith("v2") or version.startswith("v1"):
+        raise ValueError(f"`{path}`: codebase_version is {version!r}, this reader supports {SUPPORTED_VERSION} "
+                         f"only; {_CONVERT_HINT}")
+    if not version.startswith("v3."):
+        raise ValueError(f"`{path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}")
     for key in ("fps", "features"):
         if key not in info:
             raise ValueError(f"`{path}`: required key `{key}` is missing")
@@ -85,16 +92,6 @@ class LeRobotDataset:
                 "meta/episodes/, data/)"
             )
         self.info = read_info(info_path)
-        version = str(self.info.get("codebase_version", "<missing>"))
-        if version.startswith("v2") or version.startswith("v1"):
-            raise ValueError(
-                f"`{info_path}`: codebase_version is {version!r}, this reader supports {SUPPORTED_VERSION} "
-                f"only; {_CONVERT_HINT}"
-            )
-        if not version.startswith("v3."):
-            raise ValueError(
-                f"`{info_path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}"
-            )
         self.fps = self.info["fps"]
         self.features: dict[str, dict] = self.info["features"]
         self._episode_table = self._read_episodes()
