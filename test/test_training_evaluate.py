@@ -45,3 +45,9 @@ def test_eval_runs_two_short_episodes_and_writes_video_and_results(tmp_path, cap
 def test_eval_refuses_missing_checkpoint_with_path(tmp_path, capsys):
     assert evaluate.main(["--checkpoint", str(tmp_path / "nope"), "--episodes", "2"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_eval_names_a_checkpoint_path_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert evaluate.main(["--checkpoint", str(tmp_path / "model.safetensors"), "--episodes", "2"]) == 2
+    assert "model.safetensors` is a file, expected a checkpoint directory" in capsys.readouterr().err
