@@ -89,3 +89,32 @@ def test_convert_full_pusht_round_trips_every_value(shared_dir, tmp_path):
     for key, values in arrays.items():
         np.testing.assert_array_equal(dataset.read_column(key), values)
     assert dataset.decode_video(CAMERA, 205).shape == (ranges[-1][1] - ranges[-1][0], 96, 96, 3)
+
+
+def _tiny_zarr(tmp_path):
+    from training_fixtures import make_pusht_zarr
+
+    return make_pusht_zarr(tmp_path)  # 4 episodes of 24 frames, one chunk per array
+
+
+def test_convert_names_a_damaged_zarr_chunk_instead_of_a_codec_traceback(tmp_path, capsys):
+    path = _tiny_zarr(tmp_path)
+    chunk = next(p for p in (path / "data" / "action").iterdir() if not p.name.startswith("."))
+    chunk.write_bytes(chunk.read_bytes()[:20])  # a truncated chunk file
+    assert main([str(path), str(tmp_path / "out"), "--no-video"]) == 2
+    err = capsys.readouterr().err
+    assert "episode 0 (rows 0..24)" in err and "`data/action` rows 0..24 (chunks of 96 rows) could not be read" in err
+    with pytest.raises(ValueError, match=r"`data/action` rows 0\.\.96 .*could not be read"):
+        load_pusht_zarr(path)  # what vqbet-train reads
+
+
+def test_convert_names_the_episode_holding_a_nan_and_keeps_the_ones_before(tmp_path, capsys):
+    import zarr
+
+    path = _tiny_zarr(tmp_path)
+    zarr.open_group(str(path), mode="r+")["data/action"][2 * 24 + 5, 0] = np.nan
+    assert main([str(path), str(tmp_path / "out"), "--no-video"]) == 2
+    err = capsys.readouterr().err
+    assert "episode 2 (rows 48..72): frame 5 refused" in err and "`action`: non-finite" in err
+    assert "The 2 episode(s) before it are saved" in err
+    assert LeRobotDataset(tmp_path / "out").num_episodes == 2

@@ -17,7 +17,13 @@ import pytest
 
 from vqbet_ros.data import lerobot_writer, video_encoder
 from vqbet_ros.data.lerobot_reader import LeRobotDataset
-from vqbet_ros.data.lerobot_writer import LeRobotWriter, WriterError, WriterOverloadedError
+from vqbet_ros.data.lerobot_writer import (
+    DatasetLockedError,
+    LeRobotWriter,
+    RootLock,
+    WriterError,
+    WriterOverloadedError,
+)
 from vqbet_ros.data.video_encoder import VideoEncoding
 
 FPS = 30
@@ -183,6 +189,36 @@ def test_second_writer_on_same_root_is_refused(root):
             LeRobotWriter.open(root)
 
 
+def test_second_writer_on_a_fresh_root_is_refused_before_writing_anything(root):
+    with LeRobotWriter.create(root, fps=FPS, features=FEATURES):
+        with pytest.raises(DatasetLockedError, match="another process or writer"):
+            LeRobotWriter.create(root, fps=FPS, features=FEATURES)
+    tmp = root.parent / "fresh"
+    lock = RootLock(tmp)  # e.g. a recorder holding its root from configure on, before its first episode
+    with pytest.raises(DatasetLockedError):
+        LeRobotWriter.create(tmp, fps=FPS, features=FEATURES)
+    assert not (tmp / "meta").exists()
+    with LeRobotWriter.create(tmp, fps=FPS, features=FEATURES, lock=lock) as writer:  # the holder may write
+        _record(writer, 0, 2).result()
+    with pytest.raises(DatasetLockedError):  # and still holds the root after its writer closed
+        LeRobotWriter.open(tmp)
+    lock.release()
+    LeRobotWriter.open(tmp).close()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"codebase_version": "v3.0", "fps": "fast", "features": {}}',
+                                  "\udcff"])
+def test_open_names_a_damaged_info_json(root, text):
+    with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
+        _record(writer, 0, 2).result()
+    (root / "meta" / "info.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ValueError, match=r"meta/info\.json"):
+        LeRobotWriter.open(root)
+    with pytest.raises(ValueError, match=r"meta/info\.json"):
+        LeRobotDataset(root)
+    RootLock(root).release()  # the refused open released the root
+
+
 def test_open_removes_leftovers_and_repairs_info(root):
     with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
         _record(writer, 0, 4).result()
@@ -264,6 +300,35 @@ def test_add_frame_refuses_wrong_keys_and_image_size(root):
         bad[CAM] = np.zeros((10, 10, 3), np.uint8)
         with pytest.raises(ValueError, match="resolution"):
             writer.add_frame(bad)
+
+
+def test_refused_frame_leaves_the_episode_unchanged(root):
+    """A camera that changed resolution, or a NaN / float32-overflowing value, refuses the whole frame; the
+    frames before and after it are saved consistently."""
+    with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
+        writer.start_episode("t")
+        for t in range(3):
+            writer.add_frame(_frame(0, t))
+        resized = _frame(0, 99)
+        resized[CAM] = np.zeros((H * 2, W * 2, 3), np.uint8)
+        nan_state = _frame(0, 99)
+        nan_state["observation.state"] = np.array([np.nan, 0.0])
+        too_big = _frame(0, 99)
+        too_big["action"] = np.array([1e39, 0.0])  # finite as float64, inf as the dataset's float32
+        wrong_size = _frame(0, 99)
+        wrong_size["action"] = np.zeros(3)
+        for bad, match in [(resized, "resolution"), (nan_state, "`observation.state`: non-finite"),
+                           (too_big, "`action`: non-finite"), (wrong_size, "`action`: 3 values")]:
+            with pytest.raises(ValueError, match=match):
+                writer.add_frame(bad)
+            assert writer.current_length == 3
+        for t in range(3, 5):
+            writer.add_frame(_frame(0, t))
+        assert writer.save_episode().result().length == 5
+    ds = LeRobotDataset(root)
+    np.testing.assert_array_equal(ds.read_column("observation.state")[:, 0], np.arange(5))
+    assert np.isfinite(ds.read_column("action")).all()
+    assert len(ds.decode_video(CAM, 0)) == 5
 
 
 _KILL_SCRIPT = textwrap.dedent(

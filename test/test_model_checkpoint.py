@@ -1,5 +1,6 @@
 """Checkpoint directories: exact round trip, atomic replace, refusal of pickles, errors naming file and field."""
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -181,3 +182,34 @@ def test_metadata_with_numpy_values_is_saved_as_plain_yaml(tmp_path):
     directory = save_checkpoint(tmp_path / "c", config, trained_policy(config), STATS,
                                 metadata={"loss": np.float32(0.5), "steps": np.int64(3), "dir": tmp_path})
     assert load_checkpoint(directory).metadata == {"loss": 0.5, "steps": 3, "dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("file", ["model.safetensors", "stats.safetensors"])
+def test_load_refuses_non_finite_weights_or_stats_naming_the_tensor(saved, file):
+    directory, _, _ = saved
+    tensors = load_file(str(directory / file))
+    name = sorted(k for k, t in tensors.items() if t.is_floating_point())[-1]
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, str(directory / file))
+    with pytest.raises(CheckpointError, match=re.escape(f"{file}`: tensor `{name}` holds 1 non-finite")):
+        load_checkpoint(directory)
+
+
+def test_save_refuses_non_finite_weights_or_stats_and_writes_nothing(tmp_path):
+    config = tiny_config()
+    policy = trained_policy(config)
+    stats = {key: dict(entry) for key, entry in STATS.items()}
+    stats[constants.ACTION]["max"] = np.array([np.inf, 1.0])
+    with pytest.raises(CheckpointError, match=r"tensor `action/max` holds 1 non-finite"):
+        save_checkpoint(tmp_path / "ckpt", config, policy, stats)
+    with torch.no_grad():
+        next(policy.prior.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match=r"\(weights, nothing was written\): tensor `prior\."):
+        save_checkpoint(tmp_path / "ckpt", config, policy, STATS)
+    assert not (tmp_path / "ckpt").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_load_names_a_checkpoint_path_that_is_a_file(saved):
+    directory, _, _ = saved
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors` is a file, expected a checkpoint directory"):
+        load_checkpoint(directory / "model.safetensors")

@@ -130,6 +130,13 @@ def test_joint_state_to_array_names_missing_joint():
         msg_convert.joint_state_to_array(msg, ["a", "wrist"])
 
 
+def test_joint_state_to_array_refuses_a_wanted_joint_named_twice():
+    msg = JointState(name=["a", "b", "a", "x", "x"], position=[1.0, 2.0, 3.0, 4.0, 5.0])
+    with pytest.raises(ValueError, match=r"names joint\(s\) \['a'\] more than once"):
+        msg_convert.joint_state_to_array(msg, ["a", "b"])
+    assert msg_convert.joint_state_to_array(msg, ["b"])[0].tolist() == [2.0]  # `x` is not read: no ambiguity
+
+
 def test_joint_state_to_array_refuses_short_position():
     msg = JointState(name=["a", "b"], position=[1.0])
     with pytest.raises(ValueError, match="1 values for 2 joint names"):

@@ -1,5 +1,6 @@
 """Recorder node with real rclpy publishers: 2 cameras (raw + compressed) + joint states + teleop command at
 30 Hz; episodes recorded through the services and read back with our reader."""
+import json
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 cv2 = pytest.importorskip("cv2")
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -50,6 +52,10 @@ class FakeRobot(Node):
         self.state = self.create_publisher(JointState, "joint_states", 5)
         self.action = self.create_publisher(JointTrajectory, "leader/joint_trajectory", 5)
         self.publish_wrist = publish_wrist
+        # Faults a test may switch on while running:
+        self.front_hw = (H, W)  # the front camera's resolution
+        self.nan_state = False  # NaN joint positions
+        self.state_names = list(reversed(JOINTS))  # publisher order differs from the recorder's
         self.log: list[tuple[float, int]] = []
         self.k = 0
         self.create_timer(1.0 / 30, self.publish)
@@ -58,8 +64,9 @@ class FakeRobot(Node):
         k, now = self.k, self.get_clock().now()
         stamp = now.to_msg()
         rgb = _image(k)
-        img = Image(height=H, width=W, encoding="bgr8", step=W * 3)  # drivers often publish bgr8
-        img.data = rgb[:, :, ::-1].tobytes()
+        front = rgb if self.front_hw == (H, W) else np.zeros((*self.front_hw, 3), np.uint8)
+        img = Image(height=front.shape[0], width=front.shape[1], encoding="bgr8", step=front.shape[1] * 3)
+        img.data = front[:, :, ::-1].tobytes()  # drivers often publish bgr8
         img.header.stamp = stamp
         self.front.publish(img)
         if self.publish_wrist:
@@ -67,7 +74,9 @@ class FakeRobot(Node):
             jpeg.data = cv2.imencode(".png", rgb[::-1, :, ::-1])[1].tobytes()  # wrist = front flipped
             jpeg.header.stamp = stamp
             self.wrist.publish(jpeg)
-        js = JointState(name=list(reversed(JOINTS)), position=[-float(k), float(k)])  # publisher order differs
+        value = {"shoulder": float(k), "elbow": -float(k)}
+        js = JointState(name=self.state_names,
+                        position=[float("nan") if self.nan_state else value[n] for n in self.state_names])
         js.header.stamp = stamp
         self.state.publish(js)
         traj = JointTrajectory(joint_names=JOINTS, points=[JointTrajectoryPoint(positions=[k + 0.5, k + 0.25])])
@@ -102,6 +111,8 @@ class Harness:
         self.recorder = RecorderNode(context=context, parameter_overrides=_params(root, **extra)) \
             if with_recorder else None
         self.client = Node("test_client", context=context)
+        self.logs: list[str] = []  # every /rosout line, to check what the recorder told its operator
+        self.client.create_subscription(Log, "/rosout", lambda m: self.logs.append(m.msg), 100)
         self.clients = {n: self.client.create_client(Trigger, f"/recorder/{n}")
                         for n in ("start_episode", "stop_episode", "discard_episode")}
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -130,6 +141,17 @@ class Harness:
         self.thread.join(timeout=5)
         for node in self.nodes:
             node.destroy_node()
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _logged(h: Harness, text: str) -> bool:
+    return any(text in line for line in h.logs)
 
 
 def _expected_k(log, t: float) -> int:
@@ -441,3 +463,121 @@ def test_recorder_config_refuses_mismatched_stream_lists(ros_context, tmp_path, 
         assert message in str(err.value)
     finally:
         node.destroy_node()
+
+
+def test_recorder_ends_an_episode_whose_camera_changes_resolution_and_saves_every_other(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path)
+    try:
+        assert _start_after_settling(h).success
+        time.sleep(0.4)
+        assert h.call("stop_episode")[2].success
+        assert h.call("start_episode")[2].success  # while the first one is still being saved
+        time.sleep(0.4)
+        h.robot.front_hw = (2 * H, 2 * W)
+        _wait_until(lambda: _logged(h, f"camera `front` (cam/front/image_raw) publishes {2 * W}x{2 * H} images"))
+        assert _logged(h, "episode ended after")
+        reply = h.call("stop_episode")[2]  # the recorder is alive and says the episode has already ended
+        assert not reply.success and "no episode is being recorded" in reply.message
+        reply = h.call("start_episode")[2]
+        assert not reply.success and f"publishes {2 * W}x{2 * H} images but the dataset" in reply.message
+        h.robot.front_hw = (H, W)
+        _wait_until(lambda: h.call("start_episode")[2].success)
+        time.sleep(0.3)
+        assert h.call("stop_episode")[2].success
+        assert h.recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        h.close()
+    ds = LeRobotDataset(tmp_path / "demo")
+    assert ds.num_episodes == 3 and all(e["length"] >= 5 for e in ds.episodes)
+    for e in ds.episodes:
+        for camera in ("front", "wrist"):
+            assert len(ds.decode_video(constants.image_key(camera), e["episode_index"])) == e["length"]
+    assert len(ds.read_column(constants.STATE)) == ds.num_frames
+
+
+def test_recorder_keeps_nan_joint_states_out_of_the_dataset_and_counts_them(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path)
+    try:
+        assert _start_after_settling(h).success
+        time.sleep(0.3)
+        h.robot.nan_state = True
+        _wait_until(lambda: _logged(h, "state (joint_states): non-finite value"))
+        time.sleep(0.3)
+        h.robot.nan_state = False
+        time.sleep(0.3)
+        assert h.call("stop_episode")[2].success
+        h.robot.nan_state = True
+        time.sleep(0.2)
+        reply = h.call("start_episode")[2]
+        assert not reply.success and "state (joint_states) is not finite" in reply.message
+        h.robot.nan_state = False
+        assert h.recorder.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        h.close()
+    ds = LeRobotDataset(tmp_path / "demo")
+    assert ds.num_episodes == 1 and np.isfinite(ds.read_column(constants.STATE)).all()
+    episode = ds.episodes[0]
+    assert episode["recorder/stale_frames"] >= 5
+    assert list(json.loads(episode["recorder/stale_by_stream"])) == [constants.STATE]
+
+
+def test_recorder_start_refusal_names_the_type_the_teleop_topic_is_published_with(ros_context, tmp_path):
+    # The leader publishes JointTrajectory on `leader/cmd` from another process (its own context: one process
+    # cannot hold one topic under two types), while the recorder expects JointState there.
+    leader_context = rclpy.context.Context()
+    rclpy.init(context=leader_context)
+    leader = Node("leader", context=leader_context)
+    publisher = leader.create_publisher(JointTrajectory, "leader/cmd", 5)
+    leader.create_timer(1.0 / 30, lambda: publisher.publish(
+        JointTrajectory(joint_names=JOINTS, points=[JointTrajectoryPoint(positions=[0.0, 0.0])])))
+    leader_executor = SingleThreadedExecutor(context=leader_context)
+    leader_executor.add_node(leader)
+    leader_thread = threading.Thread(target=leader_executor.spin, daemon=True)
+    leader_thread.start()
+    h = Harness(ros_context, tmp_path, action_topic="leader/cmd", action_type="JointState")
+    try:
+        reply = _start_after_settling(h)
+        assert not reply.success and "action (leader/cmd): never received" in reply.message
+        assert ("`leader/cmd` is published as trajectory_msgs/msg/JointTrajectory but the recorder subscribes "
+                "sensor_msgs/msg/JointState; set `action_type` to match") in reply.message
+    finally:
+        h.recorder.trigger_deactivate()
+        h.recorder.trigger_cleanup()
+        h.close()
+        leader_executor.shutdown()
+        leader_thread.join(timeout=5)
+        leader.destroy_node()
+        rclpy.shutdown(context=leader_context)
+
+
+def test_recorder_refuses_joint_states_that_name_a_joint_twice(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path)
+    h.robot.state_names = ["elbow", "shoulder", "elbow"]
+    try:
+        reply = _start_after_settling(h)
+        assert not reply.success and "state (joint_states)" in reply.message
+        assert "messages on `joint_states` are refused" in reply.message
+        assert "names joint(s) ['elbow'] more than once" in reply.message
+        _wait_until(lambda: _logged(h, "state (joint_states): message refused"))
+    finally:
+        h.recorder.trigger_deactivate()
+        h.recorder.trigger_cleanup()
+        h.close()
+    assert not (tmp_path / "demo" / "meta").exists()
+
+
+def test_second_recorder_on_the_same_fresh_root_fails_to_configure(ros_context, tmp_path):
+    h = Harness(ros_context, tmp_path, publish_wrist=False)
+    second = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path))
+    try:
+        assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert second.trigger_configure() == TransitionCallbackReturn.FAILURE
+        _wait_until(lambda: _logged(h, "configure failed: `") and _logged(h, "is being written by another process"))
+        assert h.recorder.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert second.trigger_configure() == TransitionCallbackReturn.SUCCESS  # the root was released
+        assert second.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    finally:
+        second.destroy_node()
+        h.close()

@@ -6,7 +6,8 @@ import pytest
 
 from vqbet_ros import constants
 from vqbet_ros.data.lerobot_reader import LeRobotDataset
-from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, RecorderConfig
+from vqbet_ros.data.lerobot_writer import DatasetLockedError
+from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
 
 FPS = 10
 CAM = constants.image_key("cam")
@@ -134,6 +135,135 @@ def test_reopen_refuses_different_cameras_fps_or_joints(tmp_path):
     with pytest.raises(ValueError, match="joint names"):
         EpisodeRecorder(_config(tmp_path, joint_names=("b",)))
     EpisodeRecorder(_config(tmp_path)).close()  # the same set-up appends (and the refusals released the lock)
+
+
+def test_non_finite_values_are_never_written_and_count_like_stale_frames(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    assert rec.start(1.0)[0]
+    # Published at ticks 1.3, 1.4, 1.5: state NaN, inf, and a value beyond float32; action inf at 1.4 only.
+    bad = {1.3: (np.nan, -1.3), 1.4: (np.inf, np.inf), 1.5: (1e39, -1.5)}
+    reported = {}
+    for t in np.arange(1.05, 2.0 + 1e-9, 0.05):
+        t = round(float(t), 6)
+        _feed(rec, t)
+        if t in bad:
+            rec.put(constants.STATE, np.array([bad[t][0]]), t)
+            rec.put(constants.ACTION, np.array([bad[t][1]]), t)
+        reported.update(rec.tick(t).newly_stale)
+    ok, message = rec.stop(2.0)
+    assert ok and "3 frames with a stale stream" in message
+    rec.close()
+    assert "non-finite" in reported["state (/joint_states)"]
+    assert "non-finite" in reported["action (/cmd)"]
+    ds = LeRobotDataset(tmp_path / "ds")
+    state, action = ds.read_column(constants.STATE).ravel(), ds.read_column(constants.ACTION).ravel()
+    # The frame keeps the stream's previous value: tick 1.2's for state (1.3, 1.4, 1.5), tick 1.3's for action.
+    np.testing.assert_allclose(state, [1.0, 1.1, 1.2, 1.2, 1.2, 1.2, 1.6, 1.7, 1.8, 1.9, 2.0], atol=1e-6)
+    np.testing.assert_allclose(action[4], -1.3, atol=1e-6)
+    episode = ds.episodes[0]
+    assert episode["recorder/stale_frames"] == 3
+    assert json.loads(episode["recorder/stale_by_stream"]) == {constants.ACTION: 1, constants.STATE: 3}
+
+
+def test_episode_with_too_many_non_finite_frames_is_rejected_naming_the_stream(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, reject_stale_fraction=0.2))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    for t in np.arange(1.05, 2.0 + 1e-9, 0.05):
+        t = round(float(t), 6)
+        _feed(rec, t)
+        if t > 1.3:
+            rec.put(constants.ACTION, np.array([np.nan]), t)
+        rec.tick(t)
+    ok, message = rec.stop(2.0)
+    assert ok and "rejected" in message and "action (/cmd): 7" in message
+    rec.close()
+    assert not (tmp_path / "ds" / "meta" / "episodes").exists()
+
+
+def test_start_is_refused_while_a_latest_value_is_not_finite(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    rec.put(constants.STATE, np.array([np.nan]), 1.0)
+    ok, message = rec.start(1.0)
+    assert not ok and "state (/joint_states) is not finite" in message
+    rec.close()
+    assert not (tmp_path / "ds" / "meta").exists()  # nothing was created
+
+
+def test_camera_resolution_change_ends_the_episode_and_keeps_every_good_frame(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, sample_delay_s=0.2))
+    _run(rec, 0.0, 1.0)
+    assert rec.start(1.0)[0]
+    _run(rec, 1.05, 1.5)
+    assert rec.stop(1.5)[0]  # stopped, its last ticks still to sample ...
+    assert rec.start(1.5)[0]  # ... while the next episode records
+    errors, finished = [], []
+    for t in np.arange(1.55, 2.5 + 1e-9, 0.05):
+        t = round(float(t), 6)
+        _feed(rec, t)
+        if t >= 1.8:  # the camera restarts at 32x32 (the stopped episode's last tick 1.5 is long sampled)
+            rec.put(CAM, np.zeros((32, 32, 3), np.uint8), t)
+        report = rec.tick(t)
+        errors += [report.error] if report.error else []
+        finished += [report.finished] if report.finished else []
+    assert len(errors) == 1 and "camera `cam` (/cam) publishes 32x32 images" in errors[0]
+    assert "holds 16x16" in errors[0] and "after 3 frames" in errors[0]
+    assert not rec.recording
+    ok, message = rec.start(2.5)
+    assert not ok and "camera `cam` (/cam) publishes 32x32 images" in message
+    _run(rec, 2.55, 3.0)  # the camera is back at 16x16
+    assert rec.start(3.0)[0]
+    _run(rec, 3.05, 3.3)
+    rec.stop(3.3)
+    rec.close()
+    ds = LeRobotDataset(tmp_path / "ds")
+    assert [e["length"] for e in ds.episodes] == [6, 3, 4]  # ticks 1.5..1.7 of the ended one are kept
+    np.testing.assert_allclose(ds.read_episode_column(constants.STATE, 1).ravel(), [1.5, 1.6, 1.7], atol=1e-6)
+    assert all(len(ds.decode_video(CAM, e)) == n for e, n in enumerate([6, 3, 4]))
+
+
+def test_low_dim_input_that_changes_size_ends_the_episode_naming_it(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path, low_dim=(LowDimConfig("pose", "/pose"),)))
+    key = constants.low_dim_key("pose")
+    for t in np.arange(0.0, 2.0 + 1e-9, 0.05):
+        t = round(float(t), 6)
+        _feed(rec, t)
+        rec.put(key, np.zeros(3 if t < 1.5 else 4), t)
+        if t == 1.0:
+            assert rec.start(t)[0]
+        report = rec.tick(t)
+        if report.error:
+            assert "low-dim `pose` (/pose) publishes (4,) values" in report.error and "(3,)" in report.error
+            break
+    assert not rec.recording
+    rec.close()
+    assert LeRobotDataset(tmp_path / "ds").episodes[0]["length"] == 5  # ticks 1.0..1.4
+
+
+def test_second_recorder_on_the_same_fresh_root_is_refused(tmp_path):
+    first = EpisodeRecorder(_config(tmp_path))
+    with pytest.raises(DatasetLockedError, match="another process or writer"):
+        EpisodeRecorder(_config(tmp_path))
+    first.close()
+    EpisodeRecorder(_config(tmp_path)).close()  # released by close()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"state_max_age_s": float("inf")}, "`state_max_age_s` is inf"),
+        ({"camera_max_age_s": float("nan")}, "`camera_max_age_s` is nan"),
+        ({"sample_delay_s": float("nan")}, "`sample_delay_s`"),
+        ({"reject_stale_fraction": float("nan")}, "`reject_stale_fraction`"),
+        ({"max_queue_s": float("nan")}, "`max_queue_s` is nan"),
+        ({"max_queue_s": float("inf")}, "`max_queue_s` is inf"),
+    ],
+)
+def test_config_refuses_non_finite_numbers_naming_the_field(tmp_path, change, match):
+    with pytest.raises(ValueError, match=match):
+        _config(tmp_path, **change)
 
 
 @pytest.mark.parametrize(

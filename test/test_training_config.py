@@ -31,6 +31,21 @@ def test_train_config_override_error_names_field(override, field):
         load_yaml(TrainConfig, CONFIGS[0], [override])
 
 
+@pytest.mark.parametrize("override, field", [
+    ("stage1.lr=.inf", "stage1.lr"),
+    ("stage1.weight_decay=-1", "stage1.weight_decay"),
+    ("stage2.lr=inf", "stage2.lr"),
+    ("stage2.time_limit_min=.nan", "stage2.time_limit_min"),
+    ("stage2.grad_clip=nan", "stage2.grad_clip"),
+    ("stage2.weight_decay=.nan", "stage2.weight_decay"),
+    ("stage2.other_weight_decay=-.inf", "stage2.other_weight_decay"),
+    ("stage2.betas=[0.9, 1.5]", "stage2.betas[1]"),
+])
+def test_train_config_refuses_non_finite_or_out_of_range_numbers_naming_field(override, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.").replace("[", r"\[") + "`: must be a finite"):
+        load_yaml(TrainConfig, CONFIGS[0], [override])
+
+
 def test_lr_schedule_warms_up_then_follows_cosine_to_floor():
     assert schedules.lr_multiplier(0, 0.0, 10, "cosine", 0.1) == pytest.approx(0.1)
     assert schedules.lr_multiplier(50, 0.5, 10, "cosine", 0.1) == pytest.approx(0.55)

@@ -82,3 +82,9 @@ def test_eval_official_protocol_runs_302_steps_without_rendering_the_camera(tmp_
     result = json.loads(out.read_text())
     assert [e["steps"] for e in result["episodes"]] == [302, 302]  # no early end, whatever the coverage
     assert result["summary"]["protocol"] == "official" and renders == []
+
+
+def test_eval_names_a_checkpoint_path_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert evaluate.main(["--checkpoint", str(tmp_path / "model.safetensors"), "--episodes", "2"]) == 2
+    assert "model.safetensors` is a file, expected a checkpoint directory" in capsys.readouterr().err

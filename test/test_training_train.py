@@ -121,3 +121,58 @@ def test_train_rollout_evaluation_logs_task_scores_and_keeps_checkpoints(dataset
     assert (run / "coverage_vs_time.png").stat().st_size > 0
     kept = sorted(p.name for p in (run / "evaluated").iterdir())
     assert kept and load_checkpoint(run / "evaluated" / kept[-1]).metadata["step"] == 3
+
+
+@pytest.mark.parametrize("field", ["stage1.lr", "stage2.lr"])
+def test_train_stops_when_it_diverges_without_writing_a_checkpoint_after_it(dataset, tmp_path, capsys, field):
+    """An absurd learning rate makes the loss (stage 1) or the code logits (stage 2) NaN within a few steps,
+    between progress lines (every 5 steps) and checkpoints (every 3): the run must say so and save nothing."""
+    cfg = tiny_config(dataset, tmp_path / "run", steps=8)
+    cfg.stage1.steps, cfg.log_every, cfg.checkpoint_every = 8, 5, 3
+    save_yaml(cfg, tmp_path / "cfg.yaml")
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "--no-progress", f"{field}=1e30"]) == 2
+    err = capsys.readouterr().err
+    assert f"vqbet-train: error: stage {field[5]}: " in err and "NaN or inf" in err and "at step" in err
+    assert "no checkpoint was written after that step" in err and f"Lower {field}" in err
+    assert not (tmp_path / "run" / "final").exists()
+    saved = sorted((tmp_path / "run" / "checkpoints").glob("stage*"))
+    # Stage 1 diverges before its first checkpoint; in stage 2 only the sound stage 1's checkpoints remain.
+    assert [d.name for d in saved] == ([] if field == "stage1.lr" else ["stage1_0000006", "stage2_0000000"])
+    for directory in saved:
+        load_checkpoint(directory)  # finite, or it would be refused
+
+
+def test_train_names_episode_frame_and_feature_of_a_nan_in_the_data(dataset, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+    import zarr
+
+    path = tmp_path / "nan.zarr"
+    shutil.copytree(dataset, path)
+    action = zarr.open_group(str(path), mode="r+")["data/action"]
+    action[2 * 24 + 5, 1] = np.nan  # episode 2, frame 5 (episodes of 24 frames)
+    save_yaml(tiny_config(path, tmp_path / "run"), tmp_path / "cfg.yaml")
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "--no-progress"]) == 2
+    assert "feature `action` is not finite at episode 2, frame 5" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_train_names_a_damaged_info_json(dataset, tmp_path, capsys):
+    from vqbet_ros.data.convert_zarr import main as convert
+
+    assert convert([str(dataset), str(tmp_path / "v3"), "--no-video"]) == 0
+    (tmp_path / "v3" / "meta" / "info.json").write_text('{"fps": 10, "features": ')
+    save_yaml(tiny_config(tmp_path / "v3", tmp_path / "run"), tmp_path / "cfg.yaml")
+    assert train.main(["--config", str(tmp_path / "cfg.yaml"), "--no-progress"]) == 2
+    assert f"`{tmp_path / 'v3' / 'meta' / 'info.json'}` could not be read as JSON" in capsys.readouterr().err
+
+
+def test_train_names_a_checkpoint_or_output_path_that_is_a_file(dataset, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    save_yaml(tiny_config(dataset, tmp_path / "run"), tmp_path / "cfg.yaml")
+    argv = ["--config", str(tmp_path / "cfg.yaml"), "--no-progress"]
+    assert train.main(argv + ["--stage", "2", "--init", str(tmp_path / "file")]) == 2
+    assert f"`{tmp_path / 'file'}` is a file, expected a checkpoint directory" in capsys.readouterr().err
+    assert train.main(argv + [f"output_dir={tmp_path / 'file'}"]) == 2
+    assert f"`{tmp_path / 'file'}` is a file, expected a run directory" in capsys.readouterr().err

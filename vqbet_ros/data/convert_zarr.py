@@ -34,6 +34,7 @@ from vqbet_ros.data.zarr_replay import (
     images_to_uint8,
     open_replay,
     pusht_keypoint_names,
+    read_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -152,24 +153,24 @@ def _add_episode(writer: LeRobotWriter, args, sources: dict[str, tuple], images,
     """Read rows start:stop from the zarr and feed them to the writer as one episode."""
     values = {}
     for key, (array, cols) in sources.items():
-        rows = np.asarray(array[start:stop])
+        rows = read_rows(array, start, stop, args.zarr)
         rows = rows[:, cols] if cols != slice(None) else rows
         values[key] = rows.reshape(stop - start, -1).astype(np.float32)
-    frames = images_to_uint8(np.asarray(images[start:stop])) if images is not None else None
+    frames = images_to_uint8(read_rows(images, start, stop, args.zarr)) if images is not None else None
     camera_key = constants.image_key(args.camera)
     writer.start_episode(task=args.task)
     for t in range(stop - start):
         frame = {key: v[t] for key, v in values.items()}
         if frames is not None:
             frame[camera_key] = frames[t]
-        writer.add_frame(frame)
+        writer.add_frame(frame)  # refuses NaN/inf: the caller names the episode
 
 
 def convert(args: argparse.Namespace) -> dict:
     """Run the conversion described by parsed `args`; returns a summary dict (episodes, frames, seconds)."""
     root = open_replay(args.zarr)
     sources, images, features = _map_keys(args, root["data"])
-    ranges = episode_ranges_from_ends(root["meta/episode_ends"][:])
+    ranges = episode_ranges_from_ends(read_rows(root["meta/episode_ends"], None, None, args.zarr))
     if args.max_episodes is not None:
         if args.max_episodes < 1:
             raise ValueError(f"`--max-episodes` must be >= 1, got {args.max_episodes}")
@@ -185,7 +186,12 @@ def convert(args: argparse.Namespace) -> dict:
     futures = []
     try:
         for e, (start, stop) in enumerate(ranges):
-            _add_episode(writer, args, sources, images, start, stop)
+            try:
+                _add_episode(writer, args, sources, images, start, stop)
+            except ValueError as err:
+                writer.discard_episode()
+                raise ValueError(f"episode {e} (rows {start}..{stop}): {err}. The {e} episode(s) before it are "
+                                 f"saved in `{args.output}`; fix the source and rerun with --overwrite") from None
             futures.append(writer.save_episode())
             logger.info("episode %d/%d queued (%d frames)", e + 1, len(ranges), stop - start)
         for future in futures:

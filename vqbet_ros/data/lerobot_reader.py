@@ -37,6 +37,35 @@ _CONVERT_HINT = (
 )
 
 
+def read_info(path: Path) -> dict:
+    """`meta/info.json` of a v3 dataset as a dict. Refuses, naming the file, a damaged one (not JSON, not an
+    object, without a positive `fps` and a `features` object of objects) and other versions (v2.1: how to
+    convert)."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"`{path}` could not be read as JSON ({err}); the dataset's metadata is damaged: "
+                         "restore the file from a copy, or re-create the dataset") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"`{path}` holds a JSON {type(info).__name__}, expected an object with `fps` and "
+                         "`features`; restore the file from a copy, or re-create the dataset")
+    version = str(info.get("codebase_version", "<missing>"))
+    if version.startswith("v2") or version.startswith("v1"):
+        raise ValueError(f"`{path}`: codebase_version is {version!r}, this reader supports {SUPPORTED_VERSION} "
+                         f"only; {_CONVERT_HINT}")
+    if not version.startswith("v3."):
+        raise ValueError(f"`{path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}")
+    for key in ("fps", "features"):
+        if key not in info:
+            raise ValueError(f"`{path}`: required key `{key}` is missing")
+    fps, features = info["fps"], info["features"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < float("inf"):
+        raise ValueError(f"`{path}`: `fps` is {fps!r}; expected a positive number")
+    if not isinstance(features, dict) or not all(isinstance(f, dict) for f in features.values()):
+        raise ValueError(f"`{path}`: `features` must map each feature name to an object with dtype and shape")
+    return info
+
+
 class LeRobotDataset:
     """A LeRobotDataset v3.0 on disk, read with pyarrow (tables) and PyAV (videos).
 
@@ -62,20 +91,7 @@ class LeRobotDataset:
                 f"`{info_path}` is missing: `{self.root}` is not a LeRobot dataset (expected meta/info.json, "
                 "meta/episodes/, data/)"
             )
-        self.info = json.loads(info_path.read_text())
-        version = str(self.info.get("codebase_version", "<missing>"))
-        if version.startswith("v2") or version.startswith("v1"):
-            raise ValueError(
-                f"`{info_path}`: codebase_version is {version!r}, this reader supports {SUPPORTED_VERSION} "
-                f"only; {_CONVERT_HINT}"
-            )
-        if not version.startswith("v3."):
-            raise ValueError(
-                f"`{info_path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}"
-            )
-        for key in ("fps", "features"):
-            if key not in self.info:
-                raise ValueError(f"`{info_path}`: required key `{key}` is missing")
+        self.info = read_info(info_path)
         self.fps = self.info["fps"]
         self.features: dict[str, dict] = self.info["features"]
         self._episode_table = self._read_episodes()

@@ -27,6 +27,10 @@ format, and why:
   Recording the next episode never waits for the previous one to be encoded. A full queue blocks `add_frame`
   (backpressure, right for offline conversion) or, with `put_timeout_s` set (live recording), raises
   `WriterOverloadedError` after that long and discards the open episode: never a silent drop.
+- **One writer per root**: `RootLock` (flock on `.writer.lock`) is taken before anything is written, also on a
+  fresh root, so a second recorder or converter is refused instead of interleaving its files with ours.
+- **A frame is all or nothing**: `add_frame` checks every feature (keys, shape, dtype, finite values) before it
+  keeps anything, so a refused frame (a camera that changed resolution, a NaN) leaves the episode consistent.
 - Timestamps are `frame_index / fps`; video frame i has PTS i in time base 1/fps, one frame per row.
 - Stats (`data/stats.py` layout): per episode exact for parquet features (`compute_stats`); cameras per channel
   in [0, 1] accumulated while encoding (`ImageStatsAccumulator`, `data/video_encoder.py`). `meta/stats.json`
@@ -52,6 +56,7 @@ import pyarrow as pa
 
 from vqbet_ros import constants
 from vqbet_ros.data.atomic_files import atomic_write_bytes, atomic_write_table, describe_os_error, move_into_place
+from vqbet_ros.data.lerobot_reader import read_info
 from vqbet_ros.data.stats import aggregate_stats, compute_stats
 from vqbet_ros.data.video_encoder import CODEC_NAMES, CameraEncoder, VideoEncoding
 
@@ -81,6 +86,40 @@ class WriterError(RuntimeError):
 
 class WriterOverloadedError(WriterError):
     """The encode queue stayed full for `put_timeout_s`: encoding cannot keep up with the frame rate."""
+
+
+class DatasetLockedError(WriterError):
+    """Another writer (a second recorder, `vqbet-convert`) holds the dataset root."""
+
+
+class RootLock:
+    """Exclusive lock on a dataset root (`flock` on `<root>/.writer.lock`): one writer per dataset.
+
+    Taken before anything is written, so two processes can never both create or append to one root (even a
+    fresh one). The kernel releases it when the holder dies, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise WriterError(describe_os_error(err, f"locking dataset root `{self.root}`")) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatasetLockedError(
+                f"`{self.root}` is being written by another process or writer (lock `{LOCK_FILE}` held, e.g. a "
+                "second recorder or vqbet-convert); stop it or record into another root"
+            ) from None
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +152,7 @@ class LeRobotWriter:
     """
 
     def __init__(self, root: Path, info: dict, video: VideoEncoding, max_queue_frames: int,
-                 put_timeout_s: float | None):
+                 put_timeout_s: float | None, lock: RootLock, own_lock: bool):
         self.root = root
         self.info = info
         self.fps = int(info["fps"])
@@ -122,7 +161,7 @@ class LeRobotWriter:
         self.put_timeout_s = put_timeout_s
         self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
         self.lowdim_keys = [k for k, f in self.features.items() if f["dtype"] != "video" and k not in DEFAULT_FEATURES]
-        self._lock_fd = self._acquire_lock()
+        self._root_lock, self._own_lock = lock, own_lock
         self._episodes_rows: list[dict] = []
         self._episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
         self._tasks: dict[str, int] = {}
@@ -154,11 +193,11 @@ class LeRobotWriter:
         video: VideoEncoding | None = None,
         max_queue_frames: int | None = None,
         put_timeout_s: float | None = None,
+        lock: RootLock | None = None,
     ) -> "LeRobotWriter":
-        """Start a new dataset at `root` (which must not hold one yet)."""
+        """Start a new dataset at `root` (which must not hold one yet). `lock`: a `RootLock` the caller already
+        holds on `root` (and keeps); without one the writer takes its own and releases it in `close`."""
         root = Path(root)
-        if (root / "meta" / "info.json").exists():
-            raise FileExistsError(f"`{root}` already holds a dataset (meta/info.json); use open() to append")
         if not isinstance(fps, int) or fps <= 0:
             raise ValueError(f"`fps` is {fps!r}; expected a positive integer (LeRobot stores fps as int)")
         all_features = {**DEFAULT_FEATURES, **_check_features(features)}
@@ -177,12 +216,21 @@ class LeRobotWriter:
             "video_path": VIDEO_PATH if any(f["dtype"] == "video" for f in all_features.values()) else None,
             "features": all_features,
         }
+        own_lock = lock is None
+        lock = lock or RootLock(root)
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
-        except OSError as err:
-            raise WriterError(describe_os_error(err, f"creating dataset root `{root}`")) from err
-        return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * fps, put_timeout_s)
+            if (root / "meta" / "info.json").exists():
+                raise FileExistsError(f"`{root}` already holds a dataset (meta/info.json); use open() to append")
+            try:
+                atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+            except OSError as err:
+                raise WriterError(describe_os_error(err, f"creating dataset root `{root}`")) from err
+            return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * fps, put_timeout_s, lock,
+                       own_lock)
+        except BaseException:
+            if own_lock:
+                lock.release()
+            raise
 
     @classmethod
     def open(
@@ -192,19 +240,29 @@ class LeRobotWriter:
         video: VideoEncoding | None = None,
         max_queue_frames: int | None = None,
         put_timeout_s: float | None = None,
+        lock: RootLock | None = None,
     ) -> "LeRobotWriter":
-        """Open an existing dataset to append; leftovers of an interrupted save are removed first."""
+        """Open an existing dataset to append; leftovers of an interrupted save are removed first. `lock` as in
+        `create`."""
         root = Path(root)
         info_path = root / "meta" / "info.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"`{info_path}` does not exist; use create() for a new dataset")
-        info = json.loads(info_path.read_text())
-        if info.get("codebase_version") != CODEBASE_VERSION:
-            raise ValueError(
-                f"`{info_path}`: codebase_version {info.get('codebase_version')!r}; this writer appends to "
-                f"{CODEBASE_VERSION} only. Record into a new root, or convert the dataset with LeRobot first"
-            )
-        return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * int(info["fps"]), put_timeout_s)
+        own_lock = lock is None
+        lock = lock or RootLock(root)
+        try:
+            info = read_info(info_path)
+            if info.get("codebase_version") != CODEBASE_VERSION:
+                raise ValueError(
+                    f"`{info_path}`: codebase_version {info.get('codebase_version')!r}; this writer appends to "
+                    f"{CODEBASE_VERSION} only. Record into a new root, or convert the dataset with LeRobot first"
+                )
+            return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * int(info["fps"]),
+                       put_timeout_s, lock, own_lock)
+        except BaseException:
+            if own_lock:
+                lock.release()
+            raise
 
     @classmethod
     def open_or_create(
@@ -245,18 +303,6 @@ class LeRobotWriter:
                         f"{where}: feature `{key}` has {name} {have.get(name)!r}, requested {spec.get(name)!r}; "
                         "record into a new root or match the existing dataset"
                     )
-
-    def _acquire_lock(self) -> int:
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RuntimeError(
-                f"`{self.root}` is being written by another process (lock `{LOCK_FILE}` held); stop it or record "
-                "into another root"
-            ) from None
-        return fd
 
     # -------------------------------------------------------------------------------------------- recovery
     def _recover(self) -> None:
@@ -341,34 +387,56 @@ class LeRobotWriter:
             self._put(encoder, ("open", path))
 
     def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
-        """Append one frame (every feature, no defaults) to the open episode; arrays are copied."""
+        """Append one frame (every feature, no defaults) to the open episode; arrays are copied.
+
+        The whole frame is checked first (keys, shapes, dtypes, finite values): a refused frame raises
+        ValueError naming every bad feature and leaves the episode exactly as it was."""
         episode = self._current
         if episode is None:
             raise RuntimeError("no episode is open; call start_episode() first")
-        expected = set(self.lowdim_keys) | set(self.video_keys)
-        if set(frame) != expected:
-            raise ValueError(
-                f"frame keys {sorted(frame)} do not match the dataset features {sorted(expected)} "
-                f"(missing {sorted(expected - set(frame))}, unknown {sorted(set(frame) - expected)})"
-            )
-        for key in self.lowdim_keys:
-            value = np.asarray(frame[key], dtype=self.features[key]["dtype"]).reshape(self.features[key]["shape"])
-            episode.lowdim[key].append(value.copy())
-        for key in self.video_keys:
-            rgb = frame[key]
-            if rgb.shape != tuple(self.features[key]["shape"]) or rgb.dtype != np.uint8:
-                raise ValueError(
-                    f"`{key}`: got {rgb.dtype} {rgb.shape}, expected uint8 {tuple(self.features[key]['shape'])}; "
-                    "the camera's resolution differs from the one the dataset was created with"
-                )
+        values, problems = self._check_frame(frame)
+        if problems:
+            raise ValueError(f"frame {episode.length} refused, nothing of it was added: {'; '.join(problems)}")
         try:
             for key in self.video_keys:
-                self._put(self._encoders[key], ("frame", np.array(frame[key], copy=True)))
+                self._put(self._encoders[key], ("frame", values[key]))
         except WriterOverloadedError as err:
             # Cameras would now disagree on the frame count: the episode cannot be saved consistently.
             self.discard_episode()
             raise WriterOverloadedError(f"{err}. The open episode was discarded") from None
+        for key in self.lowdim_keys:
+            episode.lowdim[key].append(values[key])
         episode.length += 1
+
+    def _check_frame(self, frame: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
+        """(copies of the values in the dataset's dtype and shape, problems naming the feature)."""
+        expected = set(self.lowdim_keys) | set(self.video_keys)
+        if set(frame) != expected:
+            return {}, [f"frame keys {sorted(frame)} do not match the dataset features {sorted(expected)} "
+                        f"(missing {sorted(expected - set(frame))}, unknown {sorted(set(frame) - expected)})"]
+        values, problems = {}, []
+        for key in self.lowdim_keys:
+            dtype, shape = self.features[key]["dtype"], tuple(self.features[key]["shape"])
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):  # 1e39 -> float32 inf is refused below
+                    value = np.array(frame[key], dtype=dtype)
+            except (TypeError, ValueError, OverflowError) as err:
+                problems.append(f"`{key}`: not convertible to {dtype} ({err})")
+                continue
+            if value.size != int(np.prod(shape)):
+                problems.append(f"`{key}`: {value.size} values, the dataset expects {shape}")
+            elif np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                problems.append(f"`{key}`: non-finite value(s) {value.reshape(-1).tolist()[:8]} (as {dtype})")
+            else:
+                values[key] = value.reshape(shape)
+        for key in self.video_keys:
+            rgb, shape = np.asarray(frame[key]), tuple(self.features[key]["shape"])
+            if rgb.shape != shape or rgb.dtype != np.uint8:
+                problems.append(f"`{key}`: got {rgb.dtype} {rgb.shape}, expected uint8 {shape}; the camera's "
+                                "resolution differs from the one the dataset was created with")
+            else:
+                values[key] = np.array(rgb, copy=True)
+        return values, problems
 
     def save_episode(self, extras: Mapping[str, Any] | None = None) -> concurrent.futures.Future:
         """Close the open episode and queue it for saving; the Future resolves to `SavedEpisode` once it is on
@@ -422,7 +490,8 @@ class LeRobotWriter:
             encoder.join()
         self._commit_queue.put(("stop",))
         self._committer.join()
-        os.close(self._lock_fd)
+        if self._own_lock:
+            self._root_lock.release()
         self._closed = True
 
     def __enter__(self) -> "LeRobotWriter":

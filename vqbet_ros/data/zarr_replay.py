@@ -38,6 +38,22 @@ def open_replay(path: str | Path):
         return zarr.open_group(str(path), mode="r")
 
 
+def read_rows(array, start: int | None, stop: int | None, path: str | Path) -> np.ndarray:
+    """`array[start:stop]` as NumPy. A chunk that cannot be decoded (a truncated or corrupt file) is named with
+    its rows instead of surfacing as a codec traceback (numcodecs raises RuntimeError, ValueError, ...)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(array[start:stop])
+    except Exception as err:  # noqa: BLE001 - every codec has its own exception types
+        rows = f"rows {start or 0}..{array.shape[0] if stop is None else stop}"
+        chunk = f" (chunks of {array.chunks[0]} rows)" if array.chunks else ""
+        raise ValueError(
+            f"`{path}`: `{array.path}` {rows}{chunk} could not be read: {type(err).__name__}: {err}. A chunk file "
+            "of the replay buffer is damaged; restore it from its source (e.g. download it again)"
+        ) from None
+
+
 def episode_ranges_from_ends(episode_ends: np.ndarray) -> list[tuple[int, int]]:
     """Cumulative end-exclusive ends -> [(start, end), ...]."""
     ends = np.asarray(episode_ends, dtype=np.int64)
@@ -59,13 +75,13 @@ def load_zarr_replay(
         missing = [k for k in keys if k not in available]
         if missing:
             raise KeyError(f"`{path}`: no `data/{missing[0]}` array; available keys: {available}")
-        ranges = episode_ranges_from_ends(root["meta/episode_ends"][:])
+        ranges = episode_ranges_from_ends(read_rows(root["meta/episode_ends"], None, None, path))
         if max_episodes is not None:
             if max_episodes < 1:
                 raise ValueError(f"`max_episodes` must be >= 1, got {max_episodes}")
             ranges = ranges[:max_episodes]
         n = ranges[-1][1]
-        return {k: np.asarray(root["data"][k][:n]) for k in keys}, ranges
+        return {k: read_rows(root["data"][k], 0, n, path) for k in keys}, ranges
 
 
 def pusht_keypoint_names() -> list[str]:
@@ -106,7 +122,7 @@ def load_images_uint8(path: str | Path, key: str, num_rows: int, block_rows: int
         out = np.empty((num_rows, 3, source.shape[1], source.shape[2]), np.uint8)
         for start in range(0, num_rows, block_rows):
             stop = min(start + block_rows, num_rows)
-            out[start:stop] = images_to_uint8(np.asarray(source[start:stop])).transpose(0, 3, 1, 2)
+            out[start:stop] = images_to_uint8(read_rows(source, start, stop, path)).transpose(0, 3, 1, 2)
     return out
 
 

@@ -2,6 +2,8 @@
 
 Written to a temporary sibling directory and renamed into place, so a reader never sees half a checkpoint.
 Nothing is ever unpickled: a `.pt`/pickle payload in place of a safetensors file is refused with a message.
+Non-finite weights or stats (a diverged run, a NaN in the data) are refused at save and at load, naming the
+tensor: a policy node must never act on them.
 Stats are stored flat as `<dataset key>/<stat name>` tensors, e.g. `observation.state/min`.
 """
 from __future__ import annotations
@@ -82,14 +84,17 @@ def save_checkpoint(directory: str | Path, config: VQBeTConfig, policy: VQBeTPol
     `stats` must hold min/max for every vector the spec names (action, state, low-dim extras)."""
     directory = Path(directory)
     _check_stats(stats, config, "save_checkpoint `stats`")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    flat_stats = _flatten_stats(stats)
+    for kind, values in (("weights", tensors), ("stats", flat_stats)):
+        _check_finite(values, f"save_checkpoint `{directory}` ({kind}, nothing was written)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         save_yaml(config, tmp / CONFIG_FILE)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
         save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "pt"})
-        save_file(_flatten_stats(stats), str(tmp / STATS_FILE), metadata={"format": "pt"})
+        save_file(flat_stats, str(tmp / STATS_FILE), metadata={"format": "pt"})
         if metadata is not None:
             (tmp / METADATA_FILE).write_text(yaml.safe_dump(_plain(metadata), sort_keys=False))
         old = None
@@ -137,6 +142,17 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, json.JSONDecodeError, ValueError, OSError) as err:
         raise CheckpointError(f"`{path}` could not be read as safetensors: {err}") from None
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{where}: tensor `{name}` holds {bad} non-finite value(s) (NaN or inf) of {tensor.numel()}; the "
+                "run that made it diverged or its data held NaN/inf. Use an earlier checkpoint or retrain "
+                "(vqbet-train refuses such data and stops when the loss is not finite)"
+            )
 
 
 def _unflatten_stats(flat: dict[str, torch.Tensor], path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -190,15 +206,17 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     """Read a checkpoint directory; returns the policy in eval mode on `device`."""
     directory = Path(directory)
     if directory.is_file():
-        raise FileNotFoundError(f"checkpoint `{directory}` is a file; a checkpoint is the directory that holds "
-                                f"{CONFIG_FILE}, {MODEL_FILE} and {STATS_FILE} (pass `{directory.parent}`?)")
+        raise FileNotFoundError(f"`{directory}` is a file, expected a checkpoint directory (holding {CONFIG_FILE}, "
+                                f"{MODEL_FILE} and {STATS_FILE}); pass the folder that contains it")
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory `{directory}` does not exist")
     config_path = _require(directory / CONFIG_FILE)
     model_path = _require(directory / MODEL_FILE)
     stats_path = _require(directory / STATS_FILE)
     config = load_yaml(VQBeTConfig, config_path)  # ConfigError names the file and the key path
-    stats = _unflatten_stats(_load_tensors(stats_path), stats_path)
+    flat_stats = _load_tensors(stats_path)
+    _check_finite(flat_stats, f"`{stats_path}`")
+    stats = _unflatten_stats(flat_stats, stats_path)
     _check_stats(stats, config, f"`{stats_path}`")
     try:
         policy = VQBeTPolicy(config, load_pretrained=False)
@@ -206,6 +224,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         raise ConfigError(f"{config_path}: {err}") from None
     state = _load_tensors(model_path)
     _check_state_dict(state, policy.state_dict(), model_path, config_path)
+    _check_finite(state, f"`{model_path}`")
     policy.load_state_dict(state)
     metadata: dict[str, Any] = {}
     if (directory / METADATA_FILE).is_file():

@@ -171,6 +171,10 @@ def _reorder(names: Sequence[str], values: Sequence[float], joint_names: Sequenc
     names = list(names)
     if len(values) < len(names):
         raise ValueError(f"`{what}` has {len(values)} values for {len(names)} joint names {names}")
+    twice = sorted({j for j in joint_names if names.count(j) > 1})
+    if twice:
+        raise ValueError(f"`{what}`: the message names joint(s) {twice} more than once ({names}), so which value "
+                         "is meant is ambiguous; fix the publisher (or remap to a topic without duplicates)")
     index = {name: i for i, name in enumerate(names)}
     if len(index) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})

@@ -160,7 +160,8 @@ class RecorderNode(LifecycleNode):
         self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
         self._episode_services = []
         self._stream_subs = []
-        self._topics: dict[str, str] = {}  # dataset key -> resolved topic
+        self._topics: dict[str, tuple[str, str, str | None]] = {}  # key -> (topic, type, parameter choosing it)
+        self._refused: dict[str, str] = {}  # key -> why its latest message was refused (cleared by a good one)
         self._timer = None
         if self.get_parameter("autostart").value:
             # A one-shot timer so configure/activate run inside the executor, like a lifecycle manager's calls.
@@ -228,23 +229,25 @@ class RecorderNode(LifecycleNode):
         for cam in cfg.cameras:
             msg_type = CompressedImage if cam.compressed else Image
             convert = msg_convert.compressed_image_to_rgb if cam.compressed else msg_convert.image_to_rgb
-            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert, stamps.stamped)
+            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert, stamps.stamped,
+                            "camera_transports")
         # The state before the header-less streams: created first, it is handled first when both have a message.
         self._subscribe(JointState, cfg.state_topic, constants.STATE,
-                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names), stamps.joint_state)
+                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names), stamps.joint_state, None)
         msg_type, convert, stamp = {
             "JointState": (JointState, msg_convert.joint_state_to_array, stamps.stamped),
             "JointTrajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array, stamps.stamped),
             "Float64MultiArray": (Float64MultiArray, msg_convert.float64_multiarray_to_array, stamps.headerless),
         }[cfg.action_type]
-        self._subscribe(msg_type, cfg.action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp)
+        self._subscribe(msg_type, cfg.action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp,
+                        "action_type")
         for low in cfg.low_dim:
             if low.pose:
                 self._subscribe(PoseStamped, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.pose_stamped_to_array, stamps.stamped)
+                                msg_convert.pose_stamped_to_array, stamps.stamped, "low_dim_types")
             else:
                 self._subscribe(Float64MultiArray, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.float64_multiarray_to_array, stamps.headerless)
+                                msg_convert.float64_multiarray_to_array, stamps.headerless, "low_dim_types")
         self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
         self._active = True
         self.get_logger().info("active: call ~/start_episode to record")
@@ -311,29 +314,35 @@ class RecorderNode(LifecycleNode):
         if self._ordered is not None:
             self._ordered.close()
             self._ordered = None
+        self._refused.clear()
 
     # ------------------------------------------------------------------------------------------- callbacks
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _subscribe(self, msg_type, topic: str, key: str, convert, stamp) -> None:
+    def _subscribe(self, msg_type, topic: str, key: str, convert, stamp, type_parameter: str | None) -> None:
         """`convert(msg)` -> (value, header stamp or None); `stamp(that)` -> the stamp on the node clock (one of
-        `self._stamps`' rules). The state and the header-less streams it stamps go to `_OrderedStreams`."""
+        `self._stamps`' rules). The state and the header-less streams it stamps go to `_OrderedStreams`.
+        `type_parameter` is the parameter that selects `msg_type` (for hints)."""
         recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
         label = recorder.labels[key]
         warned = []
 
         def callback(msg) -> None:
+            # No message content may end the process (an exception here would leave the executor): a message
+            # that cannot be converted is dropped, logged once per stream, and named when a start is refused.
             try:
                 value, stamp_s = convert(msg)
-            except ValueError as err:
+            except Exception as err:  # noqa: BLE001 - decoders raise more than ValueError on corrupt data
+                self._refused[key] = str(err)
                 if not warned:  # once per stream: a wrong topic floods otherwise
                     warned.append(True)
-                    self.get_logger().error(f"{label}: {err}")
+                    self.get_logger().error(f"{label}: message refused: {err}")
                 return
+            self._refused.pop(key, None)
             recorder.put(key, value, stamp(stamp_s))
 
-        self._topics[key] = topic
+        self._topics[key] = (topic, _type_name(msg_type), type_parameter)
         qos = STREAM_QOS[self._params.value("stream_qos")]
         if stamp in (self._stamps.joint_state, self._stamps.headerless):
             self._ordered.node.create_subscription(msg_type, self.resolve_topic_name(topic), callback, qos)
@@ -347,11 +356,11 @@ class RecorderNode(LifecycleNode):
                 return
             report = self._recorder.tick(self._now_s())
         for label, reason in report.newly_stale.items():
-            self.get_logger().warning(f"stale {label}: {reason}")
-        if report.finished:
-            self.get_logger().info(report.finished)
+            self.get_logger().warning(f"{label}: {reason}")
         if report.error:
             self.get_logger().error(report.error)
+        if report.finished:
+            self.get_logger().info(report.finished)
 
     def _refuse_inactive(self, response: Trigger.Response) -> Trigger.Response | None:
         if self._active and self._recorder is not None:
@@ -366,19 +375,29 @@ class RecorderNode(LifecycleNode):
         with self._lock:
             response.success, response.message = self._recorder.start(now_s)
         if not response.success:
-            response.message += self._qos_hints(now_s)
+            response.message += self._silence_hints(now_s)
         self._log(response.message, response.success)
         return response
 
-    def _qos_hints(self, now_s: float) -> str:
-        """Why a never-received stream may be silent: no publisher, or a QoS the subscription cannot match."""
+    def _silence_hints(self, now_s: float) -> str:
+        """Why a stale stream may be silent: its messages are refused, it is published under another type, nobody
+        publishes it, or with a QoS the subscription cannot match."""
         hints = []
-        for key, reason in self._recorder.cache.sample(now_s).stale.items():
+        for key, reason in sorted(self._recorder.cache.sample(now_s).stale.items()):
+            topic, type_name, type_parameter = self._topics[key]
+            refused = self._refused.get(key)
+            if refused:
+                hints.append(f"messages on `{topic}` are refused: {refused}")
+                continue
             if reason != "never received":
                 continue
-            topic = self._topics[key]
             infos = self.get_publishers_info_by_topic(self.resolve_topic_name(topic))
-            if not infos:
+            other_types = sorted({i.topic_type for i in infos} - {type_name})
+            if other_types:
+                fix = f"set `{type_parameter}` to match" if type_parameter else "publish that type"
+                hints.append(f"`{topic}` is published as {', '.join(other_types)} but the recorder subscribes "
+                             f"{type_name}; {fix} or remap the topic")
+            elif not infos:
                 hints.append(f"nobody publishes `{topic}` (check the name or remap)")
             elif self._params.value("stream_qos") == "reliable" and all(
                     i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
@@ -410,6 +429,11 @@ class RecorderNode(LifecycleNode):
             self.get_logger().info(message)
         else:
             self.get_logger().error(message)
+
+
+def _type_name(msg_type) -> str:
+    """`sensor_msgs.msg.Image` -> `sensor_msgs/msg/Image`, the form the ROS graph reports."""
+    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
 
 
 def main(args=None) -> None:

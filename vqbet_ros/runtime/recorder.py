@@ -14,6 +14,14 @@ Timing (docs/ros2.md §3, §6 problems 1 and 3):
   stream's latest value (or the previous frame's, if none is old enough), is counted, logged once per stream
   and stored in the episode's metadata (`recorder/stale_frames`, `recorder/stale_by_stream`). Above
   `reject_stale_fraction` the episode is discarded at stop, with the reason.
+- A non-finite value (NaN, inf, or beyond float32, the dataset's dtype) is never written: the frame keeps that
+  stream's previous value and is counted exactly like a stale one (same metadata, same rejection threshold).
+  Start is refused while a stream's latest value is non-finite.
+- A stream whose values no longer fit the dataset (a camera that changed resolution, a low-dim input that
+  changed size) ends the episode at the last good tick: the frames before it are saved and the report names
+  the stream. Start is refused until the stream fits again. Frames reach the writer whole or not at all.
+- The dataset root is locked (`RootLock`) from construction to `close`, so a second recorder on the same root,
+  even a fresh one, is refused at configure.
 - Stop at `t_stop` keeps every tick <= `t_stop`; it completes once those ticks are sampled (<= sample_delay_s
   later), then the episode goes to the writer's worker. `stop` returns at once.
 """
@@ -30,7 +38,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from vqbet_ros import constants
-from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, WriterError
+from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, RootLock, WriterError
 from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.runtime.stream_cache import StreamCache
 
@@ -152,15 +160,17 @@ class RecorderConfig:
         low_dim_names = [d.name for d in self.low_dim]
         if len(set(low_dim_names)) != len(low_dim_names):
             raise ValueError(f"`low_dim_names` has duplicates: {low_dim_names}")
+        # Written so that NaN fails every check (a comparison with NaN is false).
         for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s", "low_dim_max_age_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` is {getattr(self, name)}; expected > 0 seconds")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"`{name}` is {getattr(self, name)}; expected a finite number of seconds > 0")
         if not 0 <= self.sample_delay_s < 1.0:
             raise ValueError(f"`sample_delay_s` is {self.sample_delay_s}; expected 0 <= value < 1 s")
         if not 0.0 <= self.reject_stale_fraction <= 1.0:
             raise ValueError(f"`reject_stale_fraction` is {self.reject_stale_fraction}; expected 0..1")
-        if self.max_queue_s <= 0:
-            raise ValueError(f"`max_queue_s` is {self.max_queue_s}; expected > 0 seconds")
+        if not 0 < self.max_queue_s <= 600:
+            raise ValueError(f"`max_queue_s` is {self.max_queue_s}; expected seconds in (0, 600] (each second "
+                             "of a 640x480 camera's queue may hold 27 MB)")
         VideoEncoding(self.video_codec, self.video_crf, self.video_gop, self.video_preset, self.encoder_threads)
 
     @property
@@ -192,18 +202,23 @@ class TickReport:
     """What one `tick` did, for the node to log."""
 
     frames_added: int = 0
-    newly_stale: dict[str, str] = field(default_factory=dict)  # label -> reason, first time in this episode
-    finished: str | None = None  # message when a stop completed during this tick
-    error: str | None = None  # recording failed (encoder overloaded); the episode was discarded
+    newly_stale: dict[str, str] = field(default_factory=dict)  # label -> stale/non-finite reason, first time
+    finished: str | None = None  # message when an episode was handed to the writer (or discarded) this tick
+    error: str | None = None  # recording failed (encoder overloaded: discarded) or a stream no longer fits the
+    # dataset (the episode was ended at the last good tick)
+
+    def add(self, name: str, message: str) -> None:
+        """Append `message` to `finished` or `error` (several episodes can end in one tick)."""
+        setattr(self, name, f"{getattr(self, name)}; {message}" if getattr(self, name) else message)
 
 
 @dataclass
 class _RecordingEpisode:
     t0_s: float
+    last: dict[str, Any]  # per stream, the last value written (start's values before the first frame)
     frames: int = 0
-    stale_frames: int = 0
+    stale_frames: int = 0  # frames with a stale or non-finite stream
     stale_by_stream: dict[str, int] = field(default_factory=dict)
-    last: dict[str, Any] = field(default_factory=dict)
     stop_at_s: float | None = None
     in_writer: bool = False  # the writer's open episode is this one (one at a time, in order)
 
@@ -236,11 +251,17 @@ class EpisodeRecorder:
         self.writer: LeRobotWriter | None = None
         self.saved_futures: list[concurrent.futures.Future] = []
         self._check_root()
-        if (config.dataset_root / "meta" / "info.json").is_file():
-            # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
-            self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
-                                             max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S)
-            self._check_writer_features()
+        self._root_lock = RootLock(config.dataset_root)  # held until close(), even before the first episode
+        try:
+            if (config.dataset_root / "meta" / "info.json").is_file():
+                # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
+                self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
+                                                 max_queue_frames=self._queue_frames(),
+                                                 put_timeout_s=PUT_TIMEOUT_S, lock=self._root_lock)
+                self._check_writer_features()
+        except BaseException:
+            self._root_lock.release()
+            raise
 
     # -------------------------------------------------------------------------------------------- set-up
     def _check_root(self) -> None:
@@ -319,6 +340,9 @@ class EpisodeRecorder:
         if not snap.ok:
             stale = "; ".join(f"{self.labels[k]}: {reason}" for k, reason in sorted(snap.stale.items()))
             return False, f"not started, stale stream(s): {stale}"
+        non_finite = [self.labels[k] for k, s in sorted(snap.samples.items()) if not _finite(s.value)]
+        if non_finite:
+            return False, f"not started: the latest value of {', '.join(non_finite)} is not finite (NaN or inf)"
         try:
             if self.writer is None:
                 shapes = {k: s.value.shape for k, s in snap.samples.items()
@@ -326,30 +350,31 @@ class EpisodeRecorder:
                 self.writer = LeRobotWriter.create(
                     self.config.dataset_root, fps=self.config.fps, features=self._features(shapes),
                     robot_type=self.config.robot_type or None, video=self.config.video,
-                    max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S,
+                    max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S, lock=self._root_lock,
                 )
-            self._check_shapes(snap.samples)
+            misfits = [self._misfit(k, s.value) for k, s in sorted(snap.samples.items())]
+            if any(misfits):
+                raise ValueError("; ".join(m for m in misfits if m))
         except (OSError, ValueError, RuntimeError) as err:
             return False, f"not started: {err}"
-        self._open = _RecordingEpisode(t0_s=now_s)
+        self._open = _RecordingEpisode(t0_s=now_s, last={k: s.value for k, s in snap.samples.items()})
         number = self.writer.num_episodes + self._pending() + len(self._finishing)
         return True, f"episode {number} started ({self.config.task!r})"
 
     def _pending(self) -> int:
         return sum(1 for f in self.saved_futures if not f.done())
 
-    def _check_shapes(self, samples) -> None:
-        for key, sample in samples.items():
-            want = tuple(self.writer.features[key]["shape"])
-            if sample.value.shape == want:
-                continue
-            if key.startswith(constants.IMAGES_PREFIX):
-                raise ValueError(
-                    f"{self.labels[key]} publishes {sample.value.shape[1]}x{sample.value.shape[0]} images but "
-                    f"the dataset `{self.config.dataset_root}` holds {want[1]}x{want[0]}; set the camera to "
-                    "that resolution or record into a new `dataset_name`"
-                )
-            raise ValueError(f"{self.labels[key]}: {sample.value.shape} values, the dataset expects {want}")
+    def _misfit(self, key: str, value: np.ndarray) -> str | None:
+        """Why `value` cannot be a frame of stream `key` in this dataset (None if it can), naming the stream."""
+        want = tuple(self.writer.features[key]["shape"])
+        if value.shape == want:
+            return None
+        if key.startswith(constants.IMAGES_PREFIX) and value.ndim == 3:
+            return (f"{self.labels[key]} publishes {value.shape[1]}x{value.shape[0]} images but the dataset "
+                    f"`{self.config.dataset_root}` holds {want[1]}x{want[0]}; set the camera to that resolution "
+                    "or record into a new `dataset_name`")
+        return (f"{self.labels[key]} publishes {value.shape} values but the dataset `{self.config.dataset_root}` "
+                f"holds {want}; fix the publisher or record into a new `dataset_name`")
 
     def tick(self, now_s: float) -> TickReport:
         """Sample every tick that is due at `now_s`: first the stopped episodes' last ticks, then the open one."""
@@ -360,45 +385,63 @@ class EpisodeRecorder:
                 if not self._sample_due(episode, now_s, report):
                     return report  # its last ticks are not due yet; later episodes wait behind it
                 self._finishing.pop(0)
-                report.finished = self._finish(episode)
-            if self._open is not None:
-                self._sample_due(self._open, now_s, report)
+                report.add("finished", self._finish(episode))
+            if self._open is not None and self._sample_due(self._open, now_s, report):
+                episode, self._open = self._open, None  # ended early: a stream no longer fits the dataset
+                report.add("finished", self._finish(episode))
         except WriterError as err:  # encoder overloaded: the writer already discarded its open episode
             self._open, self._finishing = None, []
             report.error = f"recording stopped, episode discarded: {err}"
         return report
 
     def _sample_due(self, episode: _RecordingEpisode, now_s: float, report: TickReport) -> bool:
-        """Add every due tick of `episode`; True once all its ticks (up to its stop) are in."""
+        """Add every due tick of `episode`; True once all its ticks (up to its stop) are in, or once it was
+        ended early because a stream no longer fits the dataset (`report.error` says which)."""
         while True:
             t_k = episode.t0_s + episode.frames * self.period_s
             if episode.stop_at_s is not None and t_k > episode.stop_at_s + 1e-9:
                 return True
             if t_k + self.config.sample_delay_s > now_s:
                 return False
-            if not episode.in_writer:
-                self.writer.start_episode(self.config.task)
-                episode.in_writer = True
-            self._add_frame(episode, t_k, report)
+            frame, unusable = self._frame(episode, t_k)
+            try:
+                if frame is None:
+                    raise ValueError("; ".join(unusable.values()))
+                if not episode.in_writer:
+                    self.writer.start_episode(self.config.task)
+                    episode.in_writer = True
+                self.writer.add_frame(frame)  # all or nothing: a refused frame leaves the episode as it was
+            except ValueError as err:
+                report.add("error", f"episode ended after {episode.frames} frames: {err}")
+                episode.stop_at_s = t_k - self.period_s  # its last tick is the last good one
+                return True
+            episode.last.update(frame)
+            if unusable:
+                episode.stale_frames += 1
+                for key, reason in unusable.items():
+                    if key not in episode.stale_by_stream:
+                        report.newly_stale[self.labels[key]] = f"{reason} at frame {episode.frames}"
+                    episode.stale_by_stream[key] = episode.stale_by_stream.get(key, 0) + 1
+            episode.frames += 1
             report.frames_added += 1
 
-    def _add_frame(self, episode: _RecordingEpisode, t_k: float, report: TickReport) -> None:
+    def _frame(self, episode: _RecordingEpisode, t_k: float) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The frame of tick `t_k` and its unusable streams (key -> reason: stale or non-finite); the frame is
+        None when a stream no longer fits the dataset (the reason then names it)."""
         snap = self.cache.sample(t_k)
-        frame = {}
+        frame, unusable = {}, dict(snap.stale)
         for key in self.labels:
             sample = snap.samples.get(key)
             # No value stamped <= t_k any more (history too short): repeat this episode's previous value.
             value = sample.value if sample is not None else episode.last[key]
+            misfit = self._misfit(key, value)
+            if misfit:
+                return None, {key: misfit}
+            if not _finite(value):
+                unusable[key] = "non-finite value (NaN, inf or beyond float32); the previous value is kept"
+                value = episode.last[key]
             frame[key] = value
-            episode.last[key] = value
-        if snap.stale:
-            episode.stale_frames += 1
-            for key, reason in snap.stale.items():
-                if key not in episode.stale_by_stream:
-                    report.newly_stale[self.labels[key]] = f"{reason} at frame {episode.frames}"
-                episode.stale_by_stream[key] = episode.stale_by_stream.get(key, 0) + 1
-        self.writer.add_frame(frame)
-        episode.frames += 1
+        return frame, unusable
 
     def stop(self, now_s: float) -> tuple[bool, str]:
         """Keep every tick <= `now_s`; the episode is handed to the writer once those are sampled."""
@@ -411,7 +454,7 @@ class EpisodeRecorder:
         expected = math.floor((now_s - episode.t0_s) * self.config.fps + 1e-9) + 1
         report = self.tick(now_s)
         if report.error:
-            return False, report.error
+            return False, "; ".join(m for m in (report.error, report.finished) if m)
         if episode not in self._finishing:
             return True, report.finished or "episode stopped"
         return True, f"stopping: {expected} frames; saving in the background"
@@ -451,6 +494,8 @@ class EpisodeRecorder:
             except WriterError as err:
                 messages.append(f"episode discarded: {err}")
                 continue
+            if report.error:
+                messages.append(report.error)
             messages.append(self._finish(episode))
         return "; ".join(messages) if messages else None
 
@@ -465,7 +510,8 @@ class EpisodeRecorder:
         if episode.stale_frames and fraction > cfg.reject_stale_fraction:
             self.writer.discard_episode()
             return (f"episode rejected and discarded: {episode.stale_frames}/{episode.frames} frames had a stale "
-                    f"stream ({stale_text}), above reject_stale_fraction {cfg.reject_stale_fraction:g}")
+                    f"or non-finite stream ({stale_text}), above reject_stale_fraction "
+                    f"{cfg.reject_stale_fraction:g}")
         extras = {
             "recorder/stale_frames": episode.stale_frames,
             "recorder/stale_by_stream": json.dumps({k: n for k, n in sorted(episode.stale_by_stream.items())}),
@@ -496,3 +542,13 @@ class EpisodeRecorder:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        self._root_lock.release()
+
+
+def _finite(value: np.ndarray) -> bool:
+    """Whether a stream value can be stored: images are uint8; vectors must be finite as float32, the dataset's
+    dtype (1e39 is finite as float64 but inf once stored)."""
+    if value.dtype == np.uint8:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.asarray(value, dtype=np.float32)).all())

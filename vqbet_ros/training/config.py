@@ -6,11 +6,22 @@ checkpoint's `config.yaml` holds); everything else is how this run trains it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from vqbet_ros.config_io import ConfigError
 from vqbet_ros.model.config import VQBeTConfig
+
+
+def _check_number(name: str, value: float, low: float, high: float = math.inf, *, low_open: bool = False,
+                  high_open: bool = True) -> None:
+    """Refuse a non-finite number or one outside the interval, naming the field (NaN fails every comparison)."""
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (math.isfinite(value) and above and below):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"`{name}`: must be a finite number in {interval}, got {value}")
 
 
 @dataclass
@@ -34,8 +45,7 @@ class DataConfig:
     def __post_init__(self):
         if not self.path:
             raise ConfigError("`path`: required; a LeRobot v3 dataset directory or a PushT .zarr")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"`val_fraction`: must be in [0, 1), got {self.val_fraction}")
+        _check_number("val_fraction", self.val_fraction, 0.0, 1.0)
         if self.max_episodes < 0:
             raise ConfigError(f"`max_episodes`: must be >= 0, got {self.max_episodes}")
 
@@ -65,6 +75,8 @@ class TokenizerTrainConfig:
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
             raise ConfigError(f"`steps` must be >= 0 and `batch_size` >= 1, got {self.steps} and {self.batch_size}")
+        _check_number("lr", self.lr, 0.0, low_open=True)
+        _check_number("weight_decay", self.weight_decay, 0.0)
 
 
 @dataclass
@@ -123,20 +135,19 @@ class PriorTrainConfig:
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
             raise ConfigError(f"`steps` must be >= 0 and `batch_size` >= 1, got {self.steps} and {self.batch_size}")
-        if self.time_limit_min < 0:
-            raise ConfigError(f"`time_limit_min`: must be >= 0, got {self.time_limit_min}")
+        _check_number("time_limit_min", self.time_limit_min, 0.0)
         if self.sequence_length < 0:
             raise ConfigError(f"`sequence_length`: must be 0 (windows) or > n_obs_steps, got {self.sequence_length}")
-        if self.lr <= 0:
-            raise ConfigError(f"`lr`: must be > 0, got {self.lr}")
-        if not 0.0 < self.freeze_fraction <= 1.0:
-            raise ConfigError(f"`freeze_fraction`: must be in (0, 1], got {self.freeze_fraction}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"`min_lr_ratio`: must be in [0, 1], got {self.min_lr_ratio}")
-        if self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ConfigError("`warmup_steps` and `grad_clip` must be >= 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"`ema_decay`: must be in [0, 1) (0 = off), got {self.ema_decay}")
+        _check_number("lr", self.lr, 0.0, low_open=True)
+        for name in ("weight_decay", "other_weight_decay", "grad_clip"):
+            _check_number(name, getattr(self, name), 0.0)
+        for i, beta in enumerate(self.betas):
+            _check_number(f"betas[{i}]", beta, 0.0, 1.0)
+        _check_number("freeze_fraction", self.freeze_fraction, 0.0, 1.0, low_open=True, high_open=False)
+        _check_number("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0, high_open=False)
+        if self.warmup_steps < 0:
+            raise ConfigError(f"`warmup_steps`: must be >= 0, got {self.warmup_steps}")
+        _check_number("ema_decay", self.ema_decay, 0.0, 1.0)
 
 
 @dataclass
@@ -160,8 +171,7 @@ class RolloutEvalConfig:
     protocol: Literal["official", "gym"] = "official"
 
     def __post_init__(self):
-        if not self.every_min >= 0.0:
-            raise ConfigError(f"`every_min`: must be >= 0 (0 = off), got {self.every_min}")
+        _check_number("every_min", self.every_min, 0.0)
         if self.episodes < 1:
             raise ConfigError(f"`episodes`: must be >= 1, got {self.episodes}")
 

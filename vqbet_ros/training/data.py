@@ -92,6 +92,21 @@ def _read_zarr(cfg: DataConfig, spec: FeatureSpec) -> tuple[dict[str, np.ndarray
     return arrays, ranges
 
 
+def _check_finite(values: np.ndarray, ranges: list[tuple[int, int]], key: str, path: str) -> None:
+    """Refuse NaN/inf (as float32, the training dtype) naming the first bad episode, frame and feature: one
+    such value makes the stats, the loss and every weight of the checkpoint NaN."""
+    bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if len(bad_rows) == 0:
+        return
+    row = int(bad_rows[0])
+    episode = next(i for i, (start, stop) in enumerate(ranges) if start <= row < stop)
+    raise ValueError(
+        f"`{path}`: feature `{key}` is not finite at episode {episode}, frame {row - ranges[episode][0]} "
+        f"(values {values[row].tolist()}; {len(bad_rows)} such frame(s) in all). Repair or remove that episode "
+        "from the dataset before training"
+    )
+
+
 def load_training_data(cfg: DataConfig, spec: FeatureSpec, stats: dict | None = None) -> TrainingData:
     """Read, split and normalize. `stats` (e.g. from a stage-1 checkpoint) replaces computed ones."""
     reader = _read_zarr if cfg.resolved_format == "zarr" else _read_lerobot
@@ -104,6 +119,8 @@ def load_training_data(cfg: DataConfig, spec: FeatureSpec, stats: dict | None = 
         if raw[key].shape[1] != want:
             raise ValueError(f"`{key}` in `{cfg.path}` has {raw[key].shape[1]} values per frame but `model.spec` "
                              f"declares {want}; fix model.spec (joint_names / action_names / low_dim)")
+    for key in vector + [constants.ACTION]:
+        _check_finite(raw[key], ranges, key, cfg.path)
     train, val = split_episodes(len(ranges), cfg.val_fraction, cfg.split_seed)
     if stats is None:
         stats = stats_for_episodes({k: raw[k] for k in vector + [constants.ACTION]}, ranges, train)

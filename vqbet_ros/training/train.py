@@ -20,6 +20,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from vqbet_ros.training.config import TrainConfig
 from vqbet_ros.training.data import load_training_data
 from vqbet_ros.training.distributed import DistInfo, cleanup, init_distributed
 from vqbet_ros.training.monitor import Monitor, plot_loss_curves, plot_rollout_curve
-from vqbet_ros.training.trainer import Trainer, load_checkpoint_matching, save_run_config
+from vqbet_ros.training.trainer import Trainer, TrainingDivergedError, load_checkpoint_matching, save_run_config
 
 log = logging.getLogger("vqbet_ros.training")
 
@@ -61,6 +62,9 @@ def run(cfg: TrainConfig, stage: str = "all", init: str | None = None, resume: b
         np.random.seed(cfg.seed)
         if stage == "2" and not (init or resume):
             raise ConfigError("--stage 2 needs --init <stage-1 checkpoint dir> (or --resume)")
+        if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
+            raise ConfigError(f"`output_dir`: `{cfg.output_dir}` is a file, expected a run directory (it will hold "
+                              "checkpoints/ and final/); choose another path")
         init_ckpt = load_checkpoint_matching(init, cfg) if init else None
         data = load_training_data(cfg.data, cfg.model.spec, stats=init_ckpt.stats if init_ckpt else None)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -106,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_yaml(TrainConfig, args.config, args.overrides)
         _, info, summary = run(cfg, args.stage, args.init, args.resume, progress_bar=not args.no_progress)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as err:
-        print(f"vqbet-train: error: {err}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, TrainingDivergedError) as err:
+        print(f"vqbet-train: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     if info.is_main:
         print(f"vqbet-train: done in {summary['train_time_s']:.0f} s; final checkpoint: {summary['final_checkpoint']}")

@@ -4,6 +4,11 @@ Batch order is a pure function of (seed, step): stage 1 draws chunk indices from
 step; stage 2 walks a per-epoch permutation. So a resumed run sees exactly the batches the uninterrupted run
 would have seen, and each DDP rank takes its share (`rank::world_size`) of the same global batch.
 
+A loss that is not finite stops the run (`TrainingDivergedError`, on every rank at the same point) before
+anything more is saved: each step records the first such step on the device (no per-step sync), and the
+record is read at every log step and before every checkpoint. `save_checkpoint` itself refuses non-finite
+weights, the last guard.
+
 Run directory:
     config.yaml                      the TrainConfig as run
     checkpoints/<stage>_<step>/      policy checkpoint + trainer_state.pt (optimiser, step, RNG); `latest` names
@@ -69,6 +74,10 @@ def architecture_mismatch(expected: dict, got: dict, path: str = "model") -> str
     return None
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or inf; the run stopped and nothing was saved after it."""
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: TrainingData, policy: VQBeTPolicy, info: DistInfo,
                  device: torch.device, monitor: Monitor):
@@ -82,6 +91,7 @@ class Trainer:
         self.prior_opts = self._prior_optimizers()
         self.amp = cfg.amp and device.type == "cuda"
         self.weight_average: WeightAverage | None = None  # stage 2's EMA (`stage2.ema_decay`)
+        self._bad_step = torch.tensor(-1, device=device)  # first step (1-based) of this stage with a non-finite loss
 
     # ------------------------------------------------------------------------------------------ optimisers
     def _prior_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -127,13 +137,14 @@ class Trainer:
             rng = np.random.default_rng([self.cfg.seed, 1, step])
             ids = rng.integers(0, len(chunks), per_rank * info.world_size)[info.rank::info.world_size]
             batch = chunks[ids].to(self.device)
-            with self._autocast():
-                out = model(batch)
+            out = self._forward(model, batch)
+            self._note_loss(out["loss"])
             self.tok_opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             self.tok_opt.step()
             self.progress.step += 1
             if self.progress.step % self.cfg.log_every == 0 or self.progress.step == cfg.steps:
+                self._check_loss_finite()
                 now = time.perf_counter()
                 rate = (self.progress.step - n_last) * per_rank * info.world_size / max(now - t_last, 1e-9)
                 t_last, n_last = now, self.progress.step
@@ -235,8 +246,8 @@ class Trainer:
                     group["lr"] = lr
             ids = self._batch_ids(self.progress.step, len(train_set), per_step)
             obs, actions, pad = self._to_device(train_set.get_batch(ids))
-            with self._autocast():
-                out = model(obs, actions, pad)
+            out = self._forward(model, obs, actions, pad)
+            self._note_loss(out["loss"])
             for opt in self.prior_opts.values():
                 opt.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -250,6 +261,7 @@ class Trainer:
             self.progress.step += 1
             windows_since += float(out["windows"])
             if self.progress.step % self.cfg.log_every == 0:
+                self._check_loss_finite()
                 now = time.perf_counter()
                 scalars = {k: all_reduce_mean(float(v.detach()), info, self.device) for k, v in out.items()
                            if k != "windows"}
@@ -318,6 +330,44 @@ class Trainer:
             self._prior_train_mode()
         return all_reduce_mean(float(np.mean(losses)), self.info, self.device)
 
+    # ------------------------------------------------------------------------------------------ divergence
+    def _note_loss(self, loss: torch.Tensor) -> None:
+        """Record the first step whose loss is not finite, on the device (reading it would sync every step)."""
+        bad = ~torch.isfinite(loss.detach()) & (self._bad_step < 0)
+        self._bad_step = torch.where(bad, torch.full_like(self._bad_step, self.progress.step + 1), self._bad_step)
+
+    def _check_loss_finite(self) -> None:
+        """Raise `TrainingDivergedError` on every rank if any rank saw a non-finite loss (collective call)."""
+        first = int(self._bad_step)
+        if all_reduce_mean(float(first >= 0), self.info, self.device) == 0:
+            return
+        raise self._diverged(f"the loss became NaN or inf {f'at step {first}' if first >= 0 else 'on another rank'}")
+
+    def _forward(self, model, *inputs) -> dict[str, torch.Tensor]:
+        """`model(*inputs)`, reporting a forward pass that failed on non-finite values as the divergence it is.
+
+        Weights that grew without bound make the code logits NaN, and stage 2's code sampling (torch.multinomial)
+        refuses them before a loss exists to check; a weight may also be NaN itself. DDP keeps the weights of
+        every rank equal, so every rank raises at the same step."""
+        try:
+            with self._autocast():
+                return model(*inputs)
+        except RuntimeError as err:
+            bad = next((n for n, q in self.policy.named_parameters() if not torch.isfinite(q).all()), None)
+            if bad is None and "nan" not in str(err).lower():
+                raise
+            step = self.progress.step + 1
+            raise self._diverged(f"weight `{bad}` is NaN or inf at step {step}" if bad else
+                                 f"the forward pass met NaN or inf values at step {step} ({err})") from None
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        lr = "stage1.lr" if self.progress.stage == 1 else "stage2.lr (or set stage2.grad_clip)"
+        return TrainingDivergedError(
+            f"stage {self.progress.stage}: {what}; training stopped and no checkpoint was written after that "
+            f"step (`{self.run_dir / 'checkpoints'}` keeps any earlier ones). Lower {lr}, or check the data "
+            "for extreme values"
+        )
+
     # ------------------------------------------------------------------------------------------ checkpoints
     def _autocast(self):
         if self.amp:
@@ -331,6 +381,7 @@ class Trainer:
 
     def _save_checkpoint(self) -> None:
         """Rank 0 writes the policy checkpoint plus the trainer state; older ones beyond the last 2 go."""
+        self._check_loss_finite()
         barrier(self.info)
         if self.info.is_main:
             name = f"stage{self.progress.stage}_{self.progress.step:07d}"
@@ -380,6 +431,7 @@ class Trainer:
         log.info("resumed from %s: stage %d step %d", directory, self.progress.stage, self.progress.step)
 
     def save_final(self, metadata: dict) -> Path | None:
+        self._check_loss_finite()
         if not self.info.is_main:
             return None
         with self._averaged() as policy:
