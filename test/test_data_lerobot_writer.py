@@ -321,7 +321,6 @@ def test_refused_frame_leaves_the_episode_unchanged(root):
                            (too_big, "`action`: non-finite"), (wrong_size, "`action`: 3 values")]:
             with pytest.raises(ValueError, match=match):
                 writer.add_frame(bad)
-            assert writer.current_length == 3
         for t in range(3, 5):
             writer.add_frame(_frame(0, t))
         assert writer.save_episode().result().length == 5

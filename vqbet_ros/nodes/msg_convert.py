@@ -175,10 +175,7 @@ def _reorder(names: Sequence[str], values: Sequence[float], joint_names: Sequenc
     if twice:
         raise ValueError(f"`{what}`: the message names joint(s) {twice} more than once ({names}), so which value "
                          "is meant is ambiguous; fix the publisher (or remap to a topic without duplicates)")
-    index = {name: i for i, name in enumerate(names)}
-    if len(index) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"`{what}` names joint(s) {twice} more than once ({names}); each joint must appear once")
+    index = {name: i for i, name in enumerate(names)}  # a joint not asked for may repeat: it is never read
     missing = [j for j in joint_names if j not in index]
     if missing:
         raise ValueError(
