@@ -108,7 +108,7 @@ def test_sim_node_reset_uses_seed_plus_episode(probe_factory):
     probe.wait_matched()
     response = probe.reset()
     assert response.success and "seed 7" in response.message
-    expected = PushTRobot().reset(seed=7).agent_xy
+    expected = PushTRobot(protocol="official").reset(seed=7).agent_xy  # the node's default protocol
     probe.joints.clear()
     assert probe.spin_until(lambda: probe.joints)
     np.testing.assert_allclose(probe.joints[0].position, expected, atol=1e-6)
