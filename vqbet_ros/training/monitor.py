@@ -97,15 +97,7 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
         axes[1].plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
     axes[1].set_title("stage 2: GPT prior + heads")
     axes[1].set_xlabel("step")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    fig.tight_layout()
-    out = run_dir / "loss_curve.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, axes, run_dir / "loss_curve.png")
 
 
 def plot_rollout_curve(run_dir: str | Path) -> Path | None:
@@ -126,10 +118,18 @@ def plot_rollout_curve(run_dir: str | Path) -> Path | None:
     ax.set_xlabel("stage-2 wall-clock minutes")
     ax.set_ylim(0, 1)
     ax.set_title("closed-loop evaluation during training")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    return _save_figure(fig, [ax], run_dir / "coverage_vs_time.png")
+
+
+def _save_figure(fig, axes, out: Path) -> Path:
+    """Grid and legend on every axis that has labelled lines, then the PNG."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
-    out = run_dir / "coverage_vs_time.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
