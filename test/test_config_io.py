@@ -32,7 +32,7 @@ def test_float_written_without_a_dot_is_a_number(tmp_path):
     [
         ({"spec": SPEC, "prior": {"n_heads": 6}}, "`prior`: unknown key(s) ['n_heads']"),
         ({"spec": SPEC, "prior": {"n_head": "six"}}, "`prior.n_head`: expected an integer, got 'six'"),
-        ({"spec": {**SPEC, "fps": -1}}, "`spec.fps`: must be positive"),
+        ({"spec": {**SPEC, "fps": -1}}, "`spec.fps`: must be a finite number > 0"),
         ({"spec": {**SPEC, "cameras": {"top": [96, 96]}}}, "`spec.cameras.top`: expected [3, H, W]"),
         ({"spec": SPEC, "vision": {"pool": "max"}}, "`vision.pool`: got 'max', expected one of"),
         ({"spec": SPEC, "tokenizer": {"ema_decay": 1.5}}, "`tokenizer.ema_decay`: must be in (0, 1)"),
