@@ -112,7 +112,9 @@ class Harness:
             if with_recorder else None
         self.client = Node("test_client", context=context)
         self.logs: list[str] = []  # every /rosout line, to check what the recorder told its operator
-        self.client.create_subscription(Log, "/rosout", lambda m: self.logs.append(m.msg), 100)
+        # Deep queue: every node of the process logs to /rosout, and on a loaded machine a short queue can drop
+        # the one line a test waits for before the executor thread takes it.
+        self.client.create_subscription(Log, "/rosout", lambda m: self.logs.append(m.msg), 1000)
         self.clients = {n: self.client.create_client(Trigger, f"/recorder/{n}")
                         for n in ("start_episode", "stop_episode", "discard_episode")}
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
