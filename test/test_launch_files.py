@@ -84,6 +84,12 @@ def ros2(ws: Path, *args: str, timeout_s: float = 120.0) -> str:
     return result.stdout
 
 
+def _default_sigint() -> None:
+    """A test run started in the background of a non-interactive shell (`.ci/run &`, nohup) inherits SIGINT
+    ignored, and an ignored signal stays ignored across exec: launch and its nodes would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launch:
     """`ros2 launch ...` in its own process group, stdin not a terminal (as from a service or CI)."""
 
@@ -91,7 +97,7 @@ class Launch:
         self.args = args
         self.proc = subprocess.Popen(_sourced(ws, "ros2", "launch", *args), cwd=ws, env=_env(),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+                                     text=True, start_new_session=True, preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
