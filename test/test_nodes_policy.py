@@ -417,7 +417,8 @@ def test_policy_node_runs_on_sim_time(ros_context, checkpoint):
     try:
         rig.start()
         stamp = rig.received["preview"][-1].header.stamp
+        # Ticks follow /clock from 1000 s on. Whether the worker saw the first /clock as a jump depends on
+        # whether it arrived before or after activation (both happen on Jazzy), so only the outcome is checked.
         assert 1000.0 <= stamp.sec + stamp.nanosec * 1e-9 <= sim["ns"] * 1e-9
-        assert rig.node.worker.clock_jumps >= 1
     finally:
         rig.close()
