@@ -8,7 +8,7 @@ import random
 
 import pytest
 from policy_helpers import make_checkpoint
-from test_nodes_policy import Rig, image_msg, joint_msg
+from test_nodes_policy import Rig, image_msg, joint_msg, to_time
 
 rclpy = pytest.importorskip("rclpy")
 from lifecycle_msgs.msg import State  # noqa: E402
@@ -222,7 +222,7 @@ def test_policy_node_enable_answers_while_camera_sends_decompression_bombs(ros_c
     bomb = png_bomb(6000, 6000)
 
     def inputs(k):
-        stamp = rclpy.time.Time(nanoseconds=rig.peer.get_clock().now().nanoseconds).to_msg()
+        stamp = to_time(rig.peer)
         msg = CompressedImage(format="png", data=bomb)
         msg.header.stamp = stamp
         pub.publish(msg)
