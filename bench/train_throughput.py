@@ -1,7 +1,7 @@
 """Stage-2 training throughput (windows/s) before and after frame sharing, on synthetic batches.
 
     .venv/bin/python bench/train_throughput.py                      # state PushT model (config/train_pusht_state.yaml)
-    .venv/bin/python bench/train_throughput.py --config config/train_pusht_image.yaml --batch 48 --sequence 16
+    .venv/bin/python bench/train_throughput.py --config config/train_pusht_image_end_to_end.yaml --batch 48 --sequence 16
 
 A "window" is one training sample of the official layout: an h-step observation history whose last position
 predicts the executed W-step chunk. Variants, each timed on full optimiser steps (forward, backward, Adam):

@@ -17,6 +17,11 @@ def image_key(camera: str) -> str:
     return f"{IMAGES_PREFIX}{camera}"
 
 
+def backbone_maps_key(image_key: str) -> str:
+    """Training-batch key of a camera's cached backbone feature maps, used in place of its images."""
+    return f"{image_key}.backbone_maps"
+
+
 def low_dim_key(name: str) -> str:
     """Dataset key of an extra low-dimensional observation, e.g. `environment_state`."""
     return f"observation.{name}"

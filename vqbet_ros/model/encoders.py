@@ -122,17 +122,26 @@ class RgbEncoder(nn.Module):
         batch = torch.arange(n, device=x.device)[:, None, None]  # (N, 1, 1)
         return x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (N, ch, cw, 3) -> (N, 3, ch, cw)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.pool(self.backbone(self.preprocess(images)))  # (N, pooled)
-        features = self.out(features)  # (N, Dc)
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) -> backbone feature maps (N, C, h, w)."""
+        return self.backbone(self.preprocess(images))
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """Backbone feature maps (N, C, h, w) -> features (N, Dc). Split from `trunk` so that a frozen backbone's
+        maps can be computed once per frame and cached (`training/feature_cache.py`)."""
+        features = self.out(self.pool(maps))  # (N, Dc)
         # LeRobot follows the keypoint projection with a ReLU; the official pooled header is a plain Linear.
         return torch.relu(features) if self.config.pool == "spatial_softmax" else features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(images))
 
 
 class ObservationEncoder(nn.Module):
     """One token per time step: [camera features in spec order..., MLP(state ++ low-dim extras)] (..., Dt).
 
-    Inputs are dataset keys; state and low-dim values are already min-max normalized, images are uint8.
+    Inputs are dataset keys; state and low-dim values are already min-max normalized, images are uint8. In place
+    of a camera's images, `constants.backbone_maps_key(key)` may hold its backbone's output (..., C, h, w).
     """
 
     def __init__(self, spec: FeatureSpec, vision: VisionConfig, state_hidden_dim: int,
@@ -170,6 +179,12 @@ class ObservationEncoder(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         parts, lead = [], None
         for key, encoder, cam in zip(self.camera_keys, self.cameras, self.spec.cameras):
+            maps_key = constants.backbone_maps_key(key)
+            if maps_key in obs:  # the backbone's output, computed beforehand (a frozen backbone in training)
+                maps = obs[maps_key]
+                lead = maps.shape[:-3]
+                parts.append(encoder.head(maps.reshape(-1, *maps.shape[-3:]).float()))  # (N, Dc)
+                continue
             images = self._get(obs, key, tuple(self.spec.cameras[cam]))
             if images.dtype != torch.uint8:
                 raise TypeError(f"observation `{key}`: expected uint8 images, got {images.dtype}")

@@ -1,4 +1,4 @@
-"""One training run of `vqbet-train`: data, the two stages, and the system settings.
+"""One training run of `vqbet-train`: data, the optional encoder pretraining, the two stages, system settings.
 
 The YAML file (`config/train_*.yaml`) holds a `TrainConfig`; `a.b=value` command-line overrides are applied
 before validation, so every error names its key path. The `model:` block is the architecture (what the
@@ -57,6 +57,45 @@ class DataConfig:
 
 
 @dataclass
+class EncoderPretrainConfig:
+    """Optional stage 0: supervised pretraining of the camera encoders on the demonstrations' own frames
+    (docs/image-policies.md). Each camera's encoder, through a linear read-out, learns to predict `targets` of
+    the same frame; the read-out is then dropped and stages 1-2 run as usual. With `vision.freeze_backbone`,
+    stage 2 keeps the pretrained backbone fixed and computes its feature maps once per frame (a cache), so the
+    prior trains at nearly the speed of a state policy.
+
+    Args:
+        targets: dataset keys (float columns, e.g. `observation.environment_state`, `observation.state`) to
+            predict from each frame; empty = no pretraining. They are used only here: the policy never sees them
+            unless `model.spec` lists them too.
+        steps: optimiser steps; with `time_limit_min` the stage stops at whichever comes first.
+        time_limit_min: wall-clock budget in minutes (0 = none).
+        batch_size: frames per step.
+        lr: Adam learning rate, cosine-decayed to 10% over the stage.
+        weight_decay: Adam weight decay.
+        bf16_autocast: bfloat16 autocast of the encoders (on a CPU with AVX512-BF16 or AMX, and on CUDA, about
+            twice as fast as float32 for a ResNet; the weights and the optimiser stay float32).
+    """
+
+    targets: list[str] = field(default_factory=list)
+    steps: int = 10000
+    time_limit_min: float = 0.0
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    bf16_autocast: bool = True
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"`steps` and `batch_size` must be >= 1, got {self.steps} and {self.batch_size}")
+        _check_number("time_limit_min", self.time_limit_min, 0.0)
+        _check_number("lr", self.lr, 0.0, low_open=True)
+        _check_number("weight_decay", self.weight_decay, 0.0)
+        if len(set(self.targets)) != len(self.targets):
+            raise ConfigError(f"`targets`: a key is listed twice in {self.targets}")
+
+
+@dataclass
 class TokenizerTrainConfig:
     """Stage 1: the residual VQ-VAE on action chunks (docs/vqbet.md §2).
 
@@ -112,6 +151,9 @@ class PriorTrainConfig:
         ema_decay: exponential moving average of the weights (`training/weight_average.py`; 0 = off, e.g.
             0.999). Checkpoints and rollout evaluations then hold the average. Deviation: the official code
             keeps no average.
+        feature_cache_dir: with `vision.freeze_backbone`, where the backbone feature maps of every frame are
+            kept between runs, keyed by the frames and the backbone weights (`training/feature_cache.py`);
+            empty = compute them at every run. The maps are of the centre crop: no crop augmentation then.
     """
 
     steps: int = 20000
@@ -131,6 +173,7 @@ class PriorTrainConfig:
     grad_clip: float = 0.0
     dropout_in_training: bool = False
     ema_decay: float = 0.0
+    feature_cache_dir: str = "~/.cache/vqbet_ros/features"
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -183,6 +226,7 @@ class TrainConfig:
     Args:
         model: architecture and feature spec (the checkpoint's config.yaml).
         data: dataset and split.
+        encoder_pretrain: optional stage 0, pretraining of the camera encoders.
         stage1, stage2: the two training stages.
         rollout: closed-loop evaluation in the PushT simulator during stage 2.
         output_dir: run directory: checkpoints/, final/, tensorboard/, loss_curve.png, metrics.jsonl.
@@ -197,6 +241,7 @@ class TrainConfig:
 
     model: VQBeTConfig
     data: DataConfig
+    encoder_pretrain: EncoderPretrainConfig = field(default_factory=EncoderPretrainConfig)
     stage1: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
     stage2: PriorTrainConfig = field(default_factory=PriorTrainConfig)
     rollout: RolloutEvalConfig = field(default_factory=RolloutEvalConfig)
@@ -223,3 +268,6 @@ class TrainConfig:
                 raise ConfigError(f"`{name}`: must be >= 0, got {getattr(self, name)}")
         if self.log_every == 0:
             raise ConfigError("`log_every`: must be >= 1")
+        if self.encoder_pretrain.targets and not self.model.spec.cameras:
+            raise ConfigError("`encoder_pretrain.targets`: pretraining trains camera encoders, but "
+                              "`model.spec.cameras` is empty; remove encoder_pretrain or add a camera")

@@ -7,7 +7,7 @@ state, low-dim and action arrays are normalized here once, so batches are plain 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class TrainingData:
     train_episodes: list[int]
     val_episodes: list[int]
     stats: dict[str, dict[str, np.ndarray]]
+    # Encoder-pretraining targets (`encoder_pretrain.targets`): key -> (N, n) float32, min-max normalized with
+    # training-split stats of their own (not part of `stats`, which the checkpoint keeps).
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -48,7 +51,8 @@ def _expected_size(spec: FeatureSpec, key: str) -> int:
     return next(size for name, size in spec.low_dim.items() if constants.low_dim_key(name) == key)
 
 
-def _read_lerobot(cfg: DataConfig, spec: FeatureSpec) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+def _read_lerobot(cfg: DataConfig, spec: FeatureSpec, extra: list[str]
+                  ) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     from vqbet_ros.data.lerobot_reader import LeRobotDataset
 
     ds = LeRobotDataset(cfg.path)
@@ -59,9 +63,10 @@ def _read_lerobot(cfg: DataConfig, spec: FeatureSpec) -> tuple[dict[str, np.ndar
     ranges = ds.episode_ranges[:len(episodes)]
     vector, cameras = spec_keys(spec)
     arrays = {}
-    for key in vector + [constants.ACTION]:
+    for key in vector + extra + [constants.ACTION]:
         if key not in ds.features:
-            raise KeyError(f"dataset `{cfg.path}` has no feature `{key}`, which `model.spec` needs; "
+            raise KeyError(f"dataset `{cfg.path}` has no feature `{key}`, which `model.spec` or "
+                           f"`encoder_pretrain.targets` needs; "
                            f"its features: {sorted(ds.features)}")
         arrays[key] = np.asarray(ds.read_column(key), dtype=np.float32).reshape(ds.num_frames, -1)
     for cam, key in spec.image_keys.items():
@@ -74,7 +79,8 @@ def _read_lerobot(cfg: DataConfig, spec: FeatureSpec) -> tuple[dict[str, np.ndar
     return {k: v[:end] for k, v in arrays.items()}, ranges
 
 
-def _read_zarr(cfg: DataConfig, spec: FeatureSpec) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+def _read_zarr(cfg: DataConfig, spec: FeatureSpec, extra: list[str]
+               ) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     """A Diffusion-Policy PushT replay buffer, under the keys of `data/zarr_replay.load_pusht_zarr`."""
     from vqbet_ros.data.zarr_replay import load_pusht_zarr
 
@@ -107,10 +113,12 @@ def _check_finite(values: np.ndarray, ranges: list[tuple[int, int]], key: str, p
     )
 
 
-def load_training_data(cfg: DataConfig, spec: FeatureSpec, stats: dict | None = None) -> TrainingData:
-    """Read, split and normalize. `stats` (e.g. from a stage-1 checkpoint) replaces computed ones."""
+def load_training_data(cfg: DataConfig, spec: FeatureSpec, stats: dict | None = None,
+                       targets: list[str] | tuple[str, ...] = ()) -> TrainingData:
+    """Read, split and normalize. `stats` (e.g. from a stage-1 checkpoint) replaces computed ones; `targets`
+    are extra float columns for encoder pretraining."""
     reader = _read_zarr if cfg.resolved_format == "zarr" else _read_lerobot
-    raw, ranges = reader(cfg, spec)
+    raw, ranges = reader(cfg, spec, list(targets))
     vector, cameras = spec_keys(spec)
     for key in vector + [constants.ACTION]:
         if key not in raw:
@@ -127,6 +135,15 @@ def load_training_data(cfg: DataConfig, spec: FeatureSpec, stats: dict | None = 
     normalizer = Normalizer(stats)
     arrays = {k: normalizer.normalize(k, raw[k]).astype(np.float32) for k in vector + [constants.ACTION]}
     arrays.update({k: raw[k] for k in cameras})
+    target_arrays = {}
+    for key in targets:
+        if key not in raw:
+            raise KeyError(f"`encoder_pretrain.targets`: `{cfg.path}` has no float column `{key}`; "
+                           f"it gives {sorted(k for k in raw if raw[k].ndim == 2)}")
+        values = np.asarray(raw[key], np.float32).reshape(len(raw[key]), -1)
+        _check_finite(values, ranges, key, cfg.path)
+        target_stats = stats_for_episodes({key: values}, ranges, train)
+        target_arrays[key] = Normalizer(target_stats).normalize(key, values).astype(np.float32)
     log.info("data: %d frames, %d episodes (%d train / %d val) from %s", len(raw[constants.ACTION]), len(ranges),
              len(train), len(val), cfg.path)
-    return TrainingData(arrays, ranges, train, val, stats)
+    return TrainingData(arrays, ranges, train, val, stats, target_arrays)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STAGE_NAMES = {1: "stage1_tokenizer", 2: "stage2_prior"}
+STAGE_NAMES = {0: "stage0_encoder", 1: "stage1_tokenizer", 2: "stage2_prior"}
 
 
 class Monitor:

@@ -1,6 +1,7 @@
 """vqbet-train: train a VQ-BeT policy, stage 1 (residual VQ-VAE tokenizer) then stage 2 (GPT prior + heads).
 
-    # both stages, PushT state (the shipped models/pusht_state recipe)
+    # both stages (after encoder pretraining when `encoder_pretrain.targets` is set), PushT state
+    # (the shipped models/pusht_state recipe)
     vqbet-train --config config/train_pusht_state.yaml output_dir=runs/pusht
     # any field can be overridden as key.path=value (parsed as YAML)
     vqbet-train --config config/train_pusht_state.yaml stage2.lr=3e-4 stage2.time_limit_min=30
@@ -66,7 +67,9 @@ def run(cfg: TrainConfig, stage: str = "all", init: str | None = None, resume: b
             raise ConfigError(f"`output_dir`: `{cfg.output_dir}` is a file, expected a run directory (it will hold "
                               "checkpoints/ and final/); choose another path")
         init_ckpt = load_checkpoint_matching(init, cfg) if init else None
-        data = load_training_data(cfg.data, cfg.model.spec, stats=init_ckpt.stats if init_ckpt else None)
+        pretrain = cfg.encoder_pretrain.targets and stage == "all" and not resume
+        data = load_training_data(cfg.data, cfg.model.spec, stats=init_ckpt.stats if init_ckpt else None,
+                                  targets=cfg.encoder_pretrain.targets if pretrain else ())
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         policy = VQBeTPolicy(cfg.model).to(device)
         torch.manual_seed(cfg.seed + info.rank)
@@ -81,15 +84,18 @@ def run(cfg: TrainConfig, stage: str = "all", init: str | None = None, resume: b
             policy.freeze_tokenizer()
             trainer.progress.stage = 2
         t0 = time.perf_counter()
+        encoder_result = trainer.run_stage0() if pretrain else {}
+        t1 = time.perf_counter()
         if trainer.progress.stage == 1:
             trainer.run_stage1()
-        stage1_s = time.perf_counter() - t0
+        stage1_s = time.perf_counter() - t1
         if trainer.progress.stage == 2 and stage != "1":
             trainer.run_stage2()
         if stage == "1":
             policy.freeze_tokenizer()
         total_s = time.perf_counter() - t0
-        summary = {"stage": stage, "stage1_time_s": round(stage1_s, 1), "train_time_s": round(total_s, 1),
+        summary = {"stage": stage, **{f"encoder_pretrain_{k}": round(v, 4) for k, v in encoder_result.items()},
+                   "stage1_time_s": round(stage1_s, 1), "train_time_s": round(total_s, 1),
                    "stage2_steps": trainer.progress.step if stage != "1" else 0,
                    "world_size": info.world_size, "device": str(device), "seed": cfg.seed,
                    "data": cfg.data.path}

@@ -1,4 +1,5 @@
-"""The `vqbet-train` loops: stage 1 (tokenizer), stage 2 (prior), resumable checkpoints.
+"""The `vqbet-train` loops: stage 0 (optional encoder pretraining), stage 1 (tokenizer), stage 2 (prior),
+resumable checkpoints.
 
 Batch order is a pure function of (seed, step): stage 1 draws chunk indices from a generator seeded with the
 step; stage 2 walks a per-epoch permutation. So a resumed run sees exactly the batches the uninterrupted run
@@ -41,6 +42,8 @@ from vqbet_ros.training.config import TrainConfig
 from vqbet_ros.training.weight_average import WeightAverage
 from vqbet_ros.training.data import TrainingData
 from vqbet_ros.training.distributed import DistInfo, all_reduce_mean, barrier, broadcast_module
+from vqbet_ros.training.encoder_pretrain import pretrain_encoders
+from vqbet_ros.training.feature_cache import with_cached_maps
 from vqbet_ros.training.monitor import Monitor
 from vqbet_ros.training.objective import PriorObjective, TokenizerObjective
 
@@ -56,7 +59,7 @@ VAL_BATCHES = 8
 class Progress:
     """Where a run stands; saved in every checkpoint."""
 
-    stage: int = 1       # 1 = tokenizer, 2 = prior, 3 = done
+    stage: int = 1       # 0 = encoder pretraining, 1 = tokenizer, 2 = prior, 3 = done
     step: int = 0        # steps done in the current stage
     elapsed_s: float = 0.0  # wall time spent in the current stage (stage 2's time budget)
 
@@ -92,6 +95,7 @@ class Trainer:
         self.amp = cfg.amp and device.type == "cuda"
         self.weight_average: WeightAverage | None = None  # stage 2's EMA (`stage2.ema_decay`)
         self._bad_step = torch.tensor(-1, device=device)  # first step (1-based) of this stage with a non-finite loss
+        self._stage2_arrays: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------------------------------ optimisers
     def _prior_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -117,6 +121,22 @@ class Trainer:
         docs/vqbet.md §10.3)."""
         p = self.policy
         return [q for m in (p.prior, p.heads.code_head, p.obs_encoder) for q in m.parameters()]
+
+    # ------------------------------------------------------------------------------------------ stage 0
+    def run_stage0(self) -> dict[str, float]:
+        """Encoder pretraining (`encoder_pretrain`) in one process (the encoders are then broadcast to the
+        others); returns its final losses, steps and time on rank 0."""
+        result = {}
+        if self.info.is_main:
+            result = pretrain_encoders(self.policy, self.data, self.cfg.encoder_pretrain, self.cfg.seed,
+                                       self.device, self.monitor, self.cfg.log_every)
+        barrier(self.info)
+        for camera in self.policy.obs_encoder.cameras:
+            broadcast_module(camera, self.info)
+            camera.backbone.requires_grad_(not camera.config.freeze_backbone)
+        self.progress = Progress(stage=1)
+        self._save_checkpoint()
+        return result
 
     # ------------------------------------------------------------------------------------------ stage 1
     def run_stage1(self) -> None:
@@ -161,9 +181,19 @@ class Trainer:
         self._save_checkpoint()
 
     # ------------------------------------------------------------------------------------------ stage 2
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Stage 2's arrays: a frozen backbone's frames replaced by their backbone maps (computed once)."""
+        if self._stage2_arrays is None:
+            encoder = self.policy.obs_encoder
+            frozen = {key: camera for key, camera in zip(encoder.camera_keys, encoder.cameras)
+                      if camera.config.freeze_backbone}
+            self._stage2_arrays = with_cached_maps(self.data.arrays, frozen, self.device,
+                                                   self.cfg.stage2.feature_cache_dir)
+        return self._stage2_arrays
+
     def _dataset(self, episodes: list[int]) -> WindowDataset:
         seq = self.cfg.stage2.sequence_length
-        return WindowDataset(self.data.arrays, self.data.episode_ranges, self.spec.n_obs_steps,
+        return WindowDataset(self._arrays(), self.data.episode_ranges, self.spec.n_obs_steps,
                              self.spec.chunk_size, episodes=episodes, sequence_length=seq or None)
 
     def samples_per_step(self) -> int:
