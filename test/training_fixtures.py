@@ -13,7 +13,8 @@ from vqbet_ros.config_io import from_dict
 from vqbet_ros.training.config import TrainConfig
 
 
-def make_pusht_zarr(root: Path, episodes: int = 4, length: int = 24, seed: int = 0) -> Path:
+def make_pusht_zarr(root: Path, episodes: int = 4, length: int = 24, seed: int = 0, image_size: int = 0) -> Path:
+    """With `image_size`, also `data/img` (float 0..255 like PushT's) whose colour encodes the agent position."""
     import zarr
 
     rng = np.random.default_rng(seed)
@@ -26,6 +27,12 @@ def make_pusht_zarr(root: Path, episodes: int = 4, length: int = 24, seed: int =
     group.create_array("data/keypoint", data=(block[:, None, :2] + rng.normal(0, 30, (n, 9, 2))).astype(np.float32))
     group.create_array("data/action", data=(agent + rng.normal(0, 3, (n, 2))).astype(np.float32))
     group.create_array("meta/episode_ends", data=np.arange(1, episodes + 1, dtype=np.int64) * length)
+    if image_size:
+        # Red and green levels follow the agent's x and y: what a frame shows determines the agent position.
+        levels = np.clip((agent - agent.min(0)) / np.ptp(agent, axis=0) * 200 + 30, 0, 255)  # (n, 2)
+        images = np.zeros((n, image_size, image_size, 3), np.float32)
+        images[..., :2] = levels[:, None, None, :]
+        group.create_array("data/img", data=images)
     return path
 
 

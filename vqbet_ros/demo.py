@@ -35,6 +35,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -188,10 +189,14 @@ def latency_figures(values_s) -> dict:
 
 # ---- video -------------------------------------------------------------------------------------------------
 class VideoFrames:
-    """Collects annotated frames of the sim (a sim-node step observer) for the first `episodes` episodes."""
+    """Collects video frames (a sim-node step observer) for the first `episodes` episodes: on the left what the
+    camera sees (the 96x96 image the policy gets, enlarged), on the right the sim with the newest chunk the policy
+    planned drawn as dots (light = later steps) on both views. `planned()` gives that chunk as (W, 2) PushT pixels,
+    or None before the first one."""
 
-    def __init__(self, episodes: int):
+    def __init__(self, episodes: int, planned: Callable[[], np.ndarray | None] = lambda: None):
         self.episodes = episodes
+        self.planned = planned
         self.frames: list[np.ndarray] = []
         self.episode = -1
         self._lock = threading.Lock()
@@ -203,11 +208,26 @@ class VideoFrames:
             episode = self.episode
         import cv2
 
-        frame = np.ascontiguousarray(robot.render_frame())
+        from vqbet_ros.sim.pusht import WORKSPACE_PX
+
+        scene = np.ascontiguousarray(robot.render_frame())
+        size = scene.shape[0]
+        camera = robot.observe().image
+        camera = cv2.resize(camera, (size, size), interpolation=cv2.INTER_NEAREST) if camera is not None \
+            else np.zeros_like(scene)
+        chunk = self.planned()
+        if chunk is not None:
+            for view in (camera, scene):
+                for k, (x, y) in enumerate(chunk):
+                    shade = int(255 * k / max(len(chunk) - 1, 1))
+                    centre = (int(round(x * size / WORKSPACE_PX)), int(round(y * size / WORKSPACE_PX)))
+                    cv2.circle(view, centre, 4, (255, shade, 0), -1, cv2.LINE_AA)
         text = f"ep {episode}  step {robot.step_index}  coverage {robot.coverage:.2f}"
-        cv2.putText(frame, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(scene, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(camera, "policy camera + planned chunk", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
         with self._lock:
-            self.frames.append(frame)
+            self.frames.append(np.concatenate([camera, scene], axis=1))
 
     def start_episode(self, episode: int) -> None:
         with self._lock:
@@ -251,6 +271,9 @@ class _Driver:
         # The policy's commands, to know it has answered an episode's last observation before it is reset.
         self.answered_ns = 0  # newest command stamp seen
         self.node.create_subscription(JointTrajectory, "/pusht/joint_trajectory", self._on_command, COMMAND_QOS)
+        # The planned chunks (the policy's preview), drawn in the video.
+        self.planned: np.ndarray | None = None
+        self.node.create_subscription(JointTrajectory, "/policy_node/preview", self._on_preview, COMMAND_QOS)
         self.sim_reset = self.node.create_client(Trigger, "/pusht_sim/reset")
         self.policy_reset = self.node.create_client(Trigger, "/policy_node/reset")
         self.change_state = self.node.create_client(ChangeState, "/policy_node/change_state")
@@ -267,6 +290,12 @@ class _Driver:
             entry[3] = entry[3] or data[f["done"]] > 0.5
             entry[4] = int(data[f["stamp_sec"]]) * 1_000_000_000 + int(data[f["stamp_nanosec"]])
             self._cond.notify_all()
+
+    def _on_preview(self, msg) -> None:
+        from vqbet_ros.sim.pusht import JOINT_NAMES
+
+        order = [list(msg.joint_names).index(n) for n in JOINT_NAMES]
+        self.planned = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)  # (W, 2)
 
     def _on_command(self, msg) -> None:
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -361,6 +390,8 @@ def run(args: argparse.Namespace) -> DemoSummary:
         nodes.append(policy)
         driver = _Driver(context)
         nodes.append(driver.node)
+        if video is not None:
+            video.planned = lambda: driver.planned
         for node in nodes:
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="vqbet-demo-executor", daemon=True)
