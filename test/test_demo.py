@@ -9,20 +9,22 @@ from vqbet_ros.demo import find_checkpoint, main, wiring
 from vqbet_ros.model.config import FeatureSpec, HeadConfig, PriorConfig, TokenizerConfig, VQBeTConfig
 
 
-def _tiny_state_checkpoint(directory, argmax=False):
+def _tiny_checkpoint(directory, argmax=False, camera=False):
+    """Random weights; the state policy sees the block keypoints, the image one the 96x96 camera instead."""
     from vqbet_ros.model.checkpoint import save_checkpoint
     from vqbet_ros.model.policy import VQBeTPolicy
 
-    spec = FeatureSpec(joint_names=["x", "y"], action_names=["x", "y"], low_dim={"environment_state": 18},
-                       n_obs_steps=2, chunk_size=3)
+    inputs = {"cameras": {"top": [3, 96, 96]}} if camera else {"low_dim": {"environment_state": 18}}
+    spec = FeatureSpec(joint_names=["x", "y"], action_names=["x", "y"], n_obs_steps=2, chunk_size=3, **inputs)
     config = VQBeTConfig(spec=spec, tokenizer=TokenizerConfig(hidden_dim=16, latent_dim=16, codebook_size=4),
                          prior=PriorConfig(n_layer=1, n_head=1, n_embd=16, output_dim=16, block_size=8),
                          heads=HeadConfig(hidden_dim=32, argmax=argmax))
     def box():
         return {"min": np.zeros(2), "max": np.full(2, 512.0)}
 
-    stats = {constants.STATE: box(), constants.ACTION: box(),
-             constants.low_dim_key("environment_state"): {"min": np.zeros(18), "max": np.full(18, 512.0)}}
+    stats = {constants.STATE: box(), constants.ACTION: box()}
+    if not camera:
+        stats[constants.low_dim_key("environment_state")] = {"min": np.zeros(18), "max": np.full(18, 512.0)}
     save_checkpoint(directory, config, VQBeTPolicy(config), stats)
     return directory
 
@@ -59,7 +61,8 @@ def test_find_checkpoint_names_the_fix_when_none(tmp_path, monkeypatch):
     assert find_checkpoint(None).name == "pusht_state"
 
 
-def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path):
+@pytest.mark.parametrize("camera", [False, True], ids=["state", "image"])
+def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path, camera):
     """With deterministic codes (heads.argmax) the ROS loop must reproduce vqbet-eval's rollouts exactly: same
     seeds, same observation at every step, same temporal ensembling, same actions; any lag or misaligned step
     in the sim/policy lockstep changes the coverage."""
@@ -70,7 +73,7 @@ def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path):
     from vqbet_ros.training.evaluate import main as eval_main
 
     torch.manual_seed(0)
-    checkpoint = _tiny_state_checkpoint(tmp_path / "ckpt", argmax=True)
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt", argmax=not camera, camera=camera)
     summary_path, video, eval_path = tmp_path / "summary.json", tmp_path / "demo.mp4", tmp_path / "eval.json"
     code = main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "40", "--device", "cpu",
                  "--video", str(video), "--json", str(summary_path), "--quiet"])
@@ -81,6 +84,12 @@ def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path):
     assert all(e["steps"] == 40 and not e["timed_out"] for e in episodes)
     assert summary["decision_latency_ms"]["n"] >= 80 and summary["lockstep_timeouts"] == 0
     assert video.stat().st_size > 1000
+    inputs = set(summary["policy_inputs"])
+    assert "/joint_states" in inputs
+    if camera:  # what the camera sees and the joint states; no block pose, keypoints or status
+        assert "/camera/image_raw" in inputs and not any(t.startswith("/pusht/") for t in inputs), inputs
+    else:
+        assert "/pusht/keypoints" in inputs
 
     assert eval_main(["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "40",
                       "--output", str(eval_path)]) == 0

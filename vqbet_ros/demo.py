@@ -155,6 +155,7 @@ class DemoSummary:
     decision_latency_ms: dict = field(default_factory=dict)
     round_trip_ms: dict = field(default_factory=dict)
     lockstep_timeouts: int = 0  # fast mode: steps taken without a fresh command (should be 0)
+    policy_inputs: list[str] = field(default_factory=list)  # the topics the policy node subscribes to
     video: str | None = None
 
     def figures(self) -> dict:
@@ -176,7 +177,7 @@ class DemoSummary:
                 "protocol": self.protocol,
                 **self.figures(), "decision_latency_ms": self.decision_latency_ms,
                 "round_trip_ms": self.round_trip_ms, "lockstep_timeouts": self.lockstep_timeouts,
-                "video": self.video, "per_episode": episodes}
+                "policy_inputs": self.policy_inputs, "video": self.video, "per_episode": episodes}
 
 
 def latency_figures(values_s) -> dict:
@@ -404,12 +405,17 @@ def run(args: argparse.Namespace) -> DemoSummary:
         _wait_for(lambda: sim.count_publishers("/pusht/joint_trajectory") > 0
                   and sim.count_subscribers("/joint_states") > 0, 30.0, "the policy's topics")
 
+        summary.policy_inputs = sorted(name for name, _ in policy.get_subscriber_names_and_types_by_node(
+            policy.get_name(), policy.get_namespace()))
+        if not args.quiet:
+            print(f"  the policy subscribes to: {', '.join(summary.policy_inputs)}")
         worker = policy.worker
         decisions_before = 0
         latencies: list[float] = []
         for n in range(args.episodes):
             if video is not None:
                 video.start_episode(n)
+            policy.runtime.reseed(args.seed + n)  # the episode's own sampling seed, as in vqbet-eval
             driver.call(driver.policy_reset, driver.Trigger.Request())
             wall0 = time.monotonic()
             response = driver.call(driver.sim_reset, driver.Trigger.Request())

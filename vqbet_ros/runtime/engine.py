@@ -320,6 +320,13 @@ class PolicyRuntime:
         if self._generator is not None:
             self._generator.manual_seed(self.config.seed)
 
+    def reseed(self, seed: int) -> None:
+        """Sample codes from a generator seeded with `seed` from the next `reset()` on (`vqbet-demo` gives each
+        episode the seed `vqbet-eval` gives it, so that both sample the same codes)."""
+        self.config.seed = seed
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+
     def request_reset(self) -> None:
         """`reset()` from another thread (a service): done by the worker at the start of its next tick.
         Bumps `generation`, so the result of a tick already under way can be told apart and dropped."""
