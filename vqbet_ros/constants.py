@@ -17,9 +17,9 @@ def image_key(camera: str) -> str:
     return f"{IMAGES_PREFIX}{camera}"
 
 
-def backbone_maps_key(image_key: str) -> str:
-    """Training-batch key of a camera's cached backbone feature maps, used in place of its images."""
-    return f"{image_key}.backbone_maps"
+def frozen_output_key(image_key: str) -> str:
+    """Training-batch key of what a camera's frozen encoder part gives for its frames, used in place of them."""
+    return f"{image_key}.frozen_output"
 
 
 def low_dim_key(name: str) -> str:

@@ -209,9 +209,15 @@ class VisionConfig:
 
     Args:
         backbone: torchvision ResNet (official and LeRobot: resnet18).
+        backbone_stages: how many of the ResNet's 4 residual stages to keep (4 = the whole trunk, as official
+            and LeRobot). Fewer stages give a smaller, faster encoder with a finer feature map (stride 8 after
+            2 stages: 12x12 at 96x96), which suits a spatial softmax; ResNet-18 with 2 stages has 0.7 M weights
+            instead of 11 M.
         pretrained: load ImageNet weights (official: pretrained and frozen). Needs the weights in the torch
             hub cache or network access; offline this fails with a message, never a hang.
         freeze_backbone: keep the backbone weights fixed (official `finetune_resnet: false`).
+        freeze_encoder: keep the whole camera encoder (backbone, pooling, projection) fixed, e.g. after encoder
+            pretraining (`vqbet-train`'s `encoder_pretrain`); implies `freeze_backbone`.
         pool: `spatial_softmax` (LeRobot) or `avg` (official global-average pooling).
         num_keypoints: spatial-softmax keypoints (LeRobot 32).
         group_norm: replace BatchNorm with GroupNorm (LeRobot's scratch recipe; required when training
@@ -223,8 +229,10 @@ class VisionConfig:
     """
 
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    backbone_stages: int = 4
     pretrained: bool = False
     freeze_backbone: bool = False
+    freeze_encoder: bool = False
     pool: Literal["spatial_softmax", "avg"] = "spatial_softmax"
     num_keypoints: int = 32
     group_norm: bool = True
@@ -235,6 +243,10 @@ class VisionConfig:
 
     def __post_init__(self):
         _check_at_least(self, 1, "num_keypoints", "feature_dim")
+        if self.freeze_encoder and not self.freeze_backbone:
+            raise ConfigError("`freeze_encoder: true` freezes the backbone too; set `freeze_backbone: true` as well")
+        if not 1 <= self.backbone_stages <= 4:
+            raise ConfigError(f"`backbone_stages`: a ResNet has 4 residual stages; keep 1 to 4, got {self.backbone_stages}")
         for name in ("resize_shape", "crop_shape"):
             shape = getattr(self, name)
             if shape is not None and (len(shape) != 2 or min(shape) <= 0):

@@ -75,7 +75,8 @@ class RgbEncoder(nn.Module):
         # LeRobot's scratch recipe: GroupNorm with C/16 groups instead of BatchNorm (docs/vqbet.md §6).
         norm = (lambda c: nn.GroupNorm(c // 16, c)) if config.group_norm else None
         resnet = getattr(torchvision.models, config.backbone)(weights=weights, norm_layer=norm)
-        self.backbone = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
+        # Stem (conv, norm, relu, max-pool) and the first `backbone_stages` residual stages; no avgpool or fc.
+        self.backbone = nn.Sequential(*list(resnet.children())[:4 + config.backbone_stages])
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.input_hw = tuple(config.crop_shape or config.resize_shape or image_shape[1:])
@@ -90,6 +91,8 @@ class RgbEncoder(nn.Module):
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())  # official global average pool
             pooled = channels
         self.out = nn.Linear(pooled, config.feature_dim)
+        if config.freeze_encoder:
+            self.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -127,8 +130,7 @@ class RgbEncoder(nn.Module):
         return self.backbone(self.preprocess(images))
 
     def head(self, maps: torch.Tensor) -> torch.Tensor:
-        """Backbone feature maps (N, C, h, w) -> features (N, Dc). Split from `trunk` so that a frozen backbone's
-        maps can be computed once per frame and cached (`training/feature_cache.py`)."""
+        """Backbone feature maps (N, C, h, w) -> features (N, Dc)."""
         features = self.out(self.pool(maps))  # (N, Dc)
         # LeRobot follows the keypoint projection with a ReLU; the official pooled header is a plain Linear.
         return torch.relu(features) if self.config.pool == "spatial_softmax" else features
@@ -136,12 +138,29 @@ class RgbEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(images))
 
+    # A frozen part gives every frame the same output at every training step, so training computes it once per
+    # frame (`training/feature_cache.py`) and runs only the rest: the head after a frozen backbone, nothing after
+    # a frozen encoder.
+    @property
+    def frozen(self) -> bool:
+        return self.config.freeze_backbone or self.config.freeze_encoder
+
+    def frozen_part(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) -> the output of the frozen part: features (N, Dc) of a frozen encoder, else
+        backbone maps (N, C, h, w)."""
+        return self(images) if self.config.freeze_encoder else self.trunk(images)
+
+    def after_frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """`frozen_part`'s output -> features (N, Dc)."""
+        return x if self.config.freeze_encoder else self.head(x)
+
 
 class ObservationEncoder(nn.Module):
     """One token per time step: [camera features in spec order..., MLP(state ++ low-dim extras)] (..., Dt).
 
     Inputs are dataset keys; state and low-dim values are already min-max normalized, images are uint8. In place
-    of a camera's images, `constants.backbone_maps_key(key)` may hold its backbone's output (..., C, h, w).
+    of a camera's images, `constants.frozen_output_key(key)` may hold what its frozen part gives for them
+    (`RgbEncoder.frozen_part`).
     """
 
     def __init__(self, spec: FeatureSpec, vision: VisionConfig, state_hidden_dim: int,
@@ -179,11 +198,12 @@ class ObservationEncoder(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         parts, lead = [], None
         for key, encoder, cam in zip(self.camera_keys, self.cameras, self.spec.cameras):
-            maps_key = constants.backbone_maps_key(key)
-            if maps_key in obs:  # the backbone's output, computed beforehand (a frozen backbone in training)
-                maps = obs[maps_key]
-                lead = maps.shape[:-3]
-                parts.append(encoder.head(maps.reshape(-1, *maps.shape[-3:]).float()))  # (N, Dc)
+            precomputed = constants.frozen_output_key(key)
+            if precomputed in obs:  # the frozen part's output, computed beforehand (training)
+                x = obs[precomputed]
+                tail = x.shape[-1:] if encoder.config.freeze_encoder else x.shape[-3:]
+                lead = x.shape[:-len(tail)]
+                parts.append(encoder.after_frozen(x.reshape(-1, *tail).float()))  # (N, Dc)
                 continue
             images = self._get(obs, key, tuple(self.spec.cameras[cam]))
             if images.dtype != torch.uint8:

@@ -60,9 +60,9 @@ class DataConfig:
 class EncoderPretrainConfig:
     """Optional stage 0: supervised pretraining of the camera encoders on the demonstrations' own frames
     (docs/image-policies.md). Each camera's encoder, through a linear read-out, learns to predict `targets` of
-    the same frame; the read-out is then dropped and stages 1-2 run as usual. With `vision.freeze_backbone`,
-    stage 2 keeps the pretrained backbone fixed and computes its feature maps once per frame (a cache), so the
-    prior trains at nearly the speed of a state policy.
+    the same frame; the read-out is then dropped and stages 1-2 run as usual. With `vision.freeze_encoder` (or
+    `freeze_backbone`), stage 2 keeps the pretrained encoder (or its backbone) fixed and computes its output once
+    per frame (a cache), so the prior trains at nearly the speed of a state policy.
 
     Args:
         targets: dataset keys (float columns, e.g. `observation.environment_state`, `observation.state`) to
@@ -151,9 +151,10 @@ class PriorTrainConfig:
         ema_decay: exponential moving average of the weights (`training/weight_average.py`; 0 = off, e.g.
             0.999). Checkpoints and rollout evaluations then hold the average. Deviation: the official code
             keeps no average.
-        feature_cache_dir: with `vision.freeze_backbone`, where the backbone feature maps of every frame are
-            kept between runs, keyed by the frames and the backbone weights (`training/feature_cache.py`);
-            empty = compute them at every run. The maps are of the centre crop: no crop augmentation then.
+        feature_cache_dir: with `vision.freeze_encoder` or `freeze_backbone`, where the frozen part's outputs for
+            every frame are kept between runs, keyed by the frames and the frozen weights
+            (`training/feature_cache.py`); empty = compute them at every run. They are of the centre crop: no crop
+            augmentation then.
     """
 
     steps: int = 20000

@@ -55,7 +55,7 @@ def pretrain_encoders(policy: VQBeTPolicy, data: TrainingData, cfg: EncoderPretr
                       device: torch.device, monitor: Monitor, log_every: int) -> dict[str, float]:
     """Train the camera encoders of `policy` in place; returns the final train and validation losses.
 
-    The backbones train even when `vision.freeze_backbone` is set: that flag freezes them for stage 2."""
+    The encoders train even when `vision.freeze_backbone` or `freeze_encoder` is set: those freeze them for stage 2."""
     camera_keys = policy.obs_encoder.camera_keys
     targets = np.concatenate([data.targets[k] for k in cfg.targets], axis=1)  # (N, D)
     train_rows = episode_rows(data.episode_ranges, data.train_episodes)

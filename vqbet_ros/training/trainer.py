@@ -43,7 +43,7 @@ from vqbet_ros.training.weight_average import WeightAverage
 from vqbet_ros.training.data import TrainingData
 from vqbet_ros.training.distributed import DistInfo, all_reduce_mean, barrier, broadcast_module
 from vqbet_ros.training.encoder_pretrain import pretrain_encoders
-from vqbet_ros.training.feature_cache import with_cached_maps
+from vqbet_ros.training.feature_cache import with_frozen_outputs
 from vqbet_ros.training.monitor import Monitor
 from vqbet_ros.training.objective import PriorObjective, TokenizerObjective
 
@@ -133,7 +133,8 @@ class Trainer:
         barrier(self.info)
         for camera in self.policy.obs_encoder.cameras:
             broadcast_module(camera, self.info)
-            camera.backbone.requires_grad_(not camera.config.freeze_backbone)
+            camera.requires_grad_(not camera.config.freeze_encoder)
+            camera.backbone.requires_grad_(not camera.frozen)
         self.progress = Progress(stage=1)
         self._save_checkpoint()
         return result
@@ -182,12 +183,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ stage 2
     def _arrays(self) -> dict[str, np.ndarray]:
-        """Stage 2's arrays: a frozen backbone's frames replaced by their backbone maps (computed once)."""
+        """Stage 2's arrays: frames of a camera with a frozen encoder part replaced by that part's outputs."""
         if self._stage2_arrays is None:
             encoder = self.policy.obs_encoder
-            frozen = {key: camera for key, camera in zip(encoder.camera_keys, encoder.cameras)
-                      if camera.config.freeze_backbone}
-            self._stage2_arrays = with_cached_maps(self.data.arrays, frozen, self.device,
+            frozen = {key: camera for key, camera in zip(encoder.camera_keys, encoder.cameras) if camera.frozen}
+            self._stage2_arrays = with_frozen_outputs(self.data.arrays, frozen, self.device,
                                                    self.cfg.stage2.feature_cache_dir)
         return self._stage2_arrays
 
