@@ -98,6 +98,33 @@ def test_rgb_encoder_frozen_backbone_stays_in_eval_and_gets_no_grad():
     assert enc(images(2)).shape == (2, 8)
 
 
+def test_rgb_encoder_with_two_backbone_stages_keeps_a_finer_map_and_fewer_weights():
+    full = RgbEncoder(VisionConfig(feature_dim=8), [3, 96, 96])
+    short = RgbEncoder(VisionConfig(backbone_stages=2, feature_dim=8), [3, 96, 96])
+    assert tuple(full.trunk(images(1, h=96, w=96)).shape[1:]) == (512, 3, 3)
+    assert tuple(short.trunk(images(1, h=96, w=96)).shape[1:]) == (128, 12, 12)  # stride 8
+    assert sum(p.numel() for p in short.backbone.parameters()) < 0.1 * sum(p.numel() for p in full.backbone.parameters())
+    assert short(images(2, h=96, w=96)).shape == (2, 8)
+
+
+def test_rgb_encoder_frozen_whole_gets_no_grad_anywhere():
+    enc = RgbEncoder(VisionConfig(freeze_backbone=True, freeze_encoder=True, feature_dim=8), [3, 32, 32])
+    assert not any(p.requires_grad for p in enc.parameters())
+    x = images(3)
+    torch.testing.assert_close(enc.after_frozen(enc.frozen_part(x)), enc(x))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"freeze_encoder": True}, "set `freeze_backbone: true` as well"),
+    ({"backbone_stages": 5}, "`backbone_stages`: a ResNet has 4 residual stages"),
+])
+def test_vision_config_refuses_inconsistent_freezing_and_stage_counts(fields, message):
+    from vqbet_ros.config_io import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        VisionConfig(**fields)
+
+
 def test_pretrained_backbone_without_cached_weights_fails_fast_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     start = time.monotonic()
