@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vqbet_ros import constants
+from vqbet_ros.data import lerobot_layout as layout
 from vqbet_ros.data.lerobot_writer import LeRobotWriter
 from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.data.zarr_replay import (
@@ -176,7 +177,7 @@ def convert(args: argparse.Namespace) -> dict:
             raise ValueError(f"`--max-episodes` must be >= 1, got {args.max_episodes}")
         ranges = ranges[: args.max_episodes]
     encoding = _encoding(args)
-    if (args.output / "meta" / "info.json").exists():
+    if layout.info_path(args.output).exists():
         if not args.overwrite:
             raise FileExistsError(f"`{args.output}` already holds a dataset; pass --overwrite or pick a new path")
         shutil.rmtree(args.output)

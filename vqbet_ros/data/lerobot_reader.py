@@ -22,12 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vqbet_ros import constants
+from vqbet_ros.data import lerobot_layout as layout
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_VERSION = "v3.0"
-DEFAULT_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-DEFAULT_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 _VIDEO_DECODERS = {"libdav1d", "libaom-av1", "av1", "h264", "hevc", "vp9", "mpeg4"}
 STAT_NAMES = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
 
@@ -51,10 +49,10 @@ def read_info(path: Path) -> dict:
                          "`features`; restore the file from a copy, or re-create the dataset")
     version = str(info.get("codebase_version", "<missing>"))
     if version.startswith("v2") or version.startswith("v1"):
-        raise ValueError(f"`{path}`: codebase_version is {version!r}, this reader supports {SUPPORTED_VERSION} "
+        raise ValueError(f"`{path}`: codebase_version is {version!r}, this reader supports {layout.VERSION} "
                          f"only; {_CONVERT_HINT}")
     if not version.startswith("v3."):
-        raise ValueError(f"`{path}`: unsupported codebase_version {version!r}; expected {SUPPORTED_VERSION}")
+        raise ValueError(f"`{path}`: unsupported codebase_version {version!r}; expected {layout.VERSION}")
     for key in ("fps", "features"):
         if key not in info:
             raise ValueError(f"`{path}`: required key `{key}` is missing")
@@ -85,7 +83,7 @@ class LeRobotDataset:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root `{self.root}` does not exist or is not a directory")
-        info_path = self.root / "meta" / "info.json"
+        info_path = layout.info_path(self.root)
         if not info_path.is_file():
             raise FileNotFoundError(
                 f"`{info_path}` is missing: `{self.root}` is not a LeRobot dataset (expected meta/info.json, "
@@ -182,10 +180,10 @@ class LeRobotDataset:
         return self.episodes[self._position(episode_index)]
 
     def _read_episodes(self) -> pd.DataFrame:
-        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        files = layout.episode_files(self.root)
         if not files:
             raise FileNotFoundError(
-                f"`{self.root / 'meta' / 'episodes'}` holds no chunk-*/file-*.parquet: the dataset has no "
+                f"`{self.root / layout.EPISODES_DIR}` holds no {layout.EPISODES_GLOB}: the dataset has no "
                 "finished episode (or the writer did not finalize)"
             )
         table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -220,7 +218,7 @@ class LeRobotDataset:
 
     def _data_files(self) -> list[tuple[Path, int, int]]:
         """(path, first global row, row count) for every data file, in global row order."""
-        template = self.info.get("data_path") or DEFAULT_DATA_PATH
+        template = self.info.get("data_path") or layout.DATA_PATH
         seen: dict[tuple[int, int], tuple[int, int]] = {}
         for e in self.episodes:
             where = (int(e.get("data/chunk_index", 0)), int(e.get("data/file_index", 0)))
@@ -275,7 +273,7 @@ class LeRobotDataset:
         """`read_column(key)` restricted to one episode's rows (reads only that episode's data file)."""
         feature = self._feature(key)
         ep = self.episode(episode_index)
-        template = self.info.get("data_path") or DEFAULT_DATA_PATH
+        template = self.info.get("data_path") or layout.DATA_PATH
         path = self.root / template.format(
             chunk_index=int(ep.get("data/chunk_index", 0)), file_index=int(ep.get("data/file_index", 0))
         )
@@ -314,7 +312,7 @@ class LeRobotDataset:
     # ---------------------------------------------------------------------------------------------- frames
     def video_path(self, key: str, episode_index: int) -> Path:
         ep = self.episode(episode_index)
-        template = self.info.get("video_path") or DEFAULT_VIDEO_PATH
+        template = self.info.get("video_path") or layout.VIDEO_PATH
         return self.root / template.format(
             video_key=key,
             chunk_index=int(ep.get(f"videos/{key}/chunk_index", 0)),

@@ -55,6 +55,7 @@ import pandas as pd
 import pyarrow as pa
 
 from vqbet_ros import constants
+from vqbet_ros.data import lerobot_layout as layout
 from vqbet_ros.data.atomic_files import atomic_write_bytes, atomic_write_table, describe_os_error, move_into_place
 from vqbet_ros.data.lerobot_reader import read_info
 from vqbet_ros.data.stats import aggregate_stats, compute_stats
@@ -62,13 +63,8 @@ from vqbet_ros.data.video_encoder import CODEC_NAMES, CameraEncoder, VideoEncodi
 
 logger = logging.getLogger(__name__)
 
-CODEBASE_VERSION = "v3.0"
-CHUNKS_SIZE = 1000
 DATA_FILES_SIZE_MB = 100
 VIDEO_FILES_SIZE_MB = 200
-DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 PARTIAL_DIR = ".partial"
 LOCK_FILE = ".writer.lock"
 DEFAULT_FEATURES = {
@@ -202,27 +198,27 @@ class LeRobotWriter:
             raise ValueError(f"`fps` is {fps!r}; expected a positive integer (LeRobot stores fps as int)")
         all_features = {**DEFAULT_FEATURES, **_check_features(features)}
         info = {
-            "codebase_version": CODEBASE_VERSION,
+            "codebase_version": layout.VERSION,
             "robot_type": robot_type,
             "total_episodes": 0,
             "total_frames": 0,
             "total_tasks": 0,
-            "chunks_size": CHUNKS_SIZE,
+            "chunks_size": layout.CHUNKS_SIZE,
             "data_files_size_in_mb": DATA_FILES_SIZE_MB,
             "video_files_size_in_mb": VIDEO_FILES_SIZE_MB,
             "fps": fps,
             "splits": {},
-            "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if any(f["dtype"] == "video" for f in all_features.values()) else None,
+            "data_path": layout.DATA_PATH,
+            "video_path": layout.VIDEO_PATH if any(f["dtype"] == "video" for f in all_features.values()) else None,
             "features": all_features,
         }
         own_lock = lock is None
         lock = lock or RootLock(root)
         try:
-            if (root / "meta" / "info.json").exists():
+            if layout.info_path(root).exists():
                 raise FileExistsError(f"`{root}` already holds a dataset (meta/info.json); use open() to append")
             try:
-                atomic_write_bytes(root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+                atomic_write_bytes(layout.info_path(root), json.dumps(info, indent=4).encode())
             except OSError as err:
                 raise WriterError(describe_os_error(err, f"creating dataset root `{root}`")) from err
             return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * fps, put_timeout_s, lock,
@@ -245,17 +241,17 @@ class LeRobotWriter:
         """Open an existing dataset to append; leftovers of an interrupted save are removed first. `lock` as in
         `create`."""
         root = Path(root)
-        info_path = root / "meta" / "info.json"
+        info_path = layout.info_path(root)
         if not info_path.is_file():
             raise FileNotFoundError(f"`{info_path}` does not exist; use create() for a new dataset")
         own_lock = lock is None
         lock = lock or RootLock(root)
         try:
             info = read_info(info_path)
-            if info.get("codebase_version") != CODEBASE_VERSION:
+            if info.get("codebase_version") != layout.VERSION:
                 raise ValueError(
                     f"`{info_path}`: codebase_version {info.get('codebase_version')!r}; this writer appends to "
-                    f"{CODEBASE_VERSION} only. Record into a new root, or convert the dataset with LeRobot first"
+                    f"{layout.VERSION} only. Record into a new root, or convert the dataset with LeRobot first"
                 )
             return cls(root, info, video or VideoEncoding(), max_queue_frames or 10 * int(info["fps"]),
                        put_timeout_s, lock, own_lock)
@@ -276,7 +272,7 @@ class LeRobotWriter:
     ) -> "LeRobotWriter":
         """Append to `root` if it holds a dataset with the same fps and features, else create it."""
         root = Path(root)
-        if not (root / "meta" / "info.json").is_file():
+        if not layout.info_path(root).is_file():
             return cls.create(root, fps=fps, features=features, robot_type=robot_type, **kwargs)
         writer = cls.open(root, **kwargs)
         try:
@@ -307,15 +303,14 @@ class LeRobotWriter:
     # -------------------------------------------------------------------------------------------- recovery
     def _recover(self) -> None:
         """Load committed episodes; delete everything an interrupted save left behind; repair derived meta."""
-        meta_dir = self.root / "meta" / "episodes"
-        frames = [pd.read_parquet(p) for p in sorted(meta_dir.glob("chunk-*/file-*.parquet"))]
+        frames = [pd.read_parquet(p) for p in layout.episode_files(self.root)]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         rows = table.sort_values("episode_index").to_dict("records") if len(table) else []
         self._episodes_rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
         for i, row in enumerate(self._episodes_rows):
             if row["episode_index"] != i:
                 raise ValueError(
-                    f"`{meta_dir}`: episode indices are not 0..{len(rows) - 1} (found {row['episode_index']} at "
+                    f"`{self.root / layout.EPISODES_DIR}`: episode indices are not 0..{len(rows) - 1} (found {row['episode_index']} at "
                     f"position {i}); the dataset was edited by hand. Repair it or record into a new root"
                 )
         self._episode_stats = [_row_stats(r) for r in self._episodes_rows]
@@ -588,7 +583,7 @@ class LeRobotWriter:
                 f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
                 f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": length / self.fps,
             })
-        meta_chunk, meta_file = divmod(episode_index // CHUNKS_SIZE, CHUNKS_SIZE)
+        meta_chunk, meta_file = divmod(episode_index // layout.CHUNKS_SIZE, layout.CHUNKS_SIZE)
         row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = meta_chunk, meta_file
         for key, feature_stats in stats.items():
             for name, value in feature_stats.items():
@@ -596,9 +591,10 @@ class LeRobotWriter:
         row.update({k: (v.item() if isinstance(v, np.generic) else v) for k, v in extras.items()})
 
         # Commit point: the episode exists once this file is renamed into place.
-        block = [r for r in self._episodes_rows if r["episode_index"] // CHUNKS_SIZE == episode_index // CHUNKS_SIZE]
+        block = [r for r in self._episodes_rows
+                 if r["episode_index"] // layout.CHUNKS_SIZE == episode_index // layout.CHUNKS_SIZE]
         atomic_write_table(
-            self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
+            self.root / layout.EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
             _rows_to_table(block + [row]),
         )
         self._episodes_rows.append(row)
@@ -645,8 +641,8 @@ class LeRobotWriter:
         info["total_tasks"] = len(self._tasks)
         info["splits"] = {"train": f"0:{n}"} if n else {}
         info["features"] = self.features
-        if info != self.info or not (self.root / "meta" / "info.json").is_file():
-            atomic_write_bytes(self.root / "meta" / "info.json", json.dumps(info, indent=4).encode())
+        if info != self.info or not layout.info_path(self.root).is_file():
+            atomic_write_bytes(layout.info_path(self.root), json.dumps(info, indent=4).encode())
             self.info = info
         if self._episode_stats:
             stats = _stats_to_lists(aggregate_stats(self._episode_stats))
@@ -657,13 +653,13 @@ class LeRobotWriter:
             return 0, 0
         last = self._episodes_rows[-1]
         chunk, file = int(last["data/chunk_index"]), int(last["data/file_index"]) + 1
-        return (chunk + 1, 0) if file >= CHUNKS_SIZE else (chunk, file)
+        return (chunk + 1, 0) if file >= layout.CHUNKS_SIZE else (chunk, file)
 
     def _data_path(self, chunk: int, file: int) -> Path:
-        return self.root / DATA_PATH.format(chunk_index=int(chunk), file_index=int(file))
+        return self.root / layout.DATA_PATH.format(chunk_index=int(chunk), file_index=int(file))
 
     def _video_path(self, key: str, chunk: int, file: int) -> Path:
-        return self.root / VIDEO_PATH.format(video_key=key, chunk_index=int(chunk), file_index=int(file))
+        return self.root / layout.VIDEO_PATH.format(video_key=key, chunk_index=int(chunk), file_index=int(file))
 
 
 def _rows_to_table(rows: list[dict]) -> pa.Table:

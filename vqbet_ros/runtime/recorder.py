@@ -38,6 +38,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from vqbet_ros import constants
+from vqbet_ros.data import lerobot_layout as layout
 from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, RootLock, WriterError
 from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.runtime.stream_cache import StreamCache
@@ -253,7 +254,7 @@ class EpisodeRecorder:
         self._check_root()
         self._root_lock = RootLock(config.dataset_root)  # held until close(), even before the first episode
         try:
-            if (config.dataset_root / "meta" / "info.json").is_file():
+            if layout.info_path(config.dataset_root).is_file():
                 # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
                 self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
                                                  max_queue_frames=self._queue_frames(),
