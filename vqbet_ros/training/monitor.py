@@ -72,7 +72,8 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_loss_curves(run_dir: str | Path) -> Path | None:
-    """`loss_curve.png`: stage-1 reconstruction loss, stage-2 training and validation loss."""
+    """`loss_curve.png`: encoder pretraining loss (when the run had stage 0), stage-1 reconstruction loss,
+    stage-2 training and validation loss."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / "metrics.jsonl")
     if not records:
@@ -81,7 +82,16 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    s0 = [r for r in records if r["stage"] == 0 and "loss" in r]
+    fig, axes = plt.subplots(1, 3 if s0 else 2, figsize=(16 if s0 else 11, 4))
+    if s0:
+        ax, axes = axes[0], axes[1:]
+        ax.plot([r["step"] for r in s0], [r["loss"] for r in s0], label="train MSE")
+        val0 = [r for r in records if r["stage"] == 0 and "val_loss" in r]
+        ax.plot([r["step"] for r in val0], [r["val_loss"] for r in val0], "o", label="validation MSE")
+        ax.set_yscale("log")
+        ax.set_title("stage 0: encoder pretraining")
+        ax.set_xlabel("step")
     s1 = [r for r in records if r["stage"] == 1 and "loss" in r]
     if s1:
         axes[0].plot([r["step"] for r in s1], [r["loss"] for r in s1], label="loss")
@@ -97,7 +107,7 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
         axes[1].plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
     axes[1].set_title("stage 2: GPT prior + heads")
     axes[1].set_xlabel("step")
-    return _save_figure(fig, axes, run_dir / "loss_curve.png")
+    return _save_figure(fig, [ax, *axes] if s0 else axes, run_dir / "loss_curve.png")
 
 
 def plot_rollout_curve(run_dir: str | Path) -> Path | None:
