@@ -113,6 +113,6 @@ def pretrain_encoders(policy: VQBeTPolicy, data: TrainingData, cfg: EncoderPretr
     result["steps"] = step
     result["time_s"] = time.perf_counter() - t0
     monitor.log(0, step, {"val_loss": result["val_loss"]})
-    log.info("encoder pretraining: %d steps in %.0f s, validation MSE %.4f (targets in [-1, 1])", step,
+    log.info("encoder pretraining: %d steps in %.0f s, validation MSE %.3g (targets in [-1, 1])", step,
              result["time_s"], result["val_loss"])
     return result
