@@ -5,5 +5,5 @@ driven by inverse kinematics). The ROS side is `nodes/so101_sim_node.py` and `no
 import os
 
 # Headless rendering by default (software OpenGL through EGL where there is no GPU; docs/so101.md). Set before
-# any submodule imports mujoco, which reads it once.
+# any submodule imports mujoco, which reads it once, on import (so import this package before mujoco).
 os.environ.setdefault("MUJOCO_GL", "egl")

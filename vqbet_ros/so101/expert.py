@@ -120,6 +120,11 @@ class ScriptedExpert:
         self._arm_q = HOME_POSITION[:5].copy()  # the last IK solution: the next one's start
 
     @property
+    def keyframes(self) -> tuple[Keyframe, ...]:
+        """The planned path; the first keyframe is reached from the rest pose in joint space."""
+        return tuple(self._keyframes)
+
+    @property
     def duration_s(self) -> float:
         return self._keyframes[-1].time_s if self._keyframes else 0.0
 
