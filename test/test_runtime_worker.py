@@ -2,6 +2,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 from policy_helpers import make_checkpoint
 
@@ -125,3 +126,34 @@ def test_policy_worker_clock_step_back_between_ticks_reanchors_at_once(loaded):
     worker._thread.join(5.0)
     assert ticks[3] == pytest.approx(100.0) and worker.clock_jumps == 1
     assert "node clock stepped back" in runtime.last_clock_event
+
+
+def test_policy_worker_publishes_no_command_when_inputs_went_stale_during_the_tick(loaded, monkeypatch):
+    """A tick whose decision outlasts the inputs' maximum age (a starved CPU) is published without a command,
+    naming the stale streams; the inputs were good when it started."""
+    runtime = make_runtime(loaded)
+    clock = SteppedClock(100.0)
+    real_step = runtime.step
+
+    def slow_step(now_s, tick):
+        for camera in runtime.spec.cameras:
+            runtime.put_image(camera, np.zeros((32, 32, 3), np.uint8), now_s)
+        runtime.put_joint_state(np.zeros(len(runtime.joint_input_names)), now_s)
+        result = real_step(now_s, tick)
+        assert result.status == "running"
+        clock.t_s = now_s + (2.0 if tick == 1 else 0.01)  # tick 1 takes 2 s
+        return result
+
+    monkeypatch.setattr(runtime, "step", slow_step)
+    results = []
+
+    def publish(result):
+        results.append(result)
+        if len(results) >= 3:
+            worker._stop.set()
+
+    worker = PolicyWorker(runtime, clock, publish)
+    worker.start()
+    worker._thread.join(5.0)
+    assert [r.status for r in results] == ["running", "stale", "running"]
+    assert results[1].command is None and results[1].chunk is None and results[1].problems

@@ -394,6 +394,20 @@ class PolicyRuntime:
         return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0,
                           generation)
 
+    def confirm(self, result: StepResult, now_s: float) -> StepResult:
+        """`result` if every input is still usable at `now_s`, the time it is published; else a result without
+        chunk or command naming what failed while the tick ran. A decision takes up to a second on a starved
+        CPU, and an input refused or gone stale meanwhile must stop its output as it would stop the next tick's
+        (a forward controller executes an unstamped command at once)."""
+        if result.status != "running":
+            return result
+        _, problems = self.check_inputs(now_s)
+        if not problems:
+            return result
+        self.reset()
+        return StepResult(result.tick, result.now_s, self._status(problems), problems, compute_s=result.compute_s,
+                          generation=result.generation)
+
     # ---- model -----------------------------------------------------------------------------------------
     def _host_ready(self, host: torch.Tensor) -> None:
         """Before writing a pinned buffer: wait for the asynchronous copy that last read it (CUDA only)."""
