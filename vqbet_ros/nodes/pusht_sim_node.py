@@ -230,7 +230,7 @@ class PushTSimNode(Node):
                     f"`{param.name}` is read at start-up only; restart the node to change it"))
             if param.name == "initial_state":
                 try:
-                    self._initial_state(param.value)  # before the type check: its message says more
+                    self._initial_state(param.value)  # its length and finiteness too
                 except ConfigError as err:
                     return SetParametersResult(successful=False, reason=str(err))
         reason = self._params.refusal(params)
