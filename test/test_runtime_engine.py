@@ -168,27 +168,21 @@ def test_runtime_non_finite_policy_output_gives_no_command(loaded, monkeypatch):
     assert result.status == "bad_input" and result.command is None and "not finite" in result.problems["policy"]
 
 
-def test_runtime_confirm_stops_a_result_whose_input_failed_while_the_tick_ran(loaded):
-    """A NaN joint state arriving during the decision, or inputs gone stale by the time it is published:
-    the result loses its chunk and command and names the stream, like the next tick would."""
+def test_runtime_confirm_stops_a_result_whose_input_was_refused_while_the_tick_ran(loaded):
+    """A NaN joint state arriving during the decision stops that tick's chunk and command, naming the stream;
+    inputs that only aged meanwhile do not (the chunk is stamped with the tick time its inputs were fresh at)."""
     runtime = make_runtime(loaded)
     feed(runtime, 0.0)
     result = runtime.step(0.01, tick=0)
     assert result.status == "running" and result.command is not None
-    assert runtime.confirm(result, 0.02) is result  # nothing changed: published as computed
+    assert runtime.confirm(result) is result
 
     feed(runtime, DT, seed=1)
     result = runtime.step(DT + 0.01, tick=1)
     runtime.put_joint_state(np.array([np.nan, 0.2]), DT + 0.02)  # arrives while the tick runs
-    confirmed = runtime.confirm(result, DT + 0.03)
+    confirmed = runtime.confirm(result)
     assert confirmed.status == "bad_input" and confirmed.chunk is None and confirmed.command is None
     assert "NaN" in confirmed.problems[JOINTS] and confirmed.generation == result.generation
-
-    feed(runtime, 2 * DT, seed=2)
-    result = runtime.step(2 * DT + 0.01, tick=2)
-    assert result.status == "running"
-    confirmed = runtime.confirm(result, 2 * DT + 5.0)  # a decision that took 5 s: every input is stale
-    assert confirmed.status == "stale" and confirmed.command is None and set(confirmed.problems) == set(runtime.streams)
 
 
 def test_runtime_open_loop_decides_every_chunk_size_ticks(loaded):

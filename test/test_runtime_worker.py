@@ -10,7 +10,7 @@ from vqbet_ros.config_io import from_dict
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
-from vqbet_ros.runtime.engine import PolicyRuntime
+from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime
 from vqbet_ros.runtime.worker import PolicyWorker
 
 FPS = 10.0
@@ -128,23 +128,24 @@ def test_policy_worker_clock_step_back_between_ticks_reanchors_at_once(loaded):
     assert "node clock stepped back" in runtime.last_clock_event
 
 
-def test_policy_worker_publishes_no_command_when_inputs_went_stale_during_the_tick(loaded, monkeypatch):
-    """A tick whose decision outlasts the inputs' maximum age (a starved CPU) is published without a command,
-    naming the stale streams; the inputs were good when it started."""
+def test_policy_worker_publishes_no_command_when_an_input_was_refused_during_the_tick(loaded, monkeypatch):
+    """A NaN joint state that arrives while a tick decides: that tick is published without chunk or command,
+    naming the joints; the next ticks run again on good inputs."""
     runtime = make_runtime(loaded)
-    clock = SteppedClock(100.0)
     real_step = runtime.step
+    joints = len(runtime.joint_input_names)
 
-    def slow_step(now_s, tick):
+    def step_with_fault_midway(now_s, tick):
         for camera in runtime.spec.cameras:
             runtime.put_image(camera, np.zeros((32, 32, 3), np.uint8), now_s)
-        runtime.put_joint_state(np.zeros(len(runtime.joint_input_names)), now_s)
+        runtime.put_joint_state(np.zeros(joints), now_s)
         result = real_step(now_s, tick)
         assert result.status == "running"
-        clock.t_s = now_s + (2.0 if tick == 1 else 0.01)  # tick 1 takes 2 s
+        if tick == 1:
+            runtime.put_joint_state(np.full(joints, np.nan), now_s + 0.01)
         return result
 
-    monkeypatch.setattr(runtime, "step", slow_step)
+    monkeypatch.setattr(runtime, "step", step_with_fault_midway)
     results = []
 
     def publish(result):
@@ -152,8 +153,8 @@ def test_policy_worker_publishes_no_command_when_inputs_went_stale_during_the_ti
         if len(results) >= 3:
             worker._stop.set()
 
-    worker = PolicyWorker(runtime, clock, publish)
+    worker = PolicyWorker(runtime, SteppedClock(100.0), publish)
     worker.start()
     worker._thread.join(5.0)
-    assert [r.status for r in results] == ["running", "stale", "running"]
-    assert results[1].command is None and results[1].chunk is None and results[1].problems
+    assert [r.status for r in results] == ["running", "bad_input", "running"]
+    assert results[1].command is None and results[1].chunk is None and "NaN" in results[1].problems[JOINTS]

@@ -394,18 +394,20 @@ class PolicyRuntime:
         return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0,
                           generation)
 
-    def confirm(self, result: StepResult, now_s: float) -> StepResult:
-        """`result` if every input is still usable at `now_s`, the time it is published; else a result without
-        chunk or command naming what failed while the tick ran. A decision takes up to a second on a starved
-        CPU, and an input refused or gone stale meanwhile must stop its output as it would stop the next tick's
-        (a forward controller executes an unstamped command at once)."""
+    def confirm(self, result: StepResult) -> StepResult:
+        """`result`, unless an input was refused while its tick ran (a NaN, absurd or malformed message arrived
+        during the decision, which takes up to a second on a starved CPU): then a result without chunk or
+        command that names it, as the next tick would give, so nothing goes out once a fault is known. Inputs
+        that only aged meanwhile do not stop it: it was decided on inputs fresh at its tick time, the stamp
+        its chunk carries."""
         if result.status != "running":
             return result
-        _, problems = self.check_inputs(now_s)
+        with self._lock:  # a tick runs only while no stream has an error: any there now came during it
+            problems = {s: r for s, r in self._errors.items() if s in self.streams}
         if not problems:
             return result
         self.reset()
-        return StepResult(result.tick, result.now_s, self._status(problems), problems, compute_s=result.compute_s,
+        return StepResult(result.tick, result.now_s, "bad_input", problems, compute_s=result.compute_s,
                           generation=result.generation)
 
     # ---- model -----------------------------------------------------------------------------------------
