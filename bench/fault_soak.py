@@ -13,11 +13,20 @@ starts one fault at a time for 1.5-3 s, then returns to good inputs for 2-4 s:
   or ahead, out-of-order stamps;
 - harmless (commands may go on): bursts of 50 good joint messages, a camera changing resolution;
 - operator: `~/enable` off then on.
-A checker hears every output in arrival order. Reported: commands published during a fault (a chunk from a
-tick inside a fault window after its grace, a forward command received there, or any command after a
-disable's hold before the next enable: must be 0), faults per class, recoveries (first chunk after a fault
-ends) and their time, the node's resident memory at start and end, decisions per second. Violations are
-counted with two graces after a fault starts (`GRACE_S`: strict for an idle machine, loaded for a starved one).
+A checker hears every output in arrival order. Reported: commands published during a fault, must be 0, at two
+levels:
+- chunks: a trajectory stamped (its tick time, when its inputs were sampled) inside a fault window after its
+  grace, or received after a disable's hold and stamped before the next enable;
+- forward commands (`~/commands`): `Float64MultiArray` has no stamp, so each is dated by the chunk that
+  produced it. The node publishes a tick's chunk and then its command (plan[0], the chunk's first point)
+  under one lock, so the command is matched to the chunk whose first point it equals; it is a violation
+  when that chunk is one. A command that matches no chunk is reported on its own (must be 0).
+  Dating commands by their arrival here instead counts a command computed from good inputs before a fault
+  and delivered after it began (a tick's inference takes up to a second on a starved CPU); that count is
+  reported as `commands_by_arrival` for comparison, not judged.
+Also reported: faults per class, recoveries (first chunk after a fault ends) and their time, the node's
+resident memory at start and end, decisions per second. Violations are counted with two graces after a fault
+starts (`GRACE_S`: strict for an idle machine, loaded for a starved one).
 """
 from __future__ import annotations
 
@@ -131,7 +140,7 @@ class Checker:
     def __init__(self, node):
         self.lock = threading.Lock()
         self.trajectories: list[tuple[float, JointTrajectory]] = []
-        self.commands: list[float] = []
+        self.commands: list[tuple[float, tuple[float, ...]]] = []  # (receive time, values)
         self.diagnostics: list[tuple[float, dict]] = []
         self.clock = node.get_clock()
         node.create_subscription(JointTrajectory, "/policy_node/joint_trajectory", self._on_trajectory, RELIABLE)
@@ -147,7 +156,7 @@ class Checker:
 
     def _on_command(self, msg):
         with self.lock:
-            self.commands.append(self.now_s())
+            self.commands.append((self.now_s(), tuple(msg.data)))
 
     def _on_diagnostics(self, msg):
         values = {kv.key: kv.value for kv in msg.status[0].values}
@@ -309,10 +318,30 @@ def run(args) -> dict:
     return summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_samples, alive, args)
 
 
+def date_commands(trajectories, commands) -> tuple[list[tuple[float, float, float]], int]:
+    """Each command -> (its receive time, the receive time and the stamp of the chunk that produced it: the one
+    whose first point it equals, the nearest in receive time if several do); and how many matched none."""
+    by_first_point: dict[tuple, list[tuple[float, float]]] = {}
+    for r, m in trajectories:
+        if m.points:
+            by_first_point.setdefault(tuple(m.points[0].positions), []).append((r, stamp_s(m)))
+    dated, unmatched = [], 0
+    for r, values in commands:
+        candidates = by_first_point.get(values)
+        if not candidates:
+            unmatched += 1
+            continue
+        chunk_r, chunk_t = min(candidates, key=lambda c: abs(c[0] - r))
+        dated.append((r, chunk_r, chunk_t))
+    return dated, unmatched
+
+
 def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_samples, alive, args) -> dict:
     chunks = [(r, stamp_s(m)) for r, m in checker.trajectories if m.points]
     holds = [r for r, m in checker.trajectories if not m.points]
-    violations = {grace: [] for grace in GRACE_S}
+    commands, unmatched = date_commands(checker.trajectories, checker.commands)
+    levels = ("chunks", "commands", "commands_by_arrival")
+    violations = {level: {grace: [] for grace in GRACE_S} for level in levels}
     recoveries = {}
     for f in faults:
         stream, max_age = FAULTS[f["class"]]
@@ -320,8 +349,12 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
             if max_age is None:
                 continue
             lo, hi = f["start"] + max_age + grace_s, f["end"]
-            bad = [t for _, t in chunks if lo <= t <= hi] + [r for r in checker.commands if lo <= r <= hi]
-            violations[grace] += [{"class": f["class"], "offset_s": round(t - f["start"], 3)} for t in bad]
+            bad = {"chunks": [t for _, t in chunks if lo <= t <= hi],
+                   "commands": [t for _, _, t in commands if lo <= t <= hi],
+                   "commands_by_arrival": [r for r, _ in checker.commands if lo <= r <= hi]}
+            for level in levels:
+                violations[level][grace] += [{"class": f["class"], "offset_s": round(t - f["start"], 3)}
+                                             for t in bad[level]]
         after = [t for _, t in chunks if t > f["end"]]
         nxt = next((g["start"] for g in faults if g["start"] > f["end"]), end_s)
         if after and after[0] < nxt:
@@ -331,13 +364,18 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
     for disable, enable in toggles:
         hold = next((r for r in holds if r >= disable), None)
         if hold is None:
-            for grace in GRACE_S:
-                violations[grace].append({"class": "enable_toggle", "offset_s": None, "what": "no hold"})
+            for level in levels:
+                for grace in GRACE_S:
+                    violations[level][grace].append({"class": "enable_toggle", "offset_s": None, "what": "no hold"})
             continue
-        late = [t for r, t in chunks if r > hold and t < enable - 0.02]
-        late += [r for r in checker.commands if hold + 0.05 < r < enable]
-        for grace in GRACE_S:
-            violations[grace] += [{"class": "enable_toggle", "offset_s": round(t - disable, 3)} for t in late]
+        # The hold and the chunks share a topic, so their arrival order is their publishing order.
+        late = {"chunks": [t for r, t in chunks if r > hold and t < enable - 0.02],
+                "commands": [t for _, chunk_r, t in commands if chunk_r > hold and t < enable - 0.02],
+                "commands_by_arrival": [r for r, _ in checker.commands if hold + 0.05 < r < enable]}
+        for level in levels:
+            for grace in GRACE_S:
+                violations[level][grace] += [{"class": "enable_toggle", "offset_s": round(t - disable, 3)}
+                                             for t in late[level]]
     per_class = {c: sum(f["class"] == c for f in faults) for c in FAULTS}
     all_rec = [x for xs in recoveries.values() for x in xs]
     finite = sorted(x for x in all_rec if x != float("inf"))
@@ -349,9 +387,14 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
     return {
         "duration_s": round(end_s - start_s, 1),
         "node_alive_at_end": alive,
-        "commands_during_fault": {grace: len(v) for grace, v in violations.items()},
+        # judged: chunks and commands (dated by their chunk); commands_by_arrival only for comparison
+        "commands_during_fault": {level: {grace: len(v) for grace, v in by_grace.items()}
+                                  for level, by_grace in violations.items()},
+        "commands_matching_no_chunk": unmatched,
+        "commands_received": len(checker.commands),
         "grace_s": GRACE_S,
-        "violations": {grace: v[:20] for grace, v in violations.items()},
+        "violations": {level: {grace: v[:20] for grace, v in by_grace.items()}
+                       for level, by_grace in violations.items()},
         "faults_injected": len(faults),
         "faults_per_class": per_class,
         "recoveries": len(finite),
@@ -382,7 +425,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     # os._exit: the executor's daemon thread can keep a plain exit waiting on rclpy shutdown.
-    os._exit(0 if summary["commands_during_fault"]["loaded"] == 0 and summary["node_alive_at_end"] else 1)
+    judged = summary["commands_during_fault"]
+    ok = (judged["chunks"]["loaded"] == judged["commands"]["loaded"] == summary["commands_matching_no_chunk"] == 0
+          and summary["node_alive_at_end"])
+    os._exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

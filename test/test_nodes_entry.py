@@ -83,3 +83,32 @@ def test_sim_and_policy_processes_run_and_exit_0_on_double_sigint(tmp_path):
     for process in (sim, policy):
         for mark in FAILURE_MARKS:
             assert mark not in process.output, process.output
+
+
+BAD_PARAMETERS = {  # case -> (node module, parameter given, texts its one error line must hold)
+    "sim_string_for_float": ("pusht_sim_node", "lockstep_timeout_s:=soon", ("`lockstep_timeout_s`", "'soon'",
+                                                                             "a number")),
+    "sim_out_of_range": ("pusht_sim_node", "image_size:=4", ("`image_size`", "4", "[8, 1024]")),
+    "replay_unknown_choice": ("replay_teleop_node", "message_type:=twist", ("`message_type`", "'twist'",
+                                                                            "'joint_trajectory'")),
+    "replay_missing_zarr": ("replay_teleop_node", "zarr_path:=/nonexistent/demos.zarr",
+                            ("`zarr_path`", "/nonexistent/demos.zarr", "Diffusion Policy PushT zarr")),
+}
+
+
+def test_sim_and_replay_processes_exit_2_with_one_line_naming_a_bad_parameter():
+    """A wrong parameter given on the command line ends the process at start with exit code 2 and one error line
+    that names the parameter, the value and what is expected, without a traceback."""
+    processes = {case: NodeProcess(module, "-p", param) for case, (module, param, _) in BAD_PARAMETERS.items()}
+    try:
+        for case, process in processes.items():  # started together: they load at the same time
+            assert process.proc.wait(timeout=180) == 2, f"{case}:\n{process.output}"
+            process._reader.join(timeout=10)
+            errors = [line for line in process.lines if "[ERROR]" in line]
+            assert len(errors) == 1, f"{case}:\n{process.output}"
+            for text in BAD_PARAMETERS[case][2]:
+                assert text in errors[0], f"{case}: {text!r} not in {errors[0]!r}"
+            assert "Traceback" not in process.output, f"{case}:\n{process.output}"
+    finally:
+        for process in processes.values():
+            process.kill()

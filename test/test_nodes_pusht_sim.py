@@ -1,4 +1,5 @@
 """The PushT sim node in real rclpy: its topics, command inputs, reset service and fast /clock mode."""
+import math
 import time
 
 import numpy as np
@@ -190,6 +191,33 @@ def test_sim_node_refuses_initial_state_of_wrong_length(probe_factory):
     probe = probe_factory(mode="realtime")
     result = probe.sim.set_parameters([Parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, [1.0, 2.0])])
     assert not result[0].successful and "5 values" in result[0].reason
+
+
+def test_sim_node_accepts_integers_for_float_parameters(probe_factory):
+    """`lockstep_timeout_s: 1` and an integer `initial_state`, as a shell or a YAML file writes them."""
+    probe = probe_factory(mode="realtime", initial_state=[120, 110, 300, 300, 0], lockstep_timeout_s=1,
+                          obs_settle_s=0, autostart=False)
+    probe.wait_matched()
+    assert "initial_state [120.0, 110.0, 300.0, 300.0, 0.0]" in probe.reset().message
+    assert probe.spin_until(lambda: len(probe.joints) >= 2)
+    np.testing.assert_allclose(probe.joints[-1].position, [120.0, 110.0], atol=1.0)
+    result = probe.sim.set_parameters([Parameter("lockstep_timeout_s", value=3)])
+    assert result[0].successful, result[0].reason
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("seed", "seven", "parameter `seed` is 'seven'; expected an integer"),
+    ("seed", -3, "parameter `seed` is -3; expected an integer in [0, 2147483647]"),
+    ("lockstep_timeout_s", math.nan, "parameter `lockstep_timeout_s` is nan; expected a number in [0.001, 3600.0]"),
+    ("auto_reset", 1, "parameter `auto_reset` is 1; expected true or false"),
+    ("initial_state", [1.0, 2.0, 3.0, math.inf, 0.0], "all finite"),
+    ("image_size", 128, "`image_size` is read at start-up only"),
+])
+def test_sim_node_refuses_bad_parameter_change_with_its_reason(probe_factory, name, value, expected):
+    probe = probe_factory(mode="realtime", autostart=False)
+    result = probe.sim.set_parameters([Parameter(name, value=value)])
+    assert not result[0].successful and expected in result[0].reason, result[0].reason
+    assert probe.reset().success  # the node works on with its previous values
 
 
 @pytest.mark.parametrize("mode", ["realtime", "fast"])

@@ -15,6 +15,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
+from vqbet_ros.config_io import ConfigError  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
 from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode  # noqa: E402
 from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
@@ -82,7 +83,16 @@ def test_replay_teleop_frames_each_demo_with_recorder_services(ros_context, shar
     assert calls == [("start_episode", 1), ("stop_episode", 9), ("start_episode", 1), ("stop_episode", 9)]
 
 
-def test_replay_teleop_refuses_missing_episode(ros_context, shared_dir):
+@pytest.mark.parametrize("params, expected", [
+    ({"episodes": [999]}, "parameter `episodes` asks for demo episode 999; `{zarr}` has episodes 0..205"),
+    ({"num_episodes": 300}, "parameter `num_episodes` asks for demo episode 206"),
+    ({"episodes": [0, -1]}, "`episodes` entry is -1; expected an integer >= 0"),
+    ({"max_steps": 2.5}, "parameter `max_steps` is 2.5; expected an integer"),
+    ({"status_topic": "pusht status"}, "parameter `status_topic` is 'pusht status', not a valid topic name"),
+    ({"stop_episode_service": "/recorder/stop episode"}, "parameter `stop_episode_service`"),
+])
+def test_replay_teleop_refuses_bad_parameters_naming_them(ros_context, shared_dir, params, expected):
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
-    with pytest.raises(IndexError, match="0..205"):
-        ReplayTeleopNode(context=ros_context, parameter_overrides=_params(zarr_path=str(zarr), episodes=[999]))
+    with pytest.raises(ConfigError) as refusal:
+        ReplayTeleopNode(context=ros_context, parameter_overrides=_params(zarr_path=str(zarr), **params))
+    assert expected.format(zarr=zarr) in str(refusal.value)

@@ -168,6 +168,23 @@ def test_runtime_non_finite_policy_output_gives_no_command(loaded, monkeypatch):
     assert result.status == "bad_input" and result.command is None and "not finite" in result.problems["policy"]
 
 
+def test_runtime_confirm_stops_a_result_whose_input_was_refused_while_the_tick_ran(loaded):
+    """A NaN joint state arriving during the decision stops that tick's chunk and command, naming the stream;
+    inputs that only aged meanwhile do not (the chunk is stamped with the tick time its inputs were fresh at)."""
+    runtime = make_runtime(loaded)
+    feed(runtime, 0.0)
+    result = runtime.step(0.01, tick=0)
+    assert result.status == "running" and result.command is not None
+    assert runtime.confirm(result) is result
+
+    feed(runtime, DT, seed=1)
+    result = runtime.step(DT + 0.01, tick=1)
+    runtime.put_joint_state(np.array([np.nan, 0.2]), DT + 0.02)  # arrives while the tick runs
+    confirmed = runtime.confirm(result)
+    assert confirmed.status == "bad_input" and confirmed.chunk is None and confirmed.command is None
+    assert "NaN" in confirmed.problems[JOINTS] and confirmed.generation == result.generation
+
+
 def test_runtime_open_loop_decides_every_chunk_size_ticks(loaded):
     runtime = make_runtime(loaded, execution="open_loop")
     decided, chunks = [], 0

@@ -23,6 +23,12 @@ def test_safety_refuses_non_finite_plan(bad):
         SafetyFilter().apply(np.array([[0.0, bad]]))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_safety_step_limit_refuses_non_finite_measured_state(bad):
+    with pytest.raises(UnsafeCommand, match="measured joint position is not finite"):
+        SafetyFilter(max_delta=[0.1]).apply(np.zeros((2, 2)), measured=np.array([0.0, bad]))
+
+
 def test_safety_step_limit_needs_measured_state():
     with pytest.raises(ValueError, match="max_delta_per_step"):
         SafetyFilter(max_delta=[0.1]).apply(np.zeros((2, 2)), measured=None)

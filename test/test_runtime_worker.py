@@ -2,6 +2,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 from policy_helpers import make_checkpoint
 
@@ -9,7 +10,7 @@ from vqbet_ros.config_io import from_dict
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
-from vqbet_ros.runtime.engine import PolicyRuntime
+from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime
 from vqbet_ros.runtime.worker import PolicyWorker
 
 FPS = 10.0
@@ -125,3 +126,35 @@ def test_policy_worker_clock_step_back_between_ticks_reanchors_at_once(loaded):
     worker._thread.join(5.0)
     assert ticks[3] == pytest.approx(100.0) and worker.clock_jumps == 1
     assert "node clock stepped back" in runtime.last_clock_event
+
+
+def test_policy_worker_publishes_no_command_when_an_input_was_refused_during_the_tick(loaded, monkeypatch):
+    """A NaN joint state that arrives while a tick decides: that tick is published without chunk or command,
+    naming the joints; the next ticks run again on good inputs."""
+    runtime = make_runtime(loaded)
+    real_step = runtime.step
+    joints = len(runtime.joint_input_names)
+
+    def step_with_fault_midway(now_s, tick):
+        for camera in runtime.spec.cameras:
+            runtime.put_image(camera, np.zeros((32, 32, 3), np.uint8), now_s)
+        runtime.put_joint_state(np.zeros(joints), now_s)
+        result = real_step(now_s, tick)
+        assert result.status == "running"
+        if tick == 1:
+            runtime.put_joint_state(np.full(joints, np.nan), now_s + 0.01)
+        return result
+
+    monkeypatch.setattr(runtime, "step", step_with_fault_midway)
+    results = []
+
+    def publish(result):
+        results.append(result)
+        if len(results) >= 3:
+            worker._stop.set()
+
+    worker = PolicyWorker(runtime, SteppedClock(100.0), publish)
+    worker.start()
+    worker._thread.join(5.0)
+    assert [r.status for r in results] == ["running", "bad_input", "running"]
+    assert results[1].command is None and results[1].chunk is None and "NaN" in results[1].problems[JOINTS]

@@ -7,10 +7,15 @@ Every node declares and reads its parameters through `NodeParameters`, so they a
   wrong one becomes a `ConfigError` that names the parameter, the value and the expected type.
 - Integers are accepted where floats are expected (`joint_max_age_s:=1`, `joint_lower_limits:=[-1, 1]`).
 - Arrays come back as lists; an array left unset comes back as `[]`.
+- A parameter may be declared with its allowed `choices` or bounds (`low`, `high`, inclusive, for a number or
+  each entry of an array); `value()` refuses anything else, NaN included, naming the parameter.
+- A node whose parameters may change at run time checks the proposed values in its on-set-parameters
+  callback with `refusal()`, by the same rules, so a bad `ros2 param set` is refused with the reason.
 
     params = NodeParameters(node)
     params.declare("joint_max_age_s", 0.2, "joint states older than this stop commands (s)")
     params.declare("joint_lower_limits", Parameter.Type.DOUBLE_ARRAY, "per joint; unset = none")
+    params.declare("image_size", 96, "camera image side (px)", low=8, high=1024)
     params.value("joint_max_age_s")  # 1.0 for joint_max_age_s:=1
 """
 from __future__ import annotations
@@ -34,6 +39,7 @@ _SCALARS = {
 }
 _ARRAYS = {_T.BOOL_ARRAY: _T.BOOL, _T.INTEGER_ARRAY: _T.INTEGER, _T.DOUBLE_ARRAY: _T.DOUBLE,
            _T.STRING_ARRAY: _T.STRING}
+_CURRENT = object()  # `value()` without a proposed value: read the parameter's current one
 
 
 class NodeParameters:
@@ -42,25 +48,31 @@ class NodeParameters:
     def __init__(self, node):
         self._node = node
         self._types: dict[str, Parameter.Type] = {}
+        self._rules: dict[str, tuple] = {}  # name -> (choices, low, high)
 
-    def declare(self, name: str, default, description: str) -> None:
+    def declare(self, name: str, default, description: str, *, choices=None, low=None, high=None) -> None:
         """Declare `name` unless it is declared already. `default` is the value, or a `Parameter.Type` for an
-        array left unset."""
+        array left unset; `choices`, `low` and `high` restrict the value (see the module docstring)."""
         if isinstance(default, Parameter.Type):
             expected, default = default, None
         else:
             expected = Parameter.Type.from_parameter_value(default)
         self._types[name] = expected
+        self._rules[name] = (choices, low, high)
         if not self._node.has_parameter(name):
             self._node.declare_parameter(name, default, ParameterDescriptor(description=description,
                                                                             dynamic_typing=True))
 
-    def value(self, name: str):
-        """The checked value of a declared parameter (see the module docstring)."""
-        try:
-            value = self._node.get_parameter(name).value
-        except ParameterUninitializedException:  # statically typed and unset (declared elsewhere)
-            value = None
+    def value(self, name: str, proposed=_CURRENT):
+        """The checked value of a declared parameter (see the module docstring), or of `proposed`, a value
+        handed to an on-set-parameters callback."""
+        if proposed is not _CURRENT:
+            value = proposed
+        else:
+            try:
+                value = self._node.get_parameter(name).value
+            except ParameterUninitializedException:  # statically typed and unset (declared elsewhere)
+                value = None
         expected = self._types[name]
         if expected in _ARRAYS:
             if value is None:
@@ -68,10 +80,34 @@ class NodeParameters:
             if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
                 raise ConfigError(f"parameter `{name}` is {value!r}; expected a list, each entry "
                                   f"{_SCALARS[_ARRAYS[expected]][1]}")
-            return [_checked(f"`{name}` entry", v, _ARRAYS[expected]) for v in list(value)]
+            return [self._allowed(name, f"`{name}` entry", _checked(f"`{name}` entry", v, _ARRAYS[expected]))
+                    for v in list(value)]
         if value is None:
             raise ConfigError(f"parameter `{name}` is not set; give it a value ({_SCALARS[expected][1]})")
-        return _checked(f"parameter `{name}`", value, expected)
+        return self._allowed(name, f"parameter `{name}`", _checked(f"parameter `{name}`", value, expected))
+
+    def refusal(self, parameters: list[Parameter]) -> str | None:
+        """Why one of `parameters` (proposed to an on-set-parameters callback) is refused, or None when every
+        one declared here passes `value()`'s checks."""
+        for param in parameters:
+            if param.name in self._types:
+                try:
+                    self.value(param.name, param.value)
+                except ConfigError as err:
+                    return str(err)
+        return None
+
+    def _allowed(self, name: str, what: str, value):
+        choices, low, high = self._rules[name]
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{what} is {value!r}; expected one of {', '.join(map(repr, choices))}")
+        # Written so that NaN fails (a comparison with NaN is false).
+        if not ((low is None or value >= low) and (high is None or value <= high)):
+            kind = "an integer" if isinstance(value, int) else "a number"
+            bounds = (f"in [{low}, {high}]" if low is not None and high is not None
+                      else f">= {low}" if low is not None else f"<= {high}")
+            raise ConfigError(f"{what} is {value!r}; expected {kind} {bounds}")
+        return value
 
     def positive_seconds(self, name: str) -> float:
         """A float parameter that must be a finite positive number of seconds."""
@@ -80,14 +116,16 @@ class NodeParameters:
             raise ConfigError(f"parameter `{name}` is {value}; expected a finite number of seconds > 0")
         return value
 
-    def topic(self, name: str) -> str:
-        """A string parameter that must be a valid topic name (relative, absolute or `~/private`)."""
+    def topic(self, name: str, suffix: str = "") -> str:
+        """A string parameter that must be a valid topic name (relative, absolute or `~/private`), once
+        `suffix` is appended (for a parameter that is a prefix of topic names)."""
         value = self.value(name)
         try:
-            validate_topic_name(value)
+            validate_topic_name(value + suffix)
         except InvalidTopicNameException as err:  # its text spans three lines: keep the reason
             reason = str(err).splitlines()[0].rstrip(":")
-            raise ConfigError(f"parameter `{name}` is {value!r}, not a valid topic name ({reason}); "
+            made = f", so {value + suffix!r} is" if suffix else ","
+            raise ConfigError(f"parameter `{name}` is {value!r}{made} not a valid topic name ({reason}); "
                               "letters, digits, `_` and `/`, e.g. /camera/image_raw") from None
         return value
 

@@ -54,8 +54,7 @@ from typing import Callable
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterUninitializedException
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -65,9 +64,11 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
-from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PushTObservation, PushTRobot
+from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
 from vqbet_ros.sim.schedule import TargetSchedule
 
 STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
@@ -111,6 +112,18 @@ PARAMETERS = {  # name: (default, description)
     "trajectory_topic": ("pusht/joint_trajectory", "JointTrajectory chunks to execute by time"),
     "command_topic": ("pusht/commands", "Float64MultiArray targets [agent_x, agent_y]"),
 }
+PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices / low / high)
+    "mode": {"choices": ("realtime", "fast")},
+    "seed": {"low": 0, "high": 2**31 - 1},  # seed + n seeds NumPy's legacy generator (< 2**32)
+    "protocol": {"choices": tuple(PROTOCOLS)},
+    "max_episode_steps": {"low": 0},
+    "image_size": {"low": 8, "high": 1024},
+    "lockstep": {"choices": LOCKSTEP_MODES},
+    "lockstep_timeout_s": {"low": 1e-3, "high": 3600.0},
+    "obs_settle_s": {"low": 0.0, "high": 1.0},
+}
+# May change while the node runs (checked when set); the others are read at start-up only.
+DYNAMIC_PARAMETERS = ("seed", "auto_reset", "lockstep_timeout_s", "initial_state")
 
 
 def _time_msg(stamp_s: float) -> Time:
@@ -146,16 +159,17 @@ class PushTSimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__("pusht_sim", **kwargs)
+        self._params = NodeParameters(self)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        self.declare_parameter("initial_state", Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
-            description="5 values [agent x, y, block x, y, angle]: every reset starts there; empty: use the seed"))
+            self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))
+        self._params.declare("initial_state", Parameter.Type.DOUBLE_ARRAY, "5 values [agent x, y, block x, y, "
+                             "angle]: every reset starts there; empty: use the seed")
+        try:  # before anything is built; a ConfigError ends the process with one line (entry.run_node)
+            p = self._read_parameters()
+        except ConfigError:
+            super().destroy_node()  # else the context destroys this half-built node at shutdown
+            raise
         self.add_on_set_parameters_callback(self._check_parameters)
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        if p["mode"] not in ("realtime", "fast"):
-            raise ValueError(f"parameter `mode` is {p['mode']!r}; expected 'realtime' or 'fast'")
-        if p["lockstep"] not in LOCKSTEP_MODES:
-            raise ValueError(f"parameter `lockstep` is {p['lockstep']!r}; expected one of {list(LOCKSTEP_MODES)}")
         self._fast = p["mode"] == "fast"
         self._p = p
 
@@ -199,24 +213,42 @@ class PushTSimNode(Node):
         self._thread.start()
 
     # --- parameters ---
+    def _read_parameters(self) -> dict:
+        p = {name: self._params.value(name) for name in PARAMETERS}
+        for name in PARAMETERS:
+            if name.endswith("_topic"):
+                self._params.topic(name)
+        for low_dim in LOW_DIM_SIZES:
+            self._params.topic("low_dim_topic_prefix", suffix=low_dim)
+        self._initial_state()
+        return p
+
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
-            if param.name == "initial_state" and param.value is not None and len(param.value) not in (0, 5):
-                return SetParametersResult(successful=False, reason=(
-                    f"`initial_state` needs 5 values [agent x, y, block x, y, angle] or none, got {param.value}"))
-            if param.name in PARAMETERS and param.name not in ("seed", "auto_reset", "lockstep_timeout_s"):
+            if param.name in PARAMETERS and param.name not in DYNAMIC_PARAMETERS:
                 return SetParametersResult(successful=False, reason=(
                     f"`{param.name}` is read at start-up only; restart the node to change it"))
-        return SetParametersResult(successful=True)
+            if param.name == "initial_state":
+                try:
+                    self._initial_state(param.value)  # its length and finiteness too
+                except ConfigError as err:
+                    return SetParametersResult(successful=False, reason=str(err))
+        reason = self._params.refusal(params)
+        return SetParametersResult(successful=reason is None, reason=reason or "")
+
+    def _initial_state(self, *proposed) -> list[float]:
+        """The checked `initial_state` (or the value `proposed` for it): none, or 5 finite values."""
+        state = self._params.value("initial_state", *proposed)
+        if len(state) not in (0, 5) or not all(math.isfinite(v) for v in state):
+            raise ConfigError(f"parameter `initial_state` is {state}; expected 5 values [agent x, y, "
+                              "block x, y, angle], all finite, or none to start from the seed")
+        return state
 
     # --- episodes ---
     def _start_episode_locked(self, count: bool = True) -> str:
         """Reset the robot for the next episode (caller holds the lock); returns what it started from."""
-        try:
-            initial_state = self.get_parameter("initial_state").value
-        except ParameterUninitializedException:  # declared without a value: use the seed
-            initial_state = None
-        seed = int(self.get_parameter("seed").value) + self._episodes_started
+        initial_state = self._initial_state()
+        seed = self._params.value("seed") + self._episodes_started
         if initial_state:
             self._robot.reset(state=np.asarray(initial_state))
             origin = f"initial_state {list(initial_state)}"
@@ -304,7 +336,7 @@ class PushTSimNode(Node):
                 self._publish(snapshot)
 
     def _auto_reset(self) -> bool:
-        return bool(self.get_parameter("auto_reset").value)
+        return self._params.value("auto_reset")
 
     def _realtime_wait_and_step(self) -> tuple | None:
         """Sleep to the next absolute deadline t0 + (k+1) dt, then step (or, idle, publish the still robot)."""
@@ -345,7 +377,7 @@ class PushTSimNode(Node):
                     continue
                 if self._command_known_locked():
                     return self._step_locked()
-                remaining = waited_from + float(self.get_parameter("lockstep_timeout_s").value) - time.monotonic()
+                remaining = waited_from + self._params.value("lockstep_timeout_s") - time.monotonic()
                 if remaining <= 0 and self._awaiting_command:  # time passes, the episode has not started
                     self._episode_start_ros_s += self._dt_s
                     return self._snapshot_locked(self._robot.observe())

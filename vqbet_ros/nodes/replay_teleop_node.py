@@ -28,7 +28,6 @@ import re
 from pathlib import Path
 
 from builtin_interfaces.msg import Duration, Time
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -38,7 +37,9 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
 from vqbet_ros.sim.demo_replay import PushTDemos
 from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
@@ -63,6 +64,12 @@ PARAMETERS = {  # name: (default, description)
     "start_episode_service": ("", "recorder service called before each demo (std_srvs/Trigger); empty = none"),
     "stop_episode_service": ("", "recorder service called after each demo (std_srvs/Trigger); empty = none"),
 }
+PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices / low / high)
+    "episodes": {"low": 0},
+    "num_episodes": {"low": 0},
+    "max_steps": {"low": 0},
+    "message_type": {"choices": ("joint_trajectory", "float64_multiarray")},
+}
 
 
 class ReplayTeleopNode(Node):
@@ -70,16 +77,26 @@ class ReplayTeleopNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__("replay_teleop", **kwargs)
+        self._params = NodeParameters(self)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        if p["message_type"] not in ("float64_multiarray", "joint_trajectory"):
-            raise ValueError(f"parameter `message_type` is {p['message_type']!r}; "
-                             "expected 'float64_multiarray' or 'joint_trajectory'")
-        self._demos = PushTDemos(p["zarr_path"])
-        episodes = list(range(p["num_episodes"])) if p["num_episodes"] > 0 else list(p["episodes"])
-        for index in episodes:
-            self._demos.episode(index, max_steps=1)  # refuses a missing episode now, with its range
+            self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))
+        # A ConfigError ends the process with one line (entry.run_node).
+        p = {name: self._params.value(name) for name in PARAMETERS}
+        self._params.topic("status_topic")
+        self._params.topic("sim_node", suffix="/reset")
+        for name in ("command_topic", "start_episode_service", "stop_episode_service"):
+            if p[name]:  # empty: the default or none
+                self._params.topic(name)
+        try:
+            self._demos = PushTDemos(p["zarr_path"])
+        except FileNotFoundError as err:
+            raise ConfigError(f"parameter `zarr_path`: {err}") from None
+        source = "num_episodes" if p["num_episodes"] > 0 else "episodes"
+        episodes = list(range(p["num_episodes"])) if p["num_episodes"] > 0 else p["episodes"]
+        missing = [index for index in episodes if index >= self._demos.num_episodes]
+        if missing:
+            raise ConfigError(f"parameter `{source}` asks for demo episode {missing[0]}; `{p['zarr_path']}` has "
+                              f"episodes 0..{self._demos.num_episodes - 1}: choose among them")
         self._episode_queue = episodes
         self._max_steps = p["max_steps"] or None
         self._trajectory = p["message_type"] == "joint_trajectory"

@@ -401,6 +401,22 @@ class PolicyRuntime:
         return StepResult(tick, now_s, "running", {}, chunk, plan[0].copy(), decided, time.perf_counter() - t0,
                           generation)
 
+    def confirm(self, result: StepResult) -> StepResult:
+        """`result`, unless an input was refused while its tick ran (a NaN, absurd or malformed message arrived
+        during the decision, which takes up to a second on a starved CPU): then a result without chunk or
+        command that names it, as the next tick would give, so nothing goes out once a fault is known. Inputs
+        that only aged meanwhile do not stop it: it was decided on inputs fresh at its tick time, the stamp
+        its chunk carries."""
+        if result.status != "running":
+            return result
+        with self._lock:  # a tick runs only while no stream has an error: any there now came during it
+            problems = {s: r for s, r in self._errors.items() if s in self.streams}
+        if not problems:
+            return result
+        self.reset()
+        return StepResult(result.tick, result.now_s, "bad_input", problems, compute_s=result.compute_s,
+                          generation=result.generation)
+
     # ---- model -----------------------------------------------------------------------------------------
     def _host_ready(self, host: torch.Tensor) -> None:
         """Before writing a pinned buffer: wait for the asynchronous copy that last read it (CUDA only)."""

@@ -12,7 +12,7 @@ import numpy as np
 
 
 class UnsafeCommand(ValueError):
-    """The policy produced something that must not be sent (NaN/Inf)."""
+    """Something that must not be sent: a NaN/Inf plan, or one the step limit cannot bound."""
 
 
 class SafetyFilter:
@@ -44,6 +44,9 @@ class SafetyFilter:
             if measured is None:
                 raise ValueError("`max_delta_per_step` needs the measured position of every commanded joint")
             previous = np.asarray(measured, dtype=np.float64)
+            if not np.all(np.isfinite(previous)):  # the clip would pass NaN through as the command
+                raise UnsafeCommand(f"measured joint position is not finite ({previous.tolist()}); the step "
+                                    "limit cannot bound the command")
             for k in range(len(plan)):
                 plan[k] = np.clip(plan[k], previous - self.max_delta, previous + self.max_delta)
                 previous = plan[k]

@@ -41,6 +41,8 @@ class PolicyWorker:
 
     `publish(result)` is called on the worker thread after every tick (the node publishes there).
     A tick that starts late is still run; ticks whose deadline passed entirely are skipped and counted.
+    A tick's result is confirmed at its end (`PolicyRuntime.confirm`), so an input refused while the tick ran
+    stops that tick's output too.
     A tick that raises ends as a result with status `error` naming the exception (so the node holds and
     reports it) and the loop goes on: one bad tick never ends the control loop.
     Decision latency = wall time from the start of a deciding tick (the newest frames are taken from the
@@ -101,7 +103,7 @@ class PolicyWorker:
 
     def _step(self, now_s: float, k: int) -> StepResult:
         try:
-            return self.runtime.step(now_s, tick=k)
+            return self.runtime.confirm(self.runtime.step(now_s, tick=k))
         except Exception as err:  # noqa: BLE001 - reported by name below; the loop must go on
             self.tick_errors += 1
             if self.last_result is None or self.last_result.status != "error":  # once per run of errors
