@@ -30,7 +30,6 @@ Deviation: a plain (unmanaged) node, as `pusht_sim_node`: it stands in for a rob
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 
