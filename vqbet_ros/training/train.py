@@ -94,7 +94,8 @@ def run(cfg: TrainConfig, stage: str = "all", init: str | None = None, resume: b
         if stage == "1":
             policy.freeze_tokenizer()
         total_s = time.perf_counter() - t0
-        summary = {"stage": stage, **{f"encoder_pretrain_{k}": round(v, 4) for k, v in encoder_result.items()},
+        pretrain_figures = {f"encoder_pretrain_{k}": float(f"{v:.4g}") for k, v in encoder_result.items()}
+        summary = {"stage": stage, **pretrain_figures,
                    "stage1_time_s": round(stage1_s, 1), "train_time_s": round(total_s, 1),
                    "stage2_steps": trainer.progress.step if stage != "1" else 0,
                    "world_size": info.world_size, "device": str(device), "seed": cfg.seed,
