@@ -152,6 +152,7 @@ def test_fast_path_config_refuses_a_bad_tolerance(value):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # compiling ResNet-18 took 16 min at nice 15 on the loaded 2-core machine
 @pytest.mark.parametrize("autocast", ["none", "bf16"])
 def test_fast_path_inductor_freezing_passes_the_gate(loaded, autocast):
     """The real thing: inductor with frozen weights (and bf16 where this CPU has it), compiled at warm-up."""

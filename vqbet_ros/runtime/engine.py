@@ -10,7 +10,9 @@ A tick (1) checks every input (never received / bad / stale -> no command, histo
 the newest sample of every stream into one observation token (each camera frame through its ResNet once,
 reused while the camera repeats it) and appends it to the history, (3) asks the prior for a chunk when the
 scheduler wants a decision, (4) plans the steps from now with the scheduler, (5) filters the plan for
-safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps.
+safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps. An optimized path
+(`compile_mode`, `autocast`) runs only once the first tick with good inputs has checked it against eager fp32
+(`runtime/fast_path.py`); `runtime.inference` says which path runs and why.
 
 Inputs are refused at the boundary when the checkpoint cannot represent them: NaN/Inf, and finite values so
 far outside the training range (`INPUT_RANGE_FACTOR`) that normalising them overflows float32 or drives the
