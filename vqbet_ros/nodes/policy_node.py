@@ -65,7 +65,11 @@ RUNTIME_PARAMETERS = {
     "execution": ("ensemble", "ensemble: decide every step, average the overlapping chunks (official VQ-BeT); "
                               "open_loop: execute each chunk to its end (LeRobot)"),
     "device": ("auto", "auto (CUDA when available) | cuda | cpu"),
-    "compile_mode": ("none", "none | default | reduce-overhead (CUDA graphs) | max-autotune: torch.compile"),
+    "compile_mode": ("none", "none | freeze (inductor, weights as constants: the fast CPU path) | default | "
+                             "reduce-overhead (CUDA graphs) | max-autotune: torch.compile"),
+    "autocast": ("none", "none | bf16 (CUDA, or a CPU with AVX512-BF16/AMX; else fp32 and a warning)"),
+    "parity_tolerance": (0.02, "an optimized path is used only if its first chunk is within this of eager fp32 "
+                               "(normalized action units), else eager fp32; see /diagnostics `inference`"),
     "cpu_threads": (0, "torch CPU threads (process-wide); 0 = torch default"),
     "warmup_steps": (3, "forward passes at configure"),
     "seed": (-1, "seed of code sampling, reset by ~/reset; -1 = unseeded"),
@@ -180,6 +184,7 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f"configured: {checkpoint} on {runtime.device}, {spec.fps:g} Hz, cameras {list(spec.cameras)}, "
             f"joints {spec.joint_names}, low-dim {list(spec.low_dim)}, execution {config.execution}, "
+            f"inference {runtime.inference.description} ({runtime.inference.state}), "
             f"control {'enabled' if runtime.enabled else 'DISABLED (dry run: ' + topics['preview_topic'] + ')'}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -430,6 +435,8 @@ class PolicyNode(LifecycleNode):
         values["control_enabled"] = str(runtime.enabled)
         values["execution"] = runtime.config.execution
         values["device"] = str(runtime.device)
+        values["inference"] = runtime.inference.state + (f": {runtime.inference.reason}"
+                                                         if runtime.inference.reason else "")
         values["target_rate_hz"] = f"{runtime.spec.fps:g}"
         values["decisions"] = str(runtime.decisions)
         if worker is not None:

@@ -10,7 +10,9 @@ A tick (1) checks every input (never received / bad / stale -> no command, histo
 the newest sample of every stream into one observation token (each camera frame through its ResNet once,
 reused while the camera repeats it) and appends it to the history, (3) asks the prior for a chunk when the
 scheduler wants a decision, (4) plans the steps from now with the scheduler, (5) filters the plan for
-safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps.
+safety. `runtime/worker.py` runs ticks on their own thread at absolute deadlines t0 + k/fps. An optimized path
+(`compile_mode`, `autocast`) runs only once the first tick with good inputs has checked it against eager fp32
+(`runtime/fast_path.py`); `runtime.inference` says which path runs and why.
 
 Inputs are refused at the boundary when the checkpoint cannot represent them: NaN/Inf, and finite values so
 far outside the training range (`INPUT_RANGE_FACTOR`) that normalising them overflows float32 or drives the
@@ -36,6 +38,7 @@ import torch
 from vqbet_ros import constants
 from vqbet_ros.runtime.chunk import ActionChunk
 from vqbet_ros.runtime.config import RuntimeConfig
+from vqbet_ros.runtime.fast_path import InferenceParts, Parts
 from vqbet_ros.runtime.history import FrameFeatureCache, ObservationHistory
 from vqbet_ros.runtime.images import fit_image
 from vqbet_ros.runtime.safety import SafetyFilter, UnsafeCommand
@@ -100,18 +103,6 @@ class StepResult:
     generation: int = 0
 
 
-class _CompiledParts:
-    """The callables a tick runs: per-camera encoders, vector MLP, chunk prediction (maybe torch.compile'd)."""
-
-    def __init__(self, policy, compile_mode: str):
-        enc = policy.obs_encoder
-        self.compiled = compile_mode != "none"
-        wrap = (lambda f: torch.compile(f, mode=compile_mode)) if self.compiled else (lambda f: f)
-        self.cameras = [wrap(m) for m in enc.cameras]
-        self.vector_mlp = wrap(enc.vector_mlp) if enc.vector_mlp is not None else None
-        self.predict_chunk = wrap(policy.predict_chunk)
-
-
 class PolicyRuntime:
     """One checkpoint executed against live inputs. Thread-safe between `put_*` callers and `step`."""
 
@@ -159,7 +150,10 @@ class PolicyRuntime:
         self._reset_requested = threading.Event()
         self._plan_reset_requested = threading.Event()
 
-        self._parts = _CompiledParts(self.policy, config.compile_mode)
+        # eager fp32 and the optimized path (compile_mode, autocast) behind the parity gate; public so that
+        # its state and reason can be read (diagnostics) and a path injected in tests
+        self.inference = InferenceParts(self.policy, config.compile_mode, config.autocast, config.parity_tolerance,
+                                        self.device)
         self._features = FrameFeatureCache()
         self.history = ObservationHistory(spec.n_obs_steps, self.policy.obs_encoder.token_dim, self.device)
         self.scheduler = make_scheduler(config.execution, spec.chunk_size)
@@ -374,6 +368,8 @@ class PolicyRuntime:
             self.reset()  # a gap in the history: restart it (padded) once inputs are good again
             return StepResult(tick, now_s, self._status(problems), problems, compute_s=time.perf_counter() - t0,
                               generation=generation)
+        if self.inference.pending:
+            self._check_inference(snapshot)
         token = self._encode_step(snapshot)  # (1, Dt)
         self.history.push(token)
         decided = False
@@ -434,6 +430,26 @@ class PolicyRuntime:
             event.record()
         return dev
 
+    def _image_input(self, camera: str, image: np.ndarray) -> torch.Tensor:
+        """A fitted frame -> the (1, 3, H, W) uint8 tensor on the device that the camera's encoder takes."""
+        self._host_ready(self._image_host[camera])
+        self._image_host[camera][0].numpy()[...] = image
+        return self._upload(self._image_host[camera], self._image_dev[camera])
+
+    def _vector_input(self, snapshot) -> torch.Tensor:
+        """Joint states and low-dim inputs, normalized, concatenated in the encoder's order, on the device."""
+        self._host_ready(self._vector_host)
+        host = self._vector_host[0].numpy()
+        offset = 0
+        for key, size in self._vector_keys:
+            if key == constants.STATE:
+                raw = snapshot.samples[JOINTS].value[1][:size]
+            else:
+                raw = snapshot.samples[self._low_dim_streams[key]].value[1]
+            host[offset:offset + size] = self.normalizer.normalize(key, raw)
+            offset += size
+        return self._upload(self._vector_host, self._vector_dev)
+
     def _encode_step(self, snapshot) -> torch.Tensor:
         """Newest sample of every stream -> one token (1, Dt) in the encoder's order: cameras, then vectors."""
         parts = []
@@ -441,52 +457,48 @@ class PolicyRuntime:
             seq, image = snapshot.samples[camera_stream(camera)].value
             features = self._features.get(camera, seq)
             if features is None:
-                self._host_ready(self._image_host[camera])
-                self._image_host[camera][0].numpy()[...] = image
-                features = self._parts.cameras[i](self._upload(self._image_host[camera], self._image_dev[camera]))
-                if self._parts.compiled:
-                    features = features.clone()  # CUDA-graph outputs are overwritten by the next replay
+                features = self.inference.cameras[i](self._image_input(camera, image))
                 self._features.put(camera, seq, features)
                 self.frames_encoded[camera] += 1
             if self._last_used_seq.get(camera) != seq:
                 self._last_used_seq[camera] = seq
                 self.frames_used[camera] += 1
             parts.append(features)  # (1, Dc)
-        if self._parts.vector_mlp is not None:
-            self._host_ready(self._vector_host)
-            host = self._vector_host[0].numpy()
-            offset = 0
-            for key, size in self._vector_keys:
-                if key == constants.STATE:
-                    raw = snapshot.samples[JOINTS].value[1][:size]
-                else:
-                    raw = snapshot.samples[self._low_dim_streams[key]].value[1]
-                host[offset:offset + size] = self.normalizer.normalize(key, raw)
-                offset += size
-            parts.append(self._parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
+        if self.inference.vector_mlp is not None:
+            parts.append(self.inference.vector_mlp(self._vector_input(snapshot)))
         return torch.cat(parts, dim=1)  # (1, Dt)
 
+    def _check_inference(self, snapshot) -> None:
+        """The parity gate (runtime/fast_path.py) on the first observation with every input good; this tick
+        and the following ones then run the path it chose."""
+        images = [self._image_input(c, snapshot.samples[camera_stream(c)].value[1]) for c in self.spec.cameras]
+        vector = self._vector_input(snapshot) if self.policy.obs_encoder.vector_mlp is not None else None
+        self.inference.check(images, vector, self.spec.n_obs_steps, seeded=self._generator is not None)
+
     def _predict(self) -> np.ndarray:
-        chunk = self._parts.predict_chunk(self.history.tokens, generator=self._generator)  # (1, W, A) normalized
+        chunk = self.inference.predict_chunk(self.history.tokens, generator=self._generator)  # (1, W, A) normalized
         chunk = chunk[0].float().cpu().numpy()  # (W, A); the device sync point of a decision
         return np.asarray(self.normalizer.unnormalize(constants.ACTION, chunk), dtype=np.float64)
 
     def warmup(self) -> None:
         """Run encoder and prior `warmup_steps` times on blank inputs (CUDA context, cuDNN autotune,
-        torch.compile), leaving history, cache and counters untouched."""
+        torch.compile), eager and optimized path, leaving history, cache and counters untouched."""
         if self.config.warmup_steps == 0:
             return
         with torch.inference_mode():
-            for _ in range(self.config.warmup_steps):
-                parts = [enc(self._upload(self._image_host[c], self._image_dev[c]))
-                         for enc, c in zip(self._parts.cameras, self.spec.cameras)]
-                if self._parts.vector_mlp is not None:
-                    parts.append(self._parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
-                tokens = torch.cat(parts, dim=1)[:, None].expand(1, self.spec.n_obs_steps, -1).contiguous()
-                self._parts.predict_chunk(tokens, generator=None).cpu()
+            self.inference.warm(self._warm)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.reset()
+
+    def _warm(self, parts: Parts) -> None:
+        for _ in range(self.config.warmup_steps):
+            features = [enc(self._upload(self._image_host[c], self._image_dev[c]))
+                        for enc, c in zip(parts.cameras, self.spec.cameras)]
+            if parts.vector_mlp is not None:
+                features.append(parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
+            tokens = torch.cat(features, dim=1)[:, None].expand(1, self.spec.n_obs_steps, -1).contiguous()
+            parts.predict_chunk(tokens, generator=self._generator).cpu()  # as the ticks call it
 
     # ---- diagnostics -----------------------------------------------------------------------------------
     def input_ages_s(self, now_s: float) -> dict[str, float | None]:

@@ -1,0 +1,247 @@
+"""One GPU check, under 8 minutes on one GPU, one table (run it through bench/gpu_check.sh).
+
+    bench/gpu_check.sh                         # on a CUDA machine: every part, figures for the model card
+    bench/gpu_check.sh --cpu-dry-run           # a few steps of each part on the CPU (CI: test_bench_gpu_check.py)
+
+Parts, in order (a part that fails is reported in the table and makes the exit code 1; the others still run):
+1. parity: the runtime on CUDA and on the CPU, same untrained image-recipe model (argmax codes), same 5
+   observations: largest chunk difference (normalized action units) <= `PARITY_TOLERANCE`.
+2. latency: decision latency (bench/policy_latency.py) on CUDA, eager / torch.compile / CUDA graphs
+   (`reduce-overhead`), 1 and 2 cameras at 96x96 and 224x224, with the parity gate's verdict.
+3. throughput: stage-2 training windows/s of the image recipe (config/train_pusht_image.yaml model, its
+   batch, h-windows, all positions; bench/train_throughput.py), fp32 and bf16 AMP.
+4. training: `vqbet-train` on the image recipe for `--train-minutes` (40% encoder pretraining, 60% stage 2;
+   stage 1 at its steps), then `vqbet-eval` of its final checkpoint, `--eval-episodes` on the official protocol.
+The dry run runs parts 1-4 on the CPU with tiny sizes (parity: CPU against itself; compiled rows skipped,
+compiling takes minutes on a CPU; training on a synthetic 4-episode PushT replay with images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import policy_latency  # noqa: E402
+import train_throughput  # noqa: E402
+
+from vqbet_ros.config_io import load_yaml  # noqa: E402
+from vqbet_ros.model.checkpoint import load_checkpoint  # noqa: E402
+from vqbet_ros.model.policy import VQBeTPolicy  # noqa: E402
+from vqbet_ros.runtime.config import RuntimeConfig  # noqa: E402
+from vqbet_ros.runtime.engine import PolicyRuntime  # noqa: E402
+from vqbet_ros.training.config import TrainConfig  # noqa: E402
+
+IMAGE_RECIPE = ROOT / "config" / "train_pusht_image.yaml"
+PARITY_TOLERANCE = 0.02  # normalized action units, as RuntimeConfig.parity_tolerance: TF32 convolutions differ ~1e-3
+DRY_SIZE = 32  # camera size of the dry run: a few seconds of CPU per part instead of minutes
+
+
+def image_recipe(args) -> TrainConfig:
+    """config/train_pusht_image.yaml; its camera shrunk to `DRY_SIZE` in the dry run."""
+    cfg = load_yaml(TrainConfig, IMAGE_RECIPE)
+    if args.cpu_dry_run:
+        cfg.model.spec.cameras = {name: [3, DRY_SIZE, DRY_SIZE] for name in cfg.model.spec.cameras}
+    return cfg
+
+
+def part_parity(args, root: Path) -> list[tuple]:
+    model = image_recipe(args).model
+    model.heads.argmax = True  # deterministic codes on both devices
+    ckpt = policy_latency.save_untrained(root / "parity", model)
+    runtimes = [PolicyRuntime(load_checkpoint(ckpt, device=d), RuntimeConfig(device=d, warmup_steps=1))
+                for d in ("cpu", args.device)]
+    spec = runtimes[0].spec
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for k in range(2 if args.cpu_dry_run else 5):
+        image = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+        q = rng.uniform(-1, 1, len(spec.joint_names))
+        chunks = []
+        for runtime in runtimes:
+            runtime.put_image("image", image, k * spec.dt)
+            runtime.put_joint_state(q, k * spec.dt)
+            with torch.inference_mode():
+                result = runtime.step(k * spec.dt + 0.001, tick=k)
+            assert result.status == "running", result.problems
+            chunks.append(result.chunk.positions)  # stats [-1, 1]: action units = normalized units
+        worst = max(worst, float(np.abs(chunks[0] - chunks[1]).max()))
+    if worst > PARITY_TOLERANCE:
+        raise AssertionError(f"{args.device} chunk differs from the CPU chunk by {worst:.4g} > {PARITY_TOLERANCE}")
+    note = "dry run: CPU against itself" if args.cpu_dry_run else f"tolerance {PARITY_TOLERANCE}"
+    return [("parity", f"largest chunk difference {args.device} vs cpu, image recipe model", f"{worst:.2e}", note)]
+
+
+def part_latency(args, root: Path) -> list[tuple]:
+    modes = ["none"] if args.cpu_dry_run else ["none", "default", "reduce-overhead"]
+    sizes, decisions = ([DRY_SIZE], 2) if args.cpu_dry_run else ([96, 224], 30)
+    bench_args = Namespace(device=args.device, threads=0, warmup=1 if args.cpu_dry_run else 5, decisions=decisions)
+    publish, close, _ = policy_latency.make_publish()
+    rows = []
+    t0 = time.perf_counter()
+    try:
+        for size in sizes:
+            for n in (1, 2):
+                ckpt = policy_latency.build_checkpoint(root / f"latency_{n}_{size}", n, size, fps=10.0)
+                for mode in modes:
+                    if mode != "none" and time.perf_counter() - t0 > args.latency_budget_s:
+                        rows.append(("latency", f"{n} cam {size}x{size}, compile {mode}", "skipped",
+                                     f"over --latency-budget-s {args.latency_budget_s:g} (compiling)"))
+                        continue
+                    r = policy_latency.bench_latency(ckpt, bench_args, publish, mode)
+                    rows.append(("latency", f"{n} cam {size}x{size}, {r['path']}",
+                                 f"{r['latency_p50_ms']:.2f} ms",
+                                 f"p99 {r['latency_p99_ms']:.2f} ms, {r['ratio_p50']:.2f}x eager floor, "
+                                 f"gate {r['gate']}, warm-up {r['warmup_s']:.0f} s"))
+                    if r["gate"] == "rejected":
+                        raise AssertionError(f"{mode}: {r['gate_reason']}")
+    finally:
+        close()
+    if args.cpu_dry_run:
+        rows.append(("latency", "compile default, reduce-overhead", "skipped", "dry run: compiling takes minutes"))
+    return rows
+
+
+def part_throughput(args, root: Path) -> list[tuple]:
+    cfg = image_recipe(args)
+    spec = cfg.model.spec
+    policy = VQBeTPolicy(cfg.model, load_pretrained=False).to(args.device)
+    policy.freeze_tokenizer()
+    policy.train()
+    batch, steps = (4, 1) if args.cpu_dry_run else (cfg.stage2.batch_size, 10)
+    rows = []
+    for amp in (False, True):
+        rate = train_throughput.time_variant(policy, spec, cfg.stage2.loss_positions, batch, spec.n_obs_steps,
+                                             steps, amp)
+        rows.append(("throughput", f"stage 2, image recipe, {'bf16 AMP' if amp else 'fp32'}",
+                     f"{rate:.1f} windows/s", f"batch {batch}, {spec.n_obs_steps}-windows, synthetic"))
+    return rows
+
+
+def write_tiny_image_replay(path: Path, episodes: int = 4, length: int = 12) -> Path:
+    """A PushT-shaped Diffusion-Policy replay (random walks, noise images) for the dry run's training."""
+    import zarr
+
+    rng = np.random.default_rng(0)
+    n = episodes * length
+    agent = 256 + np.cumsum(rng.normal(0, 5, (n, 2)), axis=0)
+    block = np.concatenate([256 + rng.normal(0, 20, (n, 2)), rng.uniform(0, 6.28, (n, 1))], axis=1)
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("data/state", data=np.concatenate([agent, block], 1).astype(np.float32))
+    group.create_array("data/keypoint", data=(block[:, None, :2] + rng.normal(0, 30, (n, 9, 2))).astype(np.float32))
+    group.create_array("data/action", data=(agent + rng.normal(0, 3, (n, 2))).astype(np.float32))
+    group.create_array("data/img", data=rng.uniform(0, 255, (n, DRY_SIZE, DRY_SIZE, 3)).astype(np.float32))
+    group.create_array("meta/episode_ends", data=np.arange(1, episodes + 1, dtype=np.int64) * length)
+    return path
+
+
+def run_command(cmd: list[str], timeout_s: float, log: Path) -> None:
+    """Run a console command of this repository; its output goes to `log`, whose tail is raised on failure."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log, "w") as out:
+        code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                              timeout=timeout_s).returncode
+    if code != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... exited {code}:\n{tail}")
+
+
+def part_training(args, root: Path) -> list[tuple]:
+    run_dir = args.out / "train"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if args.cpu_dry_run:
+        data = write_tiny_image_replay(root / "tiny_image_pusht.zarr")
+        overrides = [f"model.spec.cameras.image=[3,{DRY_SIZE},{DRY_SIZE}]", "encoder_pretrain.steps=2", "encoder_pretrain.batch_size=8", "encoder_pretrain.time_limit_min=0",
+                     "stage1.steps=2", "stage1.batch_size=16", "stage2.steps=2", "stage2.batch_size=8",
+                     "stage2.time_limit_min=0", "stage2.warmup_steps=1", "num_threads=1", "log_every=1",
+                     "val_every=1000", "checkpoint_every=1000", "data.val_fraction=0.25"]
+    else:
+        data = args.data or load_yaml(TrainConfig, IMAGE_RECIPE).data.path
+        minutes = args.train_minutes
+        overrides = [f"encoder_pretrain.time_limit_min={0.4 * minutes:.3f}",
+                     f"stage2.time_limit_min={0.6 * minutes:.3f}", "num_threads=8"]
+    overrides += [f"data.path={data}", f"output_dir={run_dir}", f"device={args.device}", "rollout.every_min=0",
+                  f"stage2.feature_cache_dir={args.out / 'feature_cache'}"]
+    python = sys.executable
+    t0 = time.perf_counter()
+    run_command([python, "-m", "vqbet_ros.training.train", "--config", str(IMAGE_RECIPE), "--no-progress",
+                 *overrides], timeout_s=60 * (args.train_minutes + 3), log=args.out / "train.log")
+    train_s = time.perf_counter() - t0
+    episodes = 2 if args.cpu_dry_run else args.eval_episodes
+    eval_json = args.out / "eval.json"
+    steps = ["--max-steps", "3"] if args.cpu_dry_run else []
+    t0 = time.perf_counter()
+    run_command([python, "-m", "vqbet_ros.training.evaluate", "--checkpoint", str(run_dir / "final"),
+                 "--episodes", str(episodes), "--batch", str(episodes), "--protocol", "official",
+                 "--device", args.device, "--threads", "1" if args.cpu_dry_run else "8", "--output", str(eval_json),
+                 *steps], timeout_s=300, log=args.out / "eval.log")
+    eval_s = time.perf_counter() - t0
+    summary = json.loads(eval_json.read_text())["summary"]
+    return [("training", "vqbet-train, image recipe", f"{train_s / 60:.1f} min",
+             "dry run: 2 steps per stage, synthetic data" if args.cpu_dry_run else f"data {data}"),
+            ("training", f"final coverage, {episodes} episodes official",
+             f"{summary['final_coverage_mean']:.3f} ± {summary['final_coverage_se']:.3f}",
+             f"success {summary['success_end_mean']:.2f}; eval {eval_s:.0f} s")]
+
+
+PARTS = [("parity", part_parity), ("latency", part_latency), ("throughput", part_throughput),
+         ("training", part_training)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cpu-dry-run", action="store_true", help="a few steps of each part on the CPU")
+    parser.add_argument("--data", help="PushT replay with images (default: the recipe's data.path)")
+    parser.add_argument("--latency-budget-s", type=float, default=210,
+                        help="part 2: no new compiled row after this many seconds (each compiles for ~1 min)")
+    parser.add_argument("--train-minutes", type=float, default=2.0, help="wall clock of vqbet-train (part 4)")
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_check", help="logs and the trained run")
+    parser.add_argument("--parts", nargs="*", default=[name for name, _ in PARTS], help="run only these parts")
+    args = parser.parse_args(argv)
+    args.device = "cpu" if args.cpu_dry_run else "cuda"
+    if not args.cpu_dry_run and not torch.cuda.is_available():
+        print("gpu_check: error: torch sees no CUDA device; use --cpu-dry-run to check the script on a CPU",
+              file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, part in PARTS:
+            if name not in args.parts:
+                continue
+            t0 = time.perf_counter()
+            try:
+                rows += part(args, Path(tmp))
+            except Exception as err:  # noqa: BLE001 - report the part, run the next
+                traceback.print_exc()
+                failed.append(name)
+                rows.append((name, "FAILED", type(err).__name__, str(err).splitlines()[0][:160]))
+            print(f"gpu_check: {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU (dry run)"
+    print(f"\ngpu_check on {device}, torch {torch.__version__}, {time.perf_counter() - t_start:.0f} s")
+    print("| part | measure | value | note |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    if failed:
+        print(f"gpu_check: FAILED parts: {', '.join(failed)} (logs in {args.out})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
