@@ -74,6 +74,23 @@ def test_episode_saved_long_after_its_stop_has_no_stale_frames(tmp_path):
     assert episode["length"] == 6 and episode["recorder/stale_frames"] == 0
 
 
+def test_publisher_clock_ahead_during_an_episode_makes_its_frames_stale(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    assert rec.start(1.0)[0]
+    for t in np.arange(1.05, 2.0, 0.05):  # from here the state publisher's clock is 10 s ahead
+        t = round(float(t), 6)
+        _feed(rec, t, skip=(constants.STATE,))
+        rec.put(constants.STATE, np.array([t]), t + 10.0)
+        rec.tick(t)
+    ok, message = rec.stop(1.95)
+    assert ok and "with a stale stream: state (/joint_states):" in message
+    rec.close()
+    episode = LeRobotDataset(tmp_path / "ds").episodes[0]
+    assert json.loads(episode["recorder/stale_by_stream"]) == {constants.STATE: episode["recorder/stale_frames"]}
+    assert episode["recorder/stale_frames"] >= 8  # every tick older than max age (0.15 s) past the last good one
+
+
 def test_stop_keeps_ticks_up_to_stop_then_waits_for_sample_delay(tmp_path):
     rec = EpisodeRecorder(_config(tmp_path, sample_delay_s=0.2))
     _run(rec, 0.0, 1.0)

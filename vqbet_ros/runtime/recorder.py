@@ -403,7 +403,7 @@ class EpisodeRecorder:
                 return True
             if t_k + self.config.sample_delay_s > now_s:
                 return False
-            frame, unusable = self._frame(episode, t_k, now_s)
+            frame, unusable = self._frame(episode, t_k)
             try:
                 if frame is None:
                     raise ValueError("; ".join(unusable.values()))
@@ -425,13 +425,14 @@ class EpisodeRecorder:
             episode.frames += 1
             report.frames_added += 1
 
-    def _frame(self, episode: _RecordingEpisode, t_k: float, now_s: float
-               ) -> tuple[dict[str, Any] | None, dict[str, str]]:
-        """The frame of tick `t_k`, sampled at `now_s`, and its unusable streams (key -> reason: stale or
-        non-finite); the frame is None when a stream no longer fits the dataset (the reason then names it)."""
-        # At `now_s`, not `t_k`, a message is "stamped ahead": a late timer finds messages newer than its tick
-        # by more than a max age in the cache, and the tick's values are good all the same.
-        snap = self.cache.sample(t_k, now_s)
+    def _frame(self, episode: _RecordingEpisode, t_k: float) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The frame of tick `t_k` and its unusable streams (key -> reason: stale or non-finite); the frame is
+        None when a stream no longer fits the dataset (the reason then names it)."""
+        # A tick is sampled after its time while messages keep arriving, later still when the timer is late:
+        # messages newer than the tick by any amount are expected, so none counts as "stamped ahead" here. A
+        # publisher clock ahead still makes ticks stale (its messages stamped <= a tick are old or missing),
+        # and `start` refuses it by name.
+        snap = self.cache.sample(t_k, now_s=math.inf)
         frame, unusable = {}, dict(snap.stale)
         for key in self.labels:
             sample = snap.samples.get(key)
@@ -493,9 +494,7 @@ class EpisodeRecorder:
             report = TickReport()
             try:
                 if episode.stop_at_s is not None:
-                    # Every tick up to the stop is due; sampled whenever this runs (no clock here), so no
-                    # message counts as stamped ahead.
-                    self._sample_due(episode, math.inf, report)
+                    self._sample_due(episode, episode.stop_at_s + self.config.sample_delay_s, report)
             except WriterError as err:
                 messages.append(f"episode discarded: {err}")
                 continue
