@@ -8,8 +8,8 @@ been received, when its chosen value is older than its `max_age_s`, or when ever
 than `at_s` (publisher clock ahead of ours, or history too short). Stale streams are reported by name with
 a reason; they are never silently filled with an old value. A stream whose newest message is stamped more than
 `max_age_s` ahead of the instant of asking (`now_s`, by default `at_s`) is stale too, with that reason (a
-publisher clock far ahead, or our clock stepped back). A past instant sampled late (the recorder's grid tick
-after a late timer) passes `now_s`: messages newer than the tick are then expected, not a sign of a clock ahead.
+publisher clock far ahead, or our clock stepped back). A caller sampling a past instant (the recorder's grid
+ticks) passes a later `now_s`: messages newer than that instant are then expected, not a sign of a clock ahead.
 
 A stamp older than the stream's newest by more than its `max_age_s` is a clock step back (sim reset, bag loop,
 NTP step, or the end of a burst of future-stamped messages): the stream's older-timeline values are dropped
