@@ -46,12 +46,49 @@ def test_frames_follow_the_grid_even_when_ticks_arrive_late(tmp_path):
         _feed(rec, round(float(t), 6))
     report = rec.tick(1.95)
     assert report.frames_added == 10  # ticks 1.0, 1.1, ..., 1.9 all sampled late from the history
+    # Messages 0.95 s newer than tick 1.0 (> max age) are what a late timer finds, not a clock ahead: no frame
+    # is stale.
+    assert report.newly_stale == {}
     ok, message = rec.stop(1.95)
-    assert ok and "10 frames" in message
+    assert ok and message == "episode stopped: 10 frames; saving in the background"
     rec.close()
     ds = LeRobotDataset(tmp_path / "ds")
     # Tick k at 1.0 + k/10 takes the value stamped <= the tick: exactly that tick's value.
     np.testing.assert_allclose(ds.read_column(constants.STATE).ravel(), 1.0 + np.arange(10) / 10, atol=1e-6)
+    assert ds.episodes[0]["recorder/stale_frames"] == 0
+
+
+def test_episode_saved_long_after_its_stop_has_no_stale_frames(tmp_path):
+    """Deactivation saves the last ticks whenever it runs (a loaded machine): messages that arrived meanwhile,
+    far newer than those ticks, do not make them stale."""
+    rec = EpisodeRecorder(_config(tmp_path, sample_delay_s=0.2))
+    _run(rec, 0.0, 1.0)
+    rec.start(1.0)
+    _run(rec, 1.05, 1.5)
+    rec.stop(1.5)  # ticks 1.4 and 1.5 wait for the sample delay ...
+    for t in np.arange(1.55, 2.2, 0.05):  # ... while the timer is starved and messages keep coming
+        _feed(rec, round(float(t), 6))
+    assert rec.finish_now() == "episode stopped: 6 frames; saving in the background"
+    rec.close()
+    episode = LeRobotDataset(tmp_path / "ds").episodes[0]
+    assert episode["length"] == 6 and episode["recorder/stale_frames"] == 0
+
+
+def test_publisher_clock_ahead_during_an_episode_makes_its_frames_stale(tmp_path):
+    rec = EpisodeRecorder(_config(tmp_path))
+    _run(rec, 0.0, 1.0)
+    assert rec.start(1.0)[0]
+    for t in np.arange(1.05, 2.0, 0.05):  # from here the state publisher's clock is 10 s ahead
+        t = round(float(t), 6)
+        _feed(rec, t, skip=(constants.STATE,))
+        rec.put(constants.STATE, np.array([t]), t + 10.0)
+        rec.tick(t)
+    ok, message = rec.stop(1.95)
+    assert ok and "with a stale stream: state (/joint_states):" in message
+    rec.close()
+    episode = LeRobotDataset(tmp_path / "ds").episodes[0]
+    assert json.loads(episode["recorder/stale_by_stream"]) == {constants.STATE: episode["recorder/stale_frames"]}
+    assert episode["recorder/stale_frames"] >= 8  # every tick older than max age (0.15 s) past the last good one
 
 
 def test_stop_keeps_ticks_up_to_stop_then_waits_for_sample_delay(tmp_path):

@@ -135,3 +135,13 @@ def test_stream_stamped_far_ahead_is_stale_naming_it():
     cache.put("s", "future", 910.0)
     snap = cache.sample(10.1)
     assert "stamped 899.900 s ahead" in snap.stale["s"]
+
+
+def test_past_instant_sampled_late_is_judged_ahead_against_now():
+    cache = StreamCache({"s": 0.5}, depth=100)
+    for k in range(30):
+        cache.put("s", k, 10.0 + k * 0.1)  # up to 12.9
+    assert "stamped 2.800 s ahead of t=10.100 s" in cache.sample(10.1).stale["s"]
+    snap = cache.sample(10.1, now_s=12.95)  # tick 10.1 sampled late: newer messages are expected
+    assert snap.ok and snap.samples["s"].value == 1
+    assert "stamped 0.900 s ahead" in cache.sample(10.1, now_s=12.0).stale["s"]

@@ -17,10 +17,11 @@ and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` 
 
 Concurrency: camera and pose subscriptions run in a reentrant group (the stream cache is thread-safe); the state
 and the header-less streams run one at a time in creation order on a thread of their own (`_OrderedStreams`),
-so a header-less message is stamped after the joint state published before it (`msg_convert.Stamps`); the
-timer and the services share one mutually exclusive group, so start/stop/discard never interleave with
-sampling. Lifecycle transitions run from the lifecycle services' group, so every call into the recorder also
-takes `_lock`.
+so a header-less message is stamped after the joint state published before it (`msg_convert.Stamps`). The
+timer and the episode services are in two mutually exclusive groups and every call into the recorder takes
+`_lock`, so start/stop/discard never interleave with sampling (nor with lifecycle transitions, which run from
+the lifecycle services' group). One group for both would starve the services: when ticks take longer than a
+period (a loaded machine), the executor finds the timer ready at every turn and hands it the group first.
 """
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ class RecorderNode(LifecycleNode):
         self._config: RecorderConfig | None = None
         self._active = False
         self._lock = threading.Lock()  # recorder calls from the timer, services and lifecycle transitions
-        self._control_group = MutuallyExclusiveCallbackGroup()  # timer + services: never concurrent
+        self._control_group = MutuallyExclusiveCallbackGroup()  # the sampling timer
+        self._service_group = MutuallyExclusiveCallbackGroup()  # start/stop/discard, one at a time
         self._sensor_group = ReentrantCallbackGroup()  # cameras, poses: only touch the thread-safe cache
         self._stamps = msg_convert.Stamps(self._now_s)
         self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
@@ -212,7 +214,7 @@ class RecorderNode(LifecycleNode):
         for name, callback in (("~/start_episode", self._start_cb), ("~/stop_episode", self._stop_cb),
                                ("~/discard_episode", self._discard_cb)):
             self._episode_services.append(self.create_service(Trigger, name, callback,
-                                                      callback_group=self._control_group))
+                                                      callback_group=self._service_group))
         saved = self._recorder.writer.num_episodes if self._recorder.writer else 0
         self.get_logger().info(
             f"configured: `{self._config.dataset_root}` ({saved} saved episodes), {self._config.fps} fps, "

@@ -429,7 +429,11 @@ class EpisodeRecorder:
     def _frame(self, episode: _RecordingEpisode, t_k: float) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The frame of tick `t_k` and its unusable streams (key -> reason: stale or non-finite); the frame is
         None when a stream no longer fits the dataset (the reason then names it)."""
-        snap = self.cache.sample(t_k)
+        # A tick is sampled after its time while messages keep arriving, later still when the timer is late:
+        # messages newer than the tick by any amount are expected, so none counts as "stamped ahead" here. A
+        # publisher clock ahead still makes ticks stale (its messages stamped <= a tick are old or missing),
+        # and `start` refuses it by name.
+        snap = self.cache.sample(t_k, now_s=math.inf)
         frame, unusable = {}, dict(snap.stale)
         for key in self.labels:
             sample = snap.samples.get(key)

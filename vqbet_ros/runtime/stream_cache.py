@@ -7,7 +7,9 @@ the same rule as Diffusion Policy's `get_obs` alignment). A stream is *stale* at
 been received, when its chosen value is older than its `max_age_s`, or when every value it holds is newer
 than `at_s` (publisher clock ahead of ours, or history too short). Stale streams are reported by name with
 a reason; they are never silently filled with an old value. A stream whose newest message is stamped more than
-`max_age_s` ahead of `at_s` is stale too, with that reason (a publisher clock far ahead, or our clock stepped back).
+`max_age_s` ahead of the instant of asking (`now_s`, by default `at_s`) is stale too, with that reason (a
+publisher clock far ahead, or our clock stepped back). A caller sampling a past instant (the recorder's grid
+ticks) passes a later `now_s`: messages newer than that instant are then expected, not a sign of a clock ahead.
 
 A stamp older than the stream's newest by more than its `max_age_s` is a clock step back (sim reset, bag loop,
 NTP step, or the end of a burst of future-stamped messages): the stream's older-timeline values are dropped
@@ -133,8 +135,11 @@ class StreamCache:
             stamps = self._stamps[name]
             return stamps[-1] if stamps else None
 
-    def sample(self, at_s: float) -> Snapshot:
-        """Every stream at `at_s`: its latest value not newer than `at_s`, and which streams are stale."""
+    def sample(self, at_s: float, now_s: float | None = None) -> Snapshot:
+        """Every stream at `at_s`: its latest value not newer than `at_s`, and which streams are stale. `now_s`
+        (>= `at_s`, default `at_s`) is when this is asked: a newest stamp more than `max_age_s` past it is a
+        clock ahead."""
+        now_s = at_s if now_s is None else now_s
         samples: dict[str, Sample] = {}
         stale: dict[str, str] = {}
         for name, max_age in self._max_age_s.items():
@@ -144,8 +149,8 @@ class StreamCache:
                 samples[name] = sample
             if newest is None:
                 stale[name] = "never received"
-            elif newest > at_s + max_age:
-                stale[name] = (f"newest message is stamped {newest - at_s:.3f} s ahead of t={at_s:.3f} s: "
+            elif newest > now_s + max_age:
+                stale[name] = (f"newest message is stamped {newest - now_s:.3f} s ahead of t={now_s:.3f} s: "
                                "publisher clock ahead of this node's clock, or this node's clock stepped back")
             elif sample is None:
                 stale[name] = (f"every cached message is newer than t={at_s:.3f} s (newest {newest:.3f} s): "
