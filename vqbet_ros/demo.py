@@ -405,8 +405,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
         _wait_for(lambda: sim.count_publishers("/pusht/joint_trajectory") > 0
                   and sim.count_subscribers("/joint_states") > 0, 30.0, "the policy's topics")
 
-        summary.policy_inputs = sorted(name for name, _ in policy.get_subscriber_names_and_types_by_node(
-            policy.get_name(), policy.get_namespace()))
+        summary.policy_inputs = sorted(sub.topic_name for sub in policy.subscriptions)  # its own, not the graph's
         if not args.quiet:
             print(f"  the policy subscribes to: {', '.join(summary.policy_inputs)}")
         worker = policy.worker
