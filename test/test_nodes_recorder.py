@@ -652,7 +652,9 @@ def test_recorder_refuses_joint_states_that_name_a_joint_twice(ros_context, tmp_
 
 def test_second_recorder_on_the_same_fresh_root_fails_to_configure(ros_context, tmp_path):
     h = Harness(ros_context, tmp_path, publish_wrist=False)
-    second = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path))
+    # Its own node name: two nodes named `recorder` would share one /rosout publisher (rcl keys them by name).
+    second = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path),
+                          cli_args=["--ros-args", "-r", "__node:=second_recorder"])
     try:
         assert h.recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert second.trigger_configure() == TransitionCallbackReturn.FAILURE

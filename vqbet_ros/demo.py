@@ -226,7 +226,7 @@ class VideoFrames:
         text = f"ep {episode}  step {robot.step_index}  coverage {robot.coverage:.2f}"
         cv2.putText(scene, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(camera, "policy camera + planned chunk", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+                    (0, 0, 0), 1, cv2.LINE_AA)
         with self._lock:
             self.frames.append(np.concatenate([camera, scene], axis=1))
 
