@@ -18,11 +18,12 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from sim_probe import SpinningProbe  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS, PushTSimNode  # noqa: E402
 from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
 
 
-class Probe:
+class Probe(SpinningProbe):
     """A test node recording the sim's outputs, with helpers to command it."""
 
     def __init__(self, context, **sim_params):
@@ -41,20 +42,6 @@ class Probe:
         self.traj_pub = self.node.create_publisher(JointTrajectory, "pusht/joint_trajectory", COMMAND_QOS)
         self.cmd_pub = self.node.create_publisher(Float64MultiArray, "pusht/commands", COMMAND_QOS)
         self.reset_client = self.node.create_client(Trigger, "pusht_sim/reset")
-
-    def spin_until(self, predicate, timeout_s=10.0):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-            if predicate():
-                return True
-        return False
-
-    def reset(self):
-        assert self.reset_client.wait_for_service(timeout_sec=5.0)
-        future = self.reset_client.call_async(Trigger.Request())
-        assert self.spin_until(future.done)
-        return future.result()
 
     def wait_matched(self):
         assert self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0

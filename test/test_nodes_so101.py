@@ -1,5 +1,4 @@
 """The SO-101 sim node and the scripted teleop node in real rclpy: topics, command inputs, reset, /clock."""
-import time
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from sim_probe import SpinningProbe  # noqa: E402
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
 from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode  # noqa: E402
 from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
@@ -35,7 +35,8 @@ def _s(t):
     return t.sec + t.nanosec * 1e-9
 
 
-class Probe:
+class Probe(SpinningProbe):
+    timeout_s = 30.0  # rendering and MuJoCo on a loaded 2-core machine
     """A test node recording the sim's outputs, with helpers to command it."""
 
     def __init__(self, context, teleop_params=None, **sim_params):
@@ -64,20 +65,6 @@ class Probe:
         self.cmd_pub = self.node.create_publisher(Float64MultiArray, "forward_position_controller/commands",
                                                   COMMAND_QOS)
         self.reset_client = self.node.create_client(Trigger, "so101_sim/reset")
-
-    def spin_until(self, predicate, timeout_s=30.0):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.02)
-            if predicate():
-                return True
-        return False
-
-    def reset(self):
-        assert self.reset_client.wait_for_service(timeout_sec=10.0)
-        future = self.reset_client.call_async(Trigger.Request())
-        assert self.spin_until(future.done)
-        return future.result()
 
     def wait_matched(self):
         assert self.spin_until(lambda: self.traj_pub.get_subscription_count() > 0
