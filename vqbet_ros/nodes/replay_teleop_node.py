@@ -28,8 +28,6 @@ import re
 from pathlib import Path
 
 from builtin_interfaces.msg import Duration, Time
-from rclpy.clock import Clock as RosClock
-from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -41,11 +39,10 @@ from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
+from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.sim.demo_replay import PushTDemos
 from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
 
-START_ATTEMPTS = 10  # recorder start requests before giving up
-START_RETRY_S = 0.3  # wall seconds between them
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
 _STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
     STATUS_FIELDS.index(f) for f in ("step", "episode", "done", "stamp_sec", "stamp_nanosec"))
@@ -61,8 +58,7 @@ PARAMETERS = {  # name: (default, description)
                           "for `message_type`: pusht/commands or pusht/joint_trajectory"),
     "message_type": ("joint_trajectory", "`joint_trajectory` (stamped with the observation it answers) or "
                                          "`float64_multiarray` (no stamp)"),
-    "start_episode_service": ("", "recorder service called before each demo (std_srvs/Trigger); empty = none"),
-    "stop_episode_service": ("", "recorder service called after each demo (std_srvs/Trigger); empty = none"),
+    **SERVICE_PARAMETERS,
 }
 PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices / low / high)
     "episodes": {"low": 0},
@@ -107,8 +103,7 @@ class ReplayTeleopNode(Node):
         self.create_subscription(Float64MultiArray, p["status_topic"], self._on_status, COMMAND_QOS)
         self._params = AsyncParameterClient(self, p["sim_node"])
         self._reset = self.create_client(Trigger, f"{p['sim_node']}/reset")
-        self._start = self.create_client(Trigger, p["start_episode_service"]) if p["start_episode_service"] else None
-        self._stop = self.create_client(Trigger, p["stop_episode_service"]) if p["stop_episode_service"] else None
+        self._recorder = RecorderClient(self, p["start_episode_service"], p["stop_episode_service"])
 
         self.finished = False
         self.replayed: list[int] = []  # demo episodes fully replayed
@@ -122,15 +117,12 @@ class ReplayTeleopNode(Node):
         # idle -> await_obs (sim reset) -> [preroll -> starting (recorder)] -> playing -> idle
         self._phase = "idle"
         self._preroll_step = -1  # the observation the pre-roll hold answered
-        self._start_attempts = 0
-        self._retry_timer = None
-        self._steady = RosClock(clock_type=ClockType.STEADY_TIME)  # retries must not wait for sim time
         self._waiting_for_services = self.create_timer(0.1, self._begin_when_ready)
 
     # --- sequencing (every step continues in the callback of the previous one; nothing blocks) ---
     def _begin_when_ready(self) -> None:
-        clients = [self._reset] + [c for c in (self._start, self._stop) if c is not None]
-        if all(c.service_is_ready() for c in clients) and self._params.services_are_ready():
+        if (self._reset.service_is_ready() and self._recorder.services_ready()
+                and self._params.services_are_ready()):
             self.destroy_timer(self._waiting_for_services)
             self._next_demo()
 
@@ -164,7 +156,7 @@ class ReplayTeleopNode(Node):
 
     def _begin_episode(self, step: int, stamp: Time) -> None:
         """The sim shows the demo's first state (observation `step`, stamped `stamp`)."""
-        if self._start is None:
+        if not self._recorder.records:
             self._play()
             return
         # A recorder refuses to start before it has a fresh command: pre-roll one step holding the agent where
@@ -174,24 +166,7 @@ class ReplayTeleopNode(Node):
 
     def _start_recording(self) -> None:
         self._phase = "starting"
-        self._start_attempts += 1
-        self._start.call_async(Trigger.Request()).add_done_callback(self._on_recording_started)
-
-    def _on_recording_started(self, future) -> None:
-        response = future.result()
-        if response.success:
-            self._start_attempts = 0
-            self._play()
-        elif self._start_attempts < START_ATTEMPTS:  # e.g. a camera not heard yet: try again shortly
-            self.get_logger().info(f"recorder refused to start ({response.message}); retrying")
-            self._retry_timer = self.create_timer(START_RETRY_S, self._retry_start, clock=self._steady)
-        else:
-            self._fail(f"the recorder did not start an episode after {START_ATTEMPTS} attempts: "
-                       f"{response.message!r}")
-
-    def _retry_start(self) -> None:
-        self.destroy_timer(self._retry_timer)
-        self._start_recording()
+        self._recorder.start(self._play, self._fail)
 
     def _play(self) -> None:
         self.get_logger().info(f"replaying demo episode {self._demo.index} ({len(self._demo)} steps) "
@@ -235,17 +210,7 @@ class ReplayTeleopNode(Node):
     def _finish_demo(self) -> None:
         self._phase = "idle"
         self.replayed.append(self._demo.index)
-        if self._stop is None:
-            self._next_demo()
-        else:
-            self._stop.call_async(Trigger.Request()).add_done_callback(self._on_recording_stopped)
-
-    def _on_recording_stopped(self, future) -> None:
-        response = future.result()
-        if not response.success:
-            self._fail(f"the recorder did not stop the episode: {response.message!r}")
-            return
-        self._next_demo()
+        self._recorder.stop(self._next_demo, self._fail)
 
     def _fail(self, message: str) -> None:
         self.get_logger().error(f"{message}; replay stopped")
