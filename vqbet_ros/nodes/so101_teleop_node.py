@@ -8,10 +8,17 @@ with the six joint targets for the end of the next period, as `std_msgs/Float64M
 hears it). In lockstep (`mode: fast` of the sim) that is exactly one command per period. When the sim
 reports an episode done, it asks the sim for the next one (`~/reset`) until `num_episodes` have run, then
 the node is finished (its process exits).
+
+With a recorder (`start_episode_service` set) each episode is one demo, as an operator records one: the arm is
+held at its rest pose (the expert's first target) until the recorder has heard that command and started the
+episode, then the expert runs from its beginning; when the sim reports the episode done the demo is saved
+(`stop_episode_service`), or discarded (`discard_episode_service`) if the task failed and `discard_failed` is
+set, since a failed demonstration teaches the policy to fail.
 """
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -19,12 +26,13 @@ from std_srvs.srv import Trigger
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import pose_stamped_to_array
 from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SENSOR_QOS, STATUS_FIELDS
 from vqbet_ros.so101 import scene
 from vqbet_ros.so101.expert import ScriptedExpert
 
-_TIME, _EPISODE, _DONE, _SEC, _NANOSEC = (
-    STATUS_FIELDS.index(f) for f in ("time_s", "episode", "done", "stamp_sec", "stamp_nanosec"))
+_SUCCESS, _TIME, _EPISODE, _DONE, _SEC, _NANOSEC = (
+    STATUS_FIELDS.index(f) for f in ("success", "time_s", "episode", "done", "stamp_sec", "stamp_nanosec"))
 
 PARAMETERS = {  # name: (default, description)
     "seed": (0, "episode n's variation (pad, grasp yaw, approach side, pace) is drawn from seed + n"),
@@ -34,6 +42,12 @@ PARAMETERS = {  # name: (default, description)
     "status_topic": ("so101/status", "the sim's status (paces the commands)"),
     "block_pose_topic": ("so101/block_pose", "the sim's block pose (the expert looks at it once per episode)"),
     "command_topic": ("forward_position_controller/commands", "where the joint targets go"),
+    "reset_first": (False, "start the first episode itself (the sim's `~/reset`) once the sim and the recorder "
+                           "answer; for a sim started with `autostart: false`"),
+    **SERVICE_PARAMETERS,
+    "discard_episode_service": ("", "recorder service called after a failed demo when `discard_failed` "
+                                    "(std_srvs/Trigger); empty = failed demos are saved too"),
+    "discard_failed": (True, "discard a demo in which the task failed (needs `discard_episode_service`)"),
 }
 
 
@@ -48,18 +62,40 @@ class SO101TeleopNode(Node):
         self._p = {name: params.value(name) for name in PARAMETERS}
         for name in ("status_topic", "block_pose_topic", "command_topic"):
             params.topic(name)
+        for name in ("start_episode_service", "stop_episode_service", "discard_episode_service"):
+            if self._p[name]:
+                params.topic(name)
         if self._p["control_hz"] <= 0:
             raise ValueError(f"parameter `control_hz` is {self._p['control_hz']}; expected Hz > 0")
         self.expert = ScriptedExpert(scene.build_spec().compile())
         self.finished = False
         self.episodes_done = 0
+        self.saved: list[int] = []  # sim episodes saved as demos by the recorder
+        self.discarded: list[int] = []  # sim episodes discarded (the task failed)
         self._episode: int | None = None  # the sim episode planned for
+        # idle -> [preroll -> starting (recorder)] -> playing -> ending (recorder) -> idle
+        self._phase = "idle"
+        self._preroll_time = 0.0  # the status time the rest-pose hold answered
+        self._t0: float | None = None  # the status time at which the expert's path starts
         self._block_pose = None
         self._command_pub = self.create_publisher(Float64MultiArray, self._p["command_topic"], COMMAND_QOS)
         self.create_subscription(PoseStamped, self._p["block_pose_topic"], self._on_block_pose, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, self._p["status_topic"], self._on_status, COMMAND_QOS)
         self._reset = self.create_client(Trigger, f"{self._p['sim_node']}/reset")
-        self._resetting = False
+        discard = self._p["discard_episode_service"] if self._p["discard_failed"] else ""
+        self._recorder = RecorderClient(self, self._p["start_episode_service"], self._p["stop_episode_service"],
+                                        discard)
+        if self._p["reset_first"]:
+            self._waiting = self.create_timer(0.1, self._reset_when_ready,
+                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _reset_when_ready(self) -> None:
+        """The first reset, once the sim's reset and status and the recorder's services are there (so the
+        teleop hears the episode's first status)."""
+        if (self._reset.service_is_ready() and self._recorder.services_ready()
+                and self.count_publishers(self._p["status_topic"]) > 0):
+            self.destroy_timer(self._waiting)
+            self._reset.call_async(Trigger.Request())
 
     def _on_block_pose(self, msg: PoseStamped) -> None:
         pose, _ = pose_stamped_to_array(msg)  # [x, y, z, qx, qy, qz, qw]
@@ -69,38 +105,64 @@ class SO101TeleopNode(Node):
     def _on_status(self, msg: Float64MultiArray) -> None:
         if self.finished or len(msg.data) != len(STATUS_FIELDS):
             return
-        episode, done = int(msg.data[_EPISODE]), bool(msg.data[_DONE])
-        if done:
-            self._episode_over(episode)
+        episode, t = int(msg.data[_EPISODE]), float(msg.data[_TIME])
+        if msg.data[_DONE]:
+            if episode == self._episode and self._phase == "playing":
+                self._episode_over(episode, success=bool(msg.data[_SUCCESS]))
             return
         if episode != self._episode:
+            if not self._recorder.services_ready():
+                return  # the sim holds still; the next status asks again
             # The pose of this very instant (the sim publishes it, with the same stamp, before the status).
             stamp = (int(msg.data[_SEC]), int(msg.data[_NANOSEC]))
             if self._block_pose is None or self._block_pose[0] != stamp:
                 return
             choice = self.expert.plan(self._block_pose[1], seed=self._p["seed"] + episode)
-            self._episode = episode
+            self._episode, self._t0 = episode, None
             self.get_logger().info(f"episode {episode}: {choice}")
-        target = self.expert.target(msg.data[_TIME] + 1.0 / self._p["control_hz"])
+            self._phase, self._preroll_time = ("preroll", t) if self._recorder.records else ("playing", t)
+        if self._phase == "preroll" and t > self._preroll_time:
+            self._phase = "starting"  # the hold was executed: the recorder has heard a command
+            self._recorder.start(self._on_recording_started, self._fail)
+        if self._phase == "playing":
+            self._t0 = t if self._t0 is None else self._t0
+            target = self.expert.target(t - self._t0 + 1.0 / self._p["control_hz"])
+        else:  # the rest pose, until the recorder runs
+            target = self.expert.target(0.0)
         self._command_pub.publish(Float64MultiArray(data=target.tolist()))
 
-    def _episode_over(self, episode: int) -> None:
-        if self._resetting or episode != self._episode:
-            return
+    def _on_recording_started(self) -> None:
+        self._phase = "playing"
+
+    def _episode_over(self, episode: int, success: bool) -> None:
+        self._phase = "ending"
+        if success or not self._recorder.discards:
+            self._recorder.stop(lambda: self._next_episode(episode, self.saved), self._fail)
+        else:
+            self.get_logger().warning(f"episode {episode}: the task failed; discarding the demo")
+            self._recorder.discard(lambda: self._next_episode(episode, self.discarded), self._fail)
+
+    def _next_episode(self, episode: int, outcome: list[int]) -> None:
+        if self._recorder.records:
+            outcome.append(episode)
         self.episodes_done += 1
-        self._episode = None
+        self._episode, self._phase = None, "idle"
         if self._p["num_episodes"] and self.episodes_done >= self._p["num_episodes"]:
+            if self._recorder.records:
+                self.get_logger().info(f"demos saved: {len(self.saved)}, discarded (task failed): "
+                                       f"{len(self.discarded)} {self.discarded}")
             self.finished = True
             return
         if not self._reset.service_is_ready():
             self.get_logger().error(f"`{self._p['sim_node']}/reset` is not available; cannot start the next "
                                     "episode (set `sim_node` to the sim's name)", throttle_duration_sec=5.0)
             return
-        self._resetting = True
-        self._reset.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+        self._reset.call_async(Trigger.Request())
 
-    def _on_reset_done(self, future) -> None:
-        self._resetting = False
+    def _fail(self, message: str) -> None:
+        self.get_logger().error(f"{message}; teleop stopped")
+        self._phase = "idle"
+        self.finished = True
 
 
 def main(args=None) -> None:
