@@ -7,9 +7,6 @@
 Each stage asserts what the next one needs: frames and values recorded, a checkpoint that loads, commands
 that move the agent.
 """
-import threading
-import time
-
 import numpy as np
 import pytest
 import yaml
@@ -18,12 +15,12 @@ pytest.importorskip("rclpy")
 pytest.importorskip("gym_pusht")
 pytest.importorskip("zarr")
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from ros_spin import Spinner, wait_for  # noqa: E402
 from vqbet_ros import constants  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
 from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
@@ -35,27 +32,6 @@ DRIVE_STEPS = 12  # policy-driven sim steps
 
 def _params(**values):
     return [Parameter(k, value=v) for k, v in values.items()]
-
-
-class Spinner:
-    """A multi-threaded executor spinning the given nodes in the background."""
-
-    def __init__(self, context, nodes):
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for node in nodes:
-            self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.executor.shutdown(timeout_sec=5.0)
-
-
-def wait_for(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_params):

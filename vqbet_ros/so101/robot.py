@@ -14,6 +14,8 @@ placements, `scene.PAD_CENTERS_M`); `lift` when the block's centre is `lift_heig
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 from dataclasses import dataclass, field
 
@@ -197,6 +199,15 @@ class SO101Robot:
         return self.lifted if self.config.task == "lift" else self.placed_pad is not None
 
 
+def _load_triton_before_mesa() -> None:
+    """Mesa's software OpenGL (llvmpipe) and triton (torch's compiler backend, installed with CUDA builds of
+    torch) each bring their own LLVM: a process that loads triton after Mesa has rendered dies in triton's
+    initialisation (a segfault; torchvision and torch.compile import triton). So when triton is installed it is
+    loaded before the first OpenGL context; sim and policy then share one process safely (`vqbet-demo`, tests)."""
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+
+
 class SO101Cameras:
     """Renders the cameras of `SO101Config.cameras` from a physics state (`SO101Robot.qpos`).
 
@@ -205,6 +216,7 @@ class SO101Cameras:
     renderer's OpenGL context belongs to the thread that made it current."""
 
     def __init__(self, cameras: dict[str, CameraConfig]):
+        _load_triton_before_mesa()
         self.model = scene.build_spec(scene.VISUAL_MESH_CELL_M).compile()
         self.model.vis.global_.offwidth = max([c.width for c in cameras.values()] + [64])
         self.model.vis.global_.offheight = max([c.height for c in cameras.values()] + [64])
