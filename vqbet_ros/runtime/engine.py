@@ -37,13 +37,13 @@ import numpy as np
 import torch
 
 from vqbet_ros import constants
+from vqbet_ros.model.scheduler import make_scheduler
 from vqbet_ros.runtime.chunk import ActionChunk
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.fast_path import InferenceParts, Parts
 from vqbet_ros.runtime.history import FrameFeatureCache, ObservationHistory
 from vqbet_ros.runtime.images import fit_image
 from vqbet_ros.runtime.safety import SafetyFilter, UnsafeCommand
-from vqbet_ros.runtime.scheduler import make_scheduler
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 log = logging.getLogger(__name__)
