@@ -130,8 +130,7 @@ def bench_latency(ckpt: Path, args, publish, compile_mode: str = "none", autocas
     latency, floor, fit, per_decision = [], [], [], []
     tokens = torch.zeros(1, spec.n_obs_steps, enc.token_dim, device=device)
     image_dev = [torch.zeros(1, *spec.cameras[c], dtype=torch.uint8, device=device) for c in cams]
-    n_vector = sum(enc.vector_keys.values())
-    vector_dev = torch.zeros(1, n_vector, device=device)
+    vector_dev = torch.zeros(1, enc.vector_dim, device=device)
     with torch.inference_mode():
         for k in range(args.warmup + args.decisions):
             t = k * runtime.dt_s
@@ -158,10 +157,10 @@ def bench_latency(ckpt: Path, args, publish, compile_mode: str = "none", autocas
             tokens.copy_(runtime.history.tokens)
             sync(device)
             f0 = time.perf_counter()
-            for i, cam in enumerate(enc.cameras):
-                cam(image_dev[i])
-            if enc.vector_mlp is not None:
-                enc.vector_mlp(vector_dev)
+            for i in range(len(cams)):
+                enc.encode_camera(i, image_dev[i])
+            if enc.vector_dim:
+                enc.encode_vector(vector_dev)
             policy.predict_chunk(tokens).cpu()
             sync(device)
             floor_s = time.perf_counter() - f0

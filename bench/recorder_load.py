@@ -212,8 +212,8 @@ def main(argv=None) -> int:
         backlog = []
         while time.monotonic() - wall0 < args.duration:
             time.sleep(0.5)
-            if recorder.writer is not None:
-                b = recorder.writer.backlog()
+            if recorder.sink.writer is not None:
+                b = recorder.sink.writer.backlog()
                 backlog.append(max(v for k, v in b.items() if k != "commit"))
         stop_s = node._now_s()
         call("stop_episode")

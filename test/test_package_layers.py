@@ -19,8 +19,6 @@ ROS_PACKAGES = ("rclpy", "launch", "launch_ros", "ament_index_python", "cv_bridg
 # Known breaches, each removed by a move that is too large to make on its own (see docs/design.md,
 # "Exceptions"). (importing file, imported module prefix) -> the move that removes it.
 EXCEPTIONS = {
-    # The recorder builds its own LeRobotWriter; it becomes its own layer receiving a writer through a sink.
-    ("vqbet_ros/runtime/recorder.py", "vqbet_ros.data"): "recording as its own layer (issue 9)",
     # find_checkpoint and wiring live in the demo program; they move into the PushT wing.
     ("launch/sim_demo.launch.py", "vqbet_ros.demo"): "the PushT wing (issue 9)",
 }

@@ -46,7 +46,7 @@ def run(runtime, ticks=3) -> list[np.ndarray]:
 
 def shifted(parts: Parts, by: float) -> Parts:
     """`parts` whose chunks are moved by `by` (normalized action units): a wrong optimized path."""
-    return Parts(parts.cameras, parts.vector_mlp, lambda tokens, generator=None: parts.predict_chunk(
+    return Parts(parts.cameras, parts.vector, lambda tokens, generator=None: parts.predict_chunk(
         tokens, generator=generator) + by)
 
 
@@ -62,7 +62,7 @@ def test_fast_path_gate_accepts_a_correct_path_and_runs_it(loaded, seed):
         return runtime.inference.eager.predict_chunk(tokens, generator=generator) + 1e-3
 
     eager = runtime.inference.eager
-    runtime.inference.propose(Parts(eager.cameras, eager.vector_mlp, counted), "eager + 1e-3")
+    runtime.inference.propose(Parts(eager.cameras, eager.vector, counted), "eager + 1e-3")
     assert runtime.inference.state == "pending"
     run(runtime)
     assert runtime.inference.state == "accepted"
@@ -98,7 +98,7 @@ def test_fast_path_gate_rejects_a_path_that_raises_or_is_not_finite(loaded):
 
     runtime = make_runtime(loaded)
     eager = runtime.inference.eager
-    runtime.inference.propose(Parts(eager.cameras, eager.vector_mlp, broken), "broken")
+    runtime.inference.propose(Parts(eager.cameras, eager.vector, broken), "broken")
     run(runtime, ticks=2)
     assert runtime.inference.state == "rejected" and "inductor: no kernel" in runtime.inference.reason
 
@@ -114,7 +114,7 @@ def test_fast_path_warmup_failure_is_a_rejection_not_a_configure_error(loaded):
 
     runtime = make_runtime(loaded, warmup_steps=1)
     eager = runtime.inference.eager
-    runtime.inference.propose(Parts([broken], eager.vector_mlp, eager.predict_chunk), "broken")
+    runtime.inference.propose(Parts([broken], eager.vector, eager.predict_chunk), "broken")
     runtime.warmup()
     assert runtime.inference.state == "rejected" and "at warm-up" in runtime.inference.reason
     run(runtime, ticks=1)

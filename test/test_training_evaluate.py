@@ -1,28 +1,14 @@
-"""vqbet-eval: short PushT rollouts of a checkpoint, and the temporal ensembling rule."""
+"""vqbet-eval: short PushT rollouts of a checkpoint (its chunk execution is tested in test_model_scheduler.py)."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 from training_fixtures import make_pusht_zarr, tiny_config
 
 from vqbet_ros.model.checkpoint import save_checkpoint
 from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.training import evaluate
 from vqbet_ros.training.data import load_training_data
-from vqbet_ros.training.pusht_rollout import TemporalEnsembler
-
-
-def test_temporal_ensembler_matches_plain_average_of_overlapping_chunks():
-    rng = np.random.default_rng(0)
-    n, w, a, steps = 3, 4, 2, 9
-    chunks = rng.normal(size=(steps, n, w, a))
-    ensembler = TemporalEnsembler(n, w, a)
-    for t in range(steps):
-        got = ensembler.step(chunks[t])
-        # Offline: every chunk predicted at s in (t-W, t] has an entry for step t at index t - s.
-        expected = np.mean([chunks[s][:, t - s] for s in range(max(0, t - w + 1), t + 1)], axis=0)
-        np.testing.assert_allclose(got, expected)
 
 
 def test_eval_runs_two_short_episodes_and_writes_video_and_results(tmp_path, capsys):

@@ -276,13 +276,17 @@ class LeRobotWriter:
             return cls.create(root, fps=fps, features=features, robot_type=robot_type, **kwargs)
         writer = cls.open(root, **kwargs)
         try:
-            writer._check_compatible(fps, _check_features(features))
+            writer.check_compatible(fps, _check_features(features))
         except ValueError:
             writer.close()
             raise
         return writer
 
-    def _check_compatible(self, fps: int, features: dict[str, dict]) -> None:
+    def check_compatible(self, fps: int, features: Mapping[str, Mapping[str, Any]]) -> None:
+        """ValueError unless frames of `features` at `fps` may be appended: the same fps, the same feature keys,
+        and every property (`dtype`, `shape`, `names`) a requested feature gives equal to the dataset's. A
+        property left out is not compared (the recorder learns camera shapes from the first frames, and checks
+        them per frame)."""
         where = f"`{self.root}/meta/info.json`"
         if fps != self.fps:
             raise ValueError(f"{where} has fps {self.fps}, requested {fps}; use the dataset's fps or a new root")
@@ -294,7 +298,7 @@ class LeRobotWriter:
         for key, spec in features.items():
             have = existing[key]
             for name in ("dtype", "shape", "names"):
-                if have.get(name) != spec.get(name):
+                if name in spec and have.get(name) != spec[name]:
                     raise ValueError(
                         f"{where}: feature `{key}` has {name} {have.get(name)!r}, requested {spec.get(name)!r}; "
                         "record into a new root or match the existing dataset"

@@ -1,7 +1,8 @@
 """Observation encoders: one ResNet per camera plus an MLP over joint state and low-dim extras (docs/vqbet.md §6).
 
 `ObservationEncoder` turns one time step's observations (any number of cameras, optional joint state,
-optional low-dim vectors) into one token; this is the per-frame encoding the runtime caches.
+optional low-dim vectors) into one token. Its parts are public (`encode_camera`, `encode_vector`, `assemble`):
+the runtime encodes each camera frame once, caches its features and assembles the token itself.
 
 Dimension letters: N frames (any leading dims flattened), H, W image size, K keypoints, S state dim,
 Dc per-camera feature size (`vision.feature_dim`), Dt token size.
@@ -195,26 +196,49 @@ class ObservationEncoder(nn.Module):
     def expected_keys(self) -> list[str]:
         return self.camera_keys + list(self.vector_keys)
 
+    @property
+    def vector_dim(self) -> int:
+        """Size of the vector part's input: the `vector_keys` sizes summed (0 without joint state or low-dim)."""
+        return sum(self.vector_keys.values())
+
+    # ---- the parts of a token ----------------------------------------------------------------------------
+    def encode_camera(self, index: int, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) of the `index`-th camera (spec order) -> features (N, Dc)."""
+        return self.cameras[index](images)
+
+    def encode_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        """Normalized values (N, vector_dim), those of `vector_keys` concatenated in its order
+        -> features (N, state_hidden_dim)."""
+        return self.vector_mlp(vector)
+
+    @staticmethod
+    def assemble(camera_features: list[torch.Tensor], vector_features: torch.Tensor | None) -> torch.Tensor:
+        """Features of every camera in spec order, (N, Dc) each, and of the vector part (or None)
+        -> tokens (N, Dt)."""
+        parts = camera_features if vector_features is None else [*camera_features, vector_features]
+        return torch.cat(parts, dim=1)  # (N, Dt)
+
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts, lead = [], None
-        for key, encoder, cam in zip(self.camera_keys, self.cameras, self.spec.cameras):
+        features, lead = [], None
+        for index, (key, encoder, cam) in enumerate(zip(self.camera_keys, self.cameras, self.spec.cameras)):
             precomputed = constants.frozen_output_key(key)
             if precomputed in obs:  # the frozen part's output, computed beforehand (training)
                 x = obs[precomputed]
                 tail = x.shape[-1:] if encoder.config.freeze_encoder else x.shape[-3:]
                 lead = x.shape[:-len(tail)]
-                parts.append(encoder.after_frozen(x.reshape(-1, *tail).float()))  # (N, Dc)
+                features.append(encoder.after_frozen(x.reshape(-1, *tail).float()))  # (N, Dc)
                 continue
             images = self._get(obs, key, tuple(self.spec.cameras[cam]))
             if images.dtype != torch.uint8:
                 raise TypeError(f"observation `{key}`: expected uint8 images, got {images.dtype}")
             lead = images.shape[:-3]
-            parts.append(encoder(images.reshape(-1, *images.shape[-3:])))  # (N, Dc)
-        if self.vector_mlp is not None:
+            features.append(self.encode_camera(index, images.reshape(-1, *images.shape[-3:])))  # (N, Dc)
+        vector_features = None
+        if self.vector_keys:
             vectors = []
             for key, size in self.vector_keys.items():
                 x = self._get(obs, key, (size,))
                 lead = x.shape[:-1] if lead is None else lead
                 vectors.append(x.reshape(-1, size).float())  # (N, n)
-            parts.append(self.vector_mlp(torch.cat(vectors, dim=1)))  # (N, state_hidden_dim)
-        return torch.cat(parts, dim=1).reshape(*lead, self.token_dim)  # (..., Dt)
+            vector_features = self.encode_vector(torch.cat(vectors, dim=1))  # (N, state_hidden_dim)
+        return self.assemble(features, vector_features).reshape(*lead, self.token_dim)  # (..., Dt)

@@ -1,9 +1,10 @@
 """Recorder node: teleop demonstrations -> LeRobotDataset v3.0, sampled at exactly `fps`.
 
 A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
-- configure: parameters -> `RecorderConfig`; checks the dataset root is writable; an existing dataset is
-  opened for append (leftovers of a crash are removed, design in `data/lerobot_writer.py`); creates the
-  services. Any error is logged as one line and the transition FAILS.
+- configure: parameters -> `RecorderConfig` (what to sample), `LeRobotSinkConfig` (the dataset) and the topics;
+  builds the dataset sink (`data/lerobot_sink.py`: checks the root is writable and locks it; an existing
+  dataset is opened for append, leftovers of a crash are removed) and the recorder; creates the services. Any
+  error is logged as one line and the transition FAILS.
 - activate: subscribes the cameras (`sensor_msgs/Image` or `CompressedImage`), the state
   (`sensor_msgs/JointState`) and the teleop command (`JointState`, `JointTrajectory` first point, or
   `Float64MultiArray`), and starts the sampling timer on the node clock (`use_sim_time` works).
@@ -13,7 +14,8 @@ A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
 - deactivate: an open episode is stopped and saved; cleanup/shutdown: waits for every save, releases the root.
 
 The node only translates: messages -> arrays (`nodes/msg_convert.py`), clock -> seconds; timing, staleness
-and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread).
+and episodes live in `runtime/recorder.py`, writing in `data/lerobot_writer.py` (workers off this thread),
+which the recorder reaches through the sink the node gives it.
 
 Concurrency: camera and pose subscriptions run in a reentrant group (the stream cache is thread-safe); the state
 and the header-less streams run one at a time in creation order on a thread of their own (`_OrderedStreams`),
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import rclpy
 from rcl_interfaces.msg import ParameterType
@@ -42,10 +45,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
+from vqbet_ros.data.lerobot_sink import LeRobotSink, LeRobotSinkConfig
 from vqbet_ros.nodes import msg_convert
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.parameters import NodeParameters
-from vqbet_ros.runtime.recorder import CameraConfig, EpisodeRecorder, LowDimConfig, RecorderConfig
+from vqbet_ros.runtime.recorder import EpisodeRecorder, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
 # 2-core machine a BEST_EFFORT subscriber received 640x480 rgb8 images at ~9 Hz of 30 Hz published (large
@@ -115,7 +119,29 @@ def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, 
     bad = [k for k in chosen if k not in kinds]
     if bad:
         raise ValueError(f"`{kinds_key}` has {bad}; each entry is one of {list(kinds)}")
+    empty = [name for name, topic in zip(names, topics) if not topic]
+    if empty:
+        raise ValueError(f"`{topics_key}` has an empty topic for {empty}; give every stream its topic")
     return list(zip(names, topics, chosen))
+
+
+# `action_type` -> (message type, converter); a Float64MultiArray has no header (`msg_convert.Stamps.headerless`).
+ACTION_TYPES = {
+    "JointState": (JointState, msg_convert.joint_state_to_array),
+    "JointTrajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array),
+    "Float64MultiArray": (Float64MultiArray, msg_convert.float64_multiarray_to_array),
+}
+
+
+@dataclass(frozen=True)
+class RecorderSetup:
+    """The node's parameters, sorted: what the recorder samples, where the dataset goes, and per stream
+    (dataset key) its topic and the parameter value choosing its message type (`raw`/`compressed`, an
+    `action_type`, a `low_dim_types` entry; `JointState` for the state)."""
+
+    recorder: RecorderConfig
+    dataset: LeRobotSinkConfig
+    topics: dict[str, tuple[str, str]]
 
 
 class _OrderedStreams:
@@ -152,7 +178,7 @@ class RecorderNode(LifecycleNode):
             # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
             self._params.declare(name, Parameter.Type(kind) if default == [] else default, description)
         self._recorder: EpisodeRecorder | None = None
-        self._config: RecorderConfig | None = None
+        self._setup: RecorderSetup | None = None
         self._active = False
         self._lock = threading.Lock()  # recorder calls from the timer, services and lifecycle transitions
         self._control_group = MutuallyExclusiveCallbackGroup()  # the sampling timer
@@ -175,7 +201,7 @@ class RecorderNode(LifecycleNode):
             self.trigger_activate()
 
     # ----------------------------------------------------------------------------------------- parameters
-    def read_config(self) -> RecorderConfig:
+    def read_config(self) -> RecorderSetup:
         p = {name: self._params.value(name) for name in PARAMETERS}
         cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
         if p["stream_qos"] not in STREAM_QOS:
@@ -184,72 +210,81 @@ class RecorderNode(LifecycleNode):
             raise ValueError("`dataset_name` is not set; name the dataset folder, e.g. dataset_name:=pick_cube")
         if not p["action_topic"]:
             raise ValueError("`action_topic` is not set; give the teleop command topic")
+        if p["action_type"] not in ACTION_TYPES:
+            raise ValueError(f"`action_type` is {p['action_type']!r}; expected {', '.join(ACTION_TYPES)}")
         low_dims = _per_stream_lists(p, "low_dim_names", "low_dim_topics", "low_dim_types",
                                      ("Float64MultiArray", "PoseStamped"))
-        return RecorderConfig(
-            root=p["root"], dataset_name=p["dataset_name"], task=p["task"], robot_type=p["robot_type"],
-            fps=p["fps"],
-            cameras=tuple(CameraConfig(n, t, kind == "compressed") for n, t, kind in cameras),
-            low_dim=tuple(LowDimConfig(n, t, kind == "PoseStamped") for n, t, kind in low_dims),
-            low_dim_max_age_s=p["low_dim_max_age_s"],
-            state_topic=p["state_topic"], action_topic=p["action_topic"], action_type=p["action_type"],
+        recorder = RecorderConfig(
+            task=p["task"], fps=p["fps"], cameras=tuple(n for n, _, _ in cameras),
+            low_dim=tuple(n for n, _, _ in low_dims), low_dim_max_age_s=p["low_dim_max_age_s"],
             joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
             state_max_age_s=p["state_max_age_s"], action_max_age_s=p["action_max_age_s"],
             camera_max_age_s=p["camera_max_age_s"], sample_delay_s=p["sample_delay_s"],
-            reject_stale_fraction=p["reject_stale_fraction"], video_codec=p["video_codec"],
-            video_crf=p["video_crf"], video_preset=p["video_preset"], video_gop=p["video_gop"],
-            encoder_threads=p["encoder_threads"], max_queue_s=p["max_queue_s"],
+            reject_stale_fraction=p["reject_stale_fraction"],
         )
+        dataset = LeRobotSinkConfig(
+            root=p["root"], dataset_name=p["dataset_name"], robot_type=p["robot_type"],
+            video_codec=p["video_codec"], video_crf=p["video_crf"], video_preset=p["video_preset"],
+            video_gop=p["video_gop"], encoder_threads=p["encoder_threads"], max_queue_s=p["max_queue_s"],
+        )
+        topics = {constants.STATE: (p["state_topic"], "JointState"),
+                  constants.ACTION: (p["action_topic"], p["action_type"])}
+        topics.update({constants.image_key(n): (t, kind) for n, t, kind in cameras})
+        topics.update({constants.low_dim_key(n): (t, kind) for n, t, kind in low_dims})
+        return RecorderSetup(recorder, dataset, topics)
 
     # -------------------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build the config and open the dataset; FAILURE (back to unconfigured) with one error line."""
         try:
-            self._config = self.read_config()
-            self._recorder = EpisodeRecorder(self._config, on_saved=self._on_saved)
+            self._setup = setup = self.read_config()
+            sink = LeRobotSink(setup.dataset, setup.recorder.fps, setup.recorder.streams())
+            sources = {key: topic for key, (topic, _) in setup.topics.items()}
+            self._recorder = EpisodeRecorder(setup.recorder, sink, sources, on_saved=self._on_saved)
         except Exception as err:  # noqa: BLE001 - any configuration error is reported the same way
             self.get_logger().error(f"configure failed: {err}")
-            self._config, self._recorder = None, None
+            self._setup, self._recorder = None, None
             return TransitionCallbackReturn.FAILURE
         for name, callback in (("~/start_episode", self._start_cb), ("~/stop_episode", self._stop_cb),
                                ("~/discard_episode", self._discard_cb)):
             self._episode_services.append(self.create_service(Trigger, name, callback,
                                                       callback_group=self._service_group))
-        saved = self._recorder.writer.num_episodes if self._recorder.writer else 0
         self.get_logger().info(
-            f"configured: `{self._config.dataset_root}` ({saved} saved episodes), {self._config.fps} fps, "
-            f"cameras {[c.name for c in self._config.cameras]}"
+            f"configured: `{setup.dataset.dataset_root}` ({sink.num_episodes} saved episodes), "
+            f"{setup.recorder.fps} fps, cameras {list(setup.recorder.cameras)}"
         )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe and start sampling; SUCCESS -> active."""
-        cfg = self._config
+        cfg, topics = self._setup.recorder, self._setup.topics
         stamps = self._stamps
         stamps.reset()
         self._ordered = _OrderedStreams(self)
-        for cam in cfg.cameras:
-            msg_type = CompressedImage if cam.compressed else Image
-            convert = msg_convert.compressed_image_to_rgb if cam.compressed else msg_convert.image_to_rgb
-            self._subscribe(msg_type, cam.topic, constants.image_key(cam.name), convert, stamps.stamped,
-                            "camera_transports")
+        for name in cfg.cameras:
+            key = constants.image_key(name)
+            topic, transport = topics[key]
+            compressed = transport == "compressed"
+            msg_type = CompressedImage if compressed else Image
+            convert = msg_convert.compressed_image_to_rgb if compressed else msg_convert.image_to_rgb
+            self._subscribe(msg_type, topic, key, convert, stamps.stamped, "camera_transports")
         # The state before the header-less streams: created first, it is handled first when both have a message.
-        self._subscribe(JointState, cfg.state_topic, constants.STATE,
+        self._subscribe(JointState, topics[constants.STATE][0], constants.STATE,
                         lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names), stamps.joint_state, None)
-        msg_type, convert, stamp = {
-            "JointState": (JointState, msg_convert.joint_state_to_array, stamps.stamped),
-            "JointTrajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array, stamps.stamped),
-            "Float64MultiArray": (Float64MultiArray, msg_convert.float64_multiarray_to_array, stamps.headerless),
-        }[cfg.action_type]
-        self._subscribe(msg_type, cfg.action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp,
+        action_topic, action_type = topics[constants.ACTION]
+        msg_type, convert = ACTION_TYPES[action_type]
+        stamp = stamps.headerless if msg_type is Float64MultiArray else stamps.stamped
+        self._subscribe(msg_type, action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp,
                         "action_type")
-        for low in cfg.low_dim:
-            if low.pose:
-                self._subscribe(PoseStamped, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.pose_stamped_to_array, stamps.stamped, "low_dim_types")
+        for name in cfg.low_dim:
+            key = constants.low_dim_key(name)
+            topic, kind = topics[key]
+            if kind == "PoseStamped":
+                self._subscribe(PoseStamped, topic, key, msg_convert.pose_stamped_to_array, stamps.stamped,
+                                "low_dim_types")
             else:
-                self._subscribe(Float64MultiArray, low.topic, constants.low_dim_key(low.name),
-                                msg_convert.float64_multiarray_to_array, stamps.headerless, "low_dim_types")
+                self._subscribe(Float64MultiArray, topic, key, msg_convert.float64_multiarray_to_array,
+                                stamps.headerless, "low_dim_types")
         self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
         self._active = True
         self.get_logger().info("active: call ~/start_episode to record")
@@ -271,7 +306,7 @@ class RecorderNode(LifecycleNode):
         now_s = self._now_s()
         with self._lock:
             self._recorder.stop(now_s)
-        time.sleep(self._config.sample_delay_s)
+        time.sleep(self._setup.recorder.sample_delay_s)
         with self._lock:
             message = self._recorder.finish_now(now_s)
         if message:

@@ -21,8 +21,9 @@ Stamps that step back by more than a stream's max age (a bag loop, a sim reset, 
 future-stamped messages) restart that stream instead of being refused as out of order until the old
 timeline is caught up; `clock_stepped_back` does the same for every stream when the node clock steps back.
 
-Tokens are assembled from the observation encoder's submodules so that camera features can be cached per
-frame; `test_runtime_engine.py` checks the assembly equals `VQBeTPolicy.encode_observations`.
+Tokens are assembled with the observation encoder's public parts (`encode_camera`, `encode_vector`, `assemble`)
+so that camera features can be cached per frame; `test_runtime_engine.py` checks the token equals
+`VQBeTPolicy.encode_observations`.
 """
 from __future__ import annotations
 
@@ -36,13 +37,13 @@ import numpy as np
 import torch
 
 from vqbet_ros import constants
+from vqbet_ros.model.scheduler import make_scheduler
 from vqbet_ros.runtime.chunk import ActionChunk
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.fast_path import InferenceParts, Parts
 from vqbet_ros.runtime.history import FrameFeatureCache, ObservationHistory
 from vqbet_ros.runtime.images import fit_image
 from vqbet_ros.runtime.safety import SafetyFilter, UnsafeCommand
-from vqbet_ros.runtime.scheduler import make_scheduler
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class PolicyRuntime:
                            for c in spec.cameras}
         self._vector_keys = list(self.policy.obs_encoder.vector_keys.items())  # (key, size) in token order
         self._low_dim_streams = {constants.low_dim_key(n): low_dim_stream(n) for n in spec.low_dim}
-        n_vector = sum(size for _, size in self._vector_keys)
+        n_vector = self.policy.obs_encoder.vector_dim
         self._vector_host = self._host_buffer((1, n_vector), torch.float32)
         self._vector_dev = torch.zeros(1, n_vector, device=self.device)
         self.reset()
@@ -464,15 +465,15 @@ class PolicyRuntime:
                 self._last_used_seq[camera] = seq
                 self.frames_used[camera] += 1
             parts.append(features)  # (1, Dc)
-        if self.inference.vector_mlp is not None:
-            parts.append(self.inference.vector_mlp(self._vector_input(snapshot)))
-        return torch.cat(parts, dim=1)  # (1, Dt)
+        vector = self.inference.vector
+        return self.policy.obs_encoder.assemble(
+            parts, None if vector is None else vector(self._vector_input(snapshot)))  # (1, Dt)
 
     def _check_inference(self, snapshot) -> None:
         """The parity gate (runtime/fast_path.py) on the first observation with every input good; this tick
         and the following ones then run the path it chose."""
         images = [self._image_input(c, snapshot.samples[camera_stream(c)].value[1]) for c in self.spec.cameras]
-        vector = self._vector_input(snapshot) if self.policy.obs_encoder.vector_mlp is not None else None
+        vector = self._vector_input(snapshot) if self.policy.obs_encoder.vector_dim else None
         self.inference.check(images, vector, self.spec.n_obs_steps, seeded=self._generator is not None)
 
     def _predict(self) -> np.ndarray:
@@ -493,11 +494,9 @@ class PolicyRuntime:
 
     def _warm(self, parts: Parts) -> None:
         for _ in range(self.config.warmup_steps):
-            features = [enc(self._upload(self._image_host[c], self._image_dev[c]))
-                        for enc, c in zip(parts.cameras, self.spec.cameras)]
-            if parts.vector_mlp is not None:
-                features.append(parts.vector_mlp(self._upload(self._vector_host, self._vector_dev)))
-            tokens = torch.cat(features, dim=1)[:, None].expand(1, self.spec.n_obs_steps, -1).contiguous()
+            images = [self._upload(self._image_host[c], self._image_dev[c]) for c in self.spec.cameras]
+            vector = self._upload(self._vector_host, self._vector_dev) if parts.vector is not None else None
+            tokens = parts.token(images, vector)[:, None].expand(1, self.spec.n_obs_steps, -1).contiguous()
             parts.predict_chunk(tokens, generator=self._generator).cpu()  # as the ticks call it
 
     # ---- diagnostics -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Optimized inference (torch.compile, inductor freezing, bf16 autocast) behind a parity gate.
 
-`InferenceParts` holds the callables a control tick runs (per-camera encoders, vector MLP, chunk prediction)
-twice: eager fp32, the reference, and the optimized path the `RuntimeConfig` asks for (`compile_mode`,
+`InferenceParts` holds the callables a control tick runs (the observation encoder's `encode_camera` per camera
+and `encode_vector`, the policy's `predict_chunk`) twice: eager fp32, the reference, and the optimized path the `RuntimeConfig` asks for (`compile_mode`,
 `autocast`). The optimized path is used only once it has passed the gate: on the first observation with all
 inputs good (`check`), both paths encode it, predict the chunk of a history of that token repeated (what the
 first decision after a reset sees) with the same seeded generator, and the largest difference of the two
@@ -16,11 +16,14 @@ eager (1.06-1.13x); `freeze` (weights folded into the graph as constants) 0.58-0
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from typing import Callable
 
 import torch
+
+from vqbet_ros.model.encoders import ObservationEncoder
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +72,18 @@ def _optimized(fn: Callable, compile_mode: str, dtype: torch.dtype | None, devic
 
 
 class Parts:
-    """One way of running the policy: per-camera encoders, vector MLP (or None), `predict_chunk`."""
+    """One way of running the policy: one camera encoder per camera (`ObservationEncoder.encode_camera`), the
+    vector encoder (`encode_vector`, or None), `predict_chunk`."""
 
-    def __init__(self, cameras: list[Callable], vector_mlp: Callable | None, predict_chunk: Callable):
+    def __init__(self, cameras: list[Callable], vector: Callable | None, predict_chunk: Callable):
         self.cameras = cameras
-        self.vector_mlp = vector_mlp
+        self.vector = vector
         self.predict_chunk = predict_chunk
+
+    def token(self, images: list[torch.Tensor], vector: torch.Tensor | None) -> torch.Tensor:
+        """One image (1, 3, H, W) per camera and the normalized vector (1, n) or None -> the token (1, Dt)."""
+        features = [encode(image) for encode, image in zip(self.cameras, images)]
+        return ObservationEncoder.assemble(features, None if self.vector is None else self.vector(vector))
 
     def chunk(self, images: list[torch.Tensor], vector: torch.Tensor | None, n_obs_steps: int,
               seeded: bool) -> torch.Tensor:
@@ -82,10 +91,7 @@ class Parts:
         sampled from `GATE_SEED`: through a generator argument when `seeded` (a runtime with `seed` >= 0), else
         through the global generator, forked so the runtime's own stream is untouched (the same call signature
         as the ticks', so the compiled path is not traced again)."""
-        features = [encode(image) for encode, image in zip(self.cameras, images)]
-        if self.vector_mlp is not None:
-            features.append(self.vector_mlp(vector))
-        token = torch.cat(features, dim=1)  # (1, Dt)
+        token = self.token(images, vector)  # (1, Dt)
         tokens = token[:, None].expand(1, n_obs_steps, -1).contiguous()  # (1, T, Dt)
         device = token.device
         if seeded:
@@ -107,7 +113,9 @@ class InferenceParts:
 
     def __init__(self, policy, compile_mode: str, autocast: str, tolerance: float, device: torch.device):
         enc = policy.obs_encoder
-        self.eager = Parts(list(enc.cameras), enc.vector_mlp, policy.predict_chunk)
+        cameras = [functools.partial(enc.encode_camera, i) for i in range(len(enc.cameras))]
+        vector = enc.encode_vector if enc.vector_dim else None
+        self.eager = Parts(cameras, vector, policy.predict_chunk)
         self.tolerance = tolerance
         self.max_difference: float | None = None
         dtype, self._note = resolve_autocast(autocast, device)
@@ -118,8 +126,7 @@ class InferenceParts:
         self.state, self.description = "eager", "eager fp32"
         if compile_mode != "none" or dtype is not None:
             wrap = lambda f: _optimized(f, compile_mode, dtype, device.type)  # noqa: E731
-            self.propose(Parts([wrap(m) for m in enc.cameras],
-                               wrap(enc.vector_mlp) if enc.vector_mlp is not None else None,
+            self.propose(Parts([wrap(f) for f in cameras], wrap(vector) if vector is not None else None,
                                wrap(policy.predict_chunk)),
                          ", ".join(([f"compile {compile_mode}"] if compile_mode != "none" else [])
                                    + (["autocast bf16"] if dtype is not None else [])))
@@ -139,8 +146,8 @@ class InferenceParts:
         return self.active.cameras
 
     @property
-    def vector_mlp(self) -> Callable | None:
-        return self.active.vector_mlp
+    def vector(self) -> Callable | None:
+        return self.active.vector
 
     @property
     def predict_chunk(self) -> Callable:

@@ -1,7 +1,8 @@
-"""Episode recording at a fixed rate (ROS-free): stream cache -> frames on an exact 1/fps grid -> LeRobotWriter.
+"""Episode recording at a fixed rate (ROS-free): stream cache -> frames on an exact 1/fps grid -> a sink.
 
 The recorder node hands this module arrays (`put`) and clock readings (`tick(now_s)`, `start(now_s)`, ...);
-everything about time, staleness and episodes is decided here, so it is testable without ROS.
+everything about time, staleness and episodes is decided here, so it is testable without ROS. The frames go
+to an `EpisodeSink` the node builds: the LeRobot writer (`data/lerobot_sink.py`); tests keep them in memory.
 
 Timing (docs/ros2.md §3, §6 problems 1 and 3):
 - An episode started at `t0` has ticks `t_k = t0 + k / fps`. Tick k is sampled once the clock reaches
@@ -19,11 +20,9 @@ Timing (docs/ros2.md §3, §6 problems 1 and 3):
   Start is refused while a stream's latest value is non-finite.
 - A stream whose values no longer fit the dataset (a camera that changed resolution, a low-dim input that
   changed size) ends the episode at the last good tick: the frames before it are saved and the report names
-  the stream. Start is refused until the stream fits again. Frames reach the writer whole or not at all.
-- The dataset root is locked (`RootLock`) from construction to `close`, so a second recorder on the same root,
-  even a fresh one, is refused at configure.
+  the stream. Start is refused until the stream fits again. Frames reach the sink whole or not at all.
 - Stop at `t_stop` keeps every tick <= `t_stop`; it completes once those ticks are sampled (<= sample_delay_s
-  later), then the episode goes to the writer's worker. `stop` returns at once.
+  later), then the episode goes to the sink (the LeRobot writer saves it on its workers). `stop` returns at once.
 """
 from __future__ import annotations
 
@@ -32,71 +31,60 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
 from vqbet_ros import constants
-from vqbet_ros.data import lerobot_layout as layout
-from vqbet_ros.data.lerobot_writer import DEFAULT_FEATURES, LeRobotWriter, RootLock, WriterError
-from vqbet_ros.data.video_encoder import VideoEncoding
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 logger = logging.getLogger(__name__)
 
-# When the encode queue (max_queue_s of frames) is full, waiting longer only delays the failure while the
-# sampling timer holds the services off (a slow encoder never catches up): fail the episode after this long.
-PUT_TIMEOUT_S = 0.5
 
-ActionType = Literal["JointState", "JointTrajectory", "Float64MultiArray"]
+class EpisodeSink(Protocol):
+    """Where recorded episodes go, one open at a time; called from the recorder's thread only.
 
+    Errors: `open` raises OSError, ValueError or RuntimeError with a message (the start is refused with it);
+    `add_frame` raises ValueError for a frame it refuses (nothing of it kept, the episode still open) and
+    RuntimeError when it failed and dropped its open episode (the LeRobot writer's encoder fell behind).
+    """
 
-@dataclass(frozen=True)
-class CameraConfig:
-    """One camera. `name` becomes the dataset key `observation.images.<name>`."""
+    name: str  # what a person calls it in messages: the dataset's directory
 
-    name: str
-    topic: str
-    compressed: bool = False  # a CompressedImage topic (JPEG/PNG) instead of a raw Image
+    @property
+    def num_episodes(self) -> int:
+        """Episodes saved so far."""
 
-    def __post_init__(self):
-        if not self.name or "/" in self.name or "." in self.name:
-            raise ValueError(f"`cameras.name` is {self.name!r}; expected a short name without '/' or '.'")
-        if not self.topic:
-            raise ValueError(f"camera `{self.name}`: `topic` is empty")
+    def open(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        """The shape of every stream's values in this dataset; a dataset that holds none yet takes `shapes`
+        (the values of the first start). Called at every start."""
 
+    def start_episode(self, task: str) -> None: ...
 
-@dataclass(frozen=True)
-class LowDimConfig:
-    """One extra low-dimensional observation (an object pose from perception, keypoints). `name` becomes the
-    dataset key `observation.<name>`, float32 of the size of its first message."""
+    def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
+        """One value per stream, keyed by dataset key; all of it or nothing is kept."""
 
-    name: str
-    topic: str
-    pose: bool = False  # a stamped pose message -> [x, y, z, qx, qy, qz, qw]; else a plain float array
+    def save_episode(self, extras: Mapping[str, Any]) -> concurrent.futures.Future:
+        """Close the open episode with per-episode `extras`; the future's result has `episode_index` and
+        `length` once it is saved."""
 
-    def __post_init__(self):
-        if not self.name or "/" in self.name or "." in self.name or self.name in ("state", "images"):
-            raise ValueError(f"`low_dim_names` entry {self.name!r}: expected a short name without '/' or '.', "
-                             "other than `state` and `images` (dataset key observation.<name>)")
-        if not self.topic:
-            raise ValueError(f"low-dim input `{self.name}`: `topic` is empty")
+    def discard_episode(self) -> None: ...
+
+    def close(self) -> None:
+        """Wait for every save and release the dataset."""
 
 
 @dataclass(frozen=True)
 class RecorderConfig:
-    """Everything the recorder needs; built once from node parameters (config/recorder.yaml documents them).
+    """What the recorder samples, and how; the node builds it from its parameters (config/recorder.yaml
+    documents them) along with the topics and the dataset, which are not the recorder's business.
 
-    Args (most likely to change first: root, dataset_name, task, cameras, joint_names, topics):
-        root / dataset_name: the dataset directory is `root/dataset_name` (LeRobot's `$HF_LEROBOT_HOME/<repo_id>`).
+    Args (most likely to change first: task, cameras, joint_names):
         fps: sampling and dataset rate, frames per second (LeRobot stores an int).
         task: task text stored with every episode (`meta/tasks.parquet`).
-        robot_type: free text stored in info.json.
-        cameras: camera streams; at least one is not required (state-only datasets are allowed).
-        low_dim: extra low-dimensional streams (object poses, keypoints), each `observation.<name>`.
-        state_topic: JointState topic of the follower robot -> `observation.state` (positions).
-        action_topic / action_type: the teleop command -> `action`.
+        cameras: camera names, each `observation.images.<name>`; none is fine (state-only datasets).
+        low_dim: extra low-dimensional streams (object poses, keypoints), each `observation.<name>`, float32
+            of the size of its first message.
         joint_names: joint order of `observation.state` (and of `action` unless `action_joint_names` is set).
         state_max_age_s / action_max_age_s / camera_max_age_s / low_dim_max_age_s: a stream older than this
             at a tick is stale.
@@ -104,45 +92,22 @@ class RecorderConfig:
         sample_delay_s: how long after a tick it is sampled (transport latency allowance).
         reject_stale_fraction: discard an episode at stop when more than this fraction of its frames had a
             stale stream (1.0 keeps every episode; 0.0 rejects any stale frame).
-        video_codec / video_crf / video_preset / video_gop / encoder_threads: see `VideoEncoding`.
-        max_queue_s: seconds of frames per camera that may wait for the encoder before recording stops with
-            an error (memory bound: 640x480 RGB is 0.9 MB a frame).
     """
 
-    root: str
-    dataset_name: str
     task: str
     joint_names: tuple[str, ...]
-    action_topic: str
-    action_type: ActionType = "JointState"
     action_joint_names: tuple[str, ...] = ()
-    state_topic: str = "/joint_states"
-    cameras: tuple[CameraConfig, ...] = ()
-    low_dim: tuple[LowDimConfig, ...] = ()
+    cameras: tuple[str, ...] = ()
+    low_dim: tuple[str, ...] = ()
     fps: int = 30
-    robot_type: str = ""
     state_max_age_s: float = 0.1
     action_max_age_s: float = 0.1
     camera_max_age_s: float = 0.2
     low_dim_max_age_s: float = 0.1
     sample_delay_s: float = 0.05
     reject_stale_fraction: float = 1.0
-    video_codec: str = "libsvtav1"
-    video_crf: int = 30
-    video_preset: str = ""
-    video_gop: int = 2
-    encoder_threads: int = 1
-    max_queue_s: float = 10.0
 
     def __post_init__(self):
-        if not self.root:
-            raise ValueError("`root` is empty; set it to the folder that holds your datasets")
-        name = Path(self.dataset_name)
-        if not self.dataset_name.strip() or name.is_absolute() or ".." in name.parts:
-            raise ValueError(
-                f"`dataset_name` is {self.dataset_name!r}; expected a relative name such as `pick_cube` or "
-                "`user/pick_cube` (the dataset goes to `root/dataset_name`)"
-            )
         if not self.task.strip():
             raise ValueError("`task` is empty; describe the task (it is stored with every episode)")
         if not isinstance(self.fps, int) or not 1 <= self.fps <= 1000:
@@ -151,16 +116,17 @@ class RecorderConfig:
             raise ValueError("`joint_names` is empty; list the joints of `observation.state` in order")
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"`joint_names` has duplicates: {list(self.joint_names)}")
-        if self.action_type not in ("JointState", "JointTrajectory", "Float64MultiArray"):
-            raise ValueError(
-                f"`action_type` is {self.action_type!r}; expected JointState, JointTrajectory or Float64MultiArray"
-            )
-        names = [c.name for c in self.cameras]
-        if len(set(names)) != len(names):
-            raise ValueError(f"`camera_names` has duplicates: {names}")
-        low_dim_names = [d.name for d in self.low_dim]
-        if len(set(low_dim_names)) != len(low_dim_names):
-            raise ValueError(f"`low_dim_names` has duplicates: {low_dim_names}")
+        for name in self.cameras:
+            if not name or "/" in name or "." in name:
+                raise ValueError(f"`camera_names` entry {name!r}: expected a short name without '/' or '.'")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"`camera_names` has duplicates: {list(self.cameras)}")
+        for name in self.low_dim:
+            if not name or "/" in name or "." in name or name in ("state", "images"):
+                raise ValueError(f"`low_dim_names` entry {name!r}: expected a short name without '/' or '.', "
+                                 "other than `state` and `images` (dataset key observation.<name>)")
+        if len(set(self.low_dim)) != len(self.low_dim):
+            raise ValueError(f"`low_dim_names` has duplicates: {list(self.low_dim)}")
         # Written so that NaN fails every check (a comparison with NaN is false).
         for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s", "low_dim_max_age_s"):
             if not 0 < getattr(self, name) < math.inf:
@@ -169,33 +135,26 @@ class RecorderConfig:
             raise ValueError(f"`sample_delay_s` is {self.sample_delay_s}; expected 0 <= value < 1 s")
         if not 0.0 <= self.reject_stale_fraction <= 1.0:
             raise ValueError(f"`reject_stale_fraction` is {self.reject_stale_fraction}; expected 0..1")
-        if not 0 < self.max_queue_s <= 600:
-            raise ValueError(f"`max_queue_s` is {self.max_queue_s}; expected seconds in (0, 600] (each second "
-                             "of a 640x480 camera's queue may hold 27 MB)")
-        VideoEncoding(self.video_codec, self.video_crf, self.video_gop, self.video_preset, self.encoder_threads)
-
-    @property
-    def dataset_root(self) -> Path:
-        return Path(self.root).expanduser() / self.dataset_name
 
     @property
     def action_names(self) -> tuple[str, ...]:
         return self.action_joint_names or self.joint_names
 
-    @property
-    def video(self) -> VideoEncoding:
-        return VideoEncoding(self.video_codec, self.video_crf, self.video_gop, self.video_preset,
-                             self.encoder_threads)
+    def streams(self) -> dict[str, list[str] | None]:
+        """Dataset key of every stream -> the names of its values (state, action) or None (cameras, low-dim)."""
+        streams = {constants.STATE: list(self.joint_names), constants.ACTION: list(self.action_names)}
+        streams.update({constants.image_key(name): None for name in self.cameras})
+        streams.update({constants.low_dim_key(name): None for name in self.low_dim})
+        return streams
 
-    def stream_labels(self) -> dict[str, str]:
-        """Dataset key -> how a person recognises the stream: "camera `front` (/cam/image_raw)"."""
-        labels = {
-            constants.STATE: f"state ({self.state_topic})",
-            constants.ACTION: f"action ({self.action_topic})",
-        }
-        labels.update({constants.image_key(c.name): f"camera `{c.name}` ({c.topic})" for c in self.cameras})
-        labels.update({constants.low_dim_key(d.name): f"low-dim `{d.name}` ({d.topic})" for d in self.low_dim})
-        return labels
+    def stream_labels(self, sources: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Dataset key -> how a person recognises the stream: "camera `front`", followed by its source in
+        brackets when `sources` (dataset key -> topic) names one: "camera `front` (/cam/image_raw)"."""
+        labels = {constants.STATE: "state", constants.ACTION: "action"}
+        labels.update({constants.image_key(name): f"camera `{name}`" for name in self.cameras})
+        labels.update({constants.low_dim_key(name): f"low-dim `{name}`" for name in self.low_dim})
+        sources = sources or {}
+        return {key: f"{label} ({sources[key]})" if key in sources else label for key, label in labels.items()}
 
 
 @dataclass
@@ -204,7 +163,7 @@ class TickReport:
 
     frames_added: int = 0
     newly_stale: dict[str, str] = field(default_factory=dict)  # label -> stale/non-finite reason, first time
-    finished: str | None = None  # message when an episode was handed to the writer (or discarded) this tick
+    finished: str | None = None  # message when an episode was handed to the sink (or discarded) this tick
     error: str | None = None  # recording failed (encoder overloaded: discarded) or a stream no longer fits the
     # dataset (the episode was ended at the last good tick)
 
@@ -221,106 +180,41 @@ class _RecordingEpisode:
     stale_frames: int = 0  # frames with a stale or non-finite stream
     stale_by_stream: dict[str, int] = field(default_factory=dict)
     stop_at_s: float | None = None
-    in_writer: bool = False  # the writer's open episode is this one (one at a time, in order)
+    in_sink: bool = False  # the sink's open episode is this one (one at a time, in order)
 
 
 class EpisodeRecorder:
-    """Cache + grid sampler + writer for one dataset. Not thread-safe except `put` (call the rest from one
-    thread, e.g. one mutually exclusive callback group).
+    """Cache + grid sampler for one dataset, which `sink` holds. Not thread-safe except `put` (call the rest
+    from one thread, e.g. one mutually exclusive callback group).
 
     Args:
         config: the recorder config.
-        on_saved: called from the writer's worker with (message, ok) when an episode is saved or fails.
+        sink: where the episodes go; the recorder closes it in `close`.
+        sources: dataset key -> where the stream comes from (its topic), for messages.
+        on_saved: called (from the sink's worker, for the LeRobot writer) with (message, ok) when an episode
+            is saved or fails.
     """
 
-    def __init__(self, config: RecorderConfig, on_saved: Callable[[str, bool], None] | None = None):
+    def __init__(self, config: RecorderConfig, sink: EpisodeSink, sources: Mapping[str, str] | None = None,
+                 on_saved: Callable[[str, bool], None] | None = None):
         self.config = config
-        self.labels = config.stream_labels()
+        self.sink = sink
+        self.labels = config.stream_labels(sources)
         self.period_s = 1.0 / config.fps
         # History must cover sample_delay_s plus a late timer: 1000 joint messages (5 s at 200 Hz) and 2 s of
         # camera frames (55 MB per 640x480 camera at 30 fps; values are shared, never copied).
         ages = {constants.STATE: config.state_max_age_s, constants.ACTION: config.action_max_age_s}
-        ages.update({constants.image_key(c.name): config.camera_max_age_s for c in config.cameras})
-        self._low_dim_keys = [constants.low_dim_key(d.name) for d in config.low_dim]
-        ages.update({key: config.low_dim_max_age_s for key in self._low_dim_keys})
-        vectors = [constants.STATE, constants.ACTION, *self._low_dim_keys]
+        ages.update({constants.image_key(name): config.camera_max_age_s for name in config.cameras})
+        low_dim_keys = [constants.low_dim_key(name) for name in config.low_dim]
+        ages.update({key: config.low_dim_max_age_s for key in low_dim_keys})
+        vectors = [constants.STATE, constants.ACTION, *low_dim_keys]
         depth = {key: (1000 if key in vectors else max(2 * config.fps, 8)) for key in ages}
         self.cache = StreamCache(ages, depth=depth)
         self._on_saved = on_saved or (lambda message, ok: None)
         self._open: _RecordingEpisode | None = None  # recording, no stop yet
         self._finishing: list[_RecordingEpisode] = []  # stopped, ticks up to stop_at_s not all sampled yet (in order)
-        self.writer: LeRobotWriter | None = None
         self.saved_futures: list[concurrent.futures.Future] = []
-        self._check_root()
-        self._root_lock = RootLock(config.dataset_root)  # held until close(), even before the first episode
-        try:
-            if layout.info_path(config.dataset_root).is_file():
-                # Reopen now (not at the first start) so leftovers of a crash are cleaned up at configure time.
-                self.writer = LeRobotWriter.open(config.dataset_root, video=config.video,
-                                                 max_queue_frames=self._queue_frames(),
-                                                 put_timeout_s=PUT_TIMEOUT_S, lock=self._root_lock)
-                self._check_writer_features()
-        except BaseException:
-            self._root_lock.release()
-            raise
-
-    # -------------------------------------------------------------------------------------------- set-up
-    def _check_root(self) -> None:
-        root = self.config.dataset_root
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / ".write_probe"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise WriterError(
-                f"dataset root `{root}` is not writable ({err}); set `root` to a writable folder"
-            ) from err
-
-    def _queue_frames(self) -> int:
-        return max(2, int(self.config.max_queue_s * self.config.fps))
-
-    def _features(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, dict]:
-        cfg = self.config
-        features = {
-            constants.STATE: {"dtype": "float32", "shape": [len(cfg.joint_names)], "names": list(cfg.joint_names)},
-            constants.ACTION: {"dtype": "float32", "shape": [len(cfg.action_names)], "names": list(cfg.action_names)},
-        }
-        for cam in cfg.cameras:
-            key = constants.image_key(cam.name)
-            features[key] = {"dtype": "video", "shape": list(shapes[key]), "names": ["height", "width", "channels"]}
-        for key in self._low_dim_keys:
-            features[key] = {"dtype": "float32", "shape": list(shapes[key]), "names": None}
-        return features
-
-    def _check_writer_features(self) -> None:
-        """The existing dataset must hold the same streams (shapes are checked at the first start)."""
-        have = sorted(k for k in self.writer.features if k not in DEFAULT_FEATURES)
-        want = sorted(self.labels)
-        fps = self.writer.fps
-        if fps != self.config.fps:
-            self.writer.close()
-            self.writer = None
-            raise ValueError(
-                f"`{self.config.dataset_root}` was recorded at {fps} fps, the recorder is set to "
-                f"{self.config.fps}; set `fps` to match or record into a new `dataset_name`"
-            )
-        if have != want:
-            self.writer.close()
-            self.writer = None
-            raise ValueError(
-                f"`{self.config.dataset_root}` holds features {have} but the recorder is configured for {want}; "
-                "record into a new `dataset_name` or match the cameras to the existing dataset"
-            )
-        for key, names in ((constants.STATE, self.config.joint_names), (constants.ACTION, self.config.action_names)):
-            existing = self.writer.features[key].get("names")
-            if existing is not None and list(existing) != list(names):
-                self.writer.close()
-                self.writer = None
-                raise ValueError(
-                    f"`{self.config.dataset_root}`: `{key}` has joint names {existing}, configured {list(names)}; "
-                    "use the same joint order or a new `dataset_name`"
-                )
+        self._shapes: dict[str, tuple[int, ...]] = {}  # the sink's, known from the first start
 
     # ----------------------------------------------------------------------------------------- recording
     @property
@@ -345,21 +239,14 @@ class EpisodeRecorder:
         if non_finite:
             return False, f"not started: the latest value of {', '.join(non_finite)} is not finite (NaN or inf)"
         try:
-            if self.writer is None:
-                shapes = {k: s.value.shape for k, s in snap.samples.items()
-                          if k.startswith(constants.IMAGES_PREFIX) or k in self._low_dim_keys}
-                self.writer = LeRobotWriter.create(
-                    self.config.dataset_root, fps=self.config.fps, features=self._features(shapes),
-                    robot_type=self.config.robot_type or None, video=self.config.video,
-                    max_queue_frames=self._queue_frames(), put_timeout_s=PUT_TIMEOUT_S, lock=self._root_lock,
-                )
+            self._shapes = self.sink.open({k: s.value.shape for k, s in snap.samples.items()})
             misfits = [self._misfit(k, s.value) for k, s in sorted(snap.samples.items())]
             if any(misfits):
                 raise ValueError("; ".join(m for m in misfits if m))
         except (OSError, ValueError, RuntimeError) as err:
             return False, f"not started: {err}"
         self._open = _RecordingEpisode(t0_s=now_s, last={k: s.value for k, s in snap.samples.items()})
-        number = self.writer.num_episodes + self._pending() + len(self._finishing)
+        number = self.sink.num_episodes + self._pending() + len(self._finishing)
         return True, f"episode {number} started ({self.config.task!r})"
 
     def _pending(self) -> int:
@@ -367,14 +254,14 @@ class EpisodeRecorder:
 
     def _misfit(self, key: str, value: np.ndarray) -> str | None:
         """Why `value` cannot be a frame of stream `key` in this dataset (None if it can), naming the stream."""
-        want = tuple(self.writer.features[key]["shape"])
+        want = self._shapes[key]
         if value.shape == want:
             return None
         if key.startswith(constants.IMAGES_PREFIX) and value.ndim == 3:
             return (f"{self.labels[key]} publishes {value.shape[1]}x{value.shape[0]} images but the dataset "
-                    f"`{self.config.dataset_root}` holds {want[1]}x{want[0]}; set the camera to that resolution "
+                    f"`{self.sink.name}` holds {want[1]}x{want[0]}; set the camera to that resolution "
                     "or record into a new `dataset_name`")
-        return (f"{self.labels[key]} publishes {value.shape} values but the dataset `{self.config.dataset_root}` "
+        return (f"{self.labels[key]} publishes {value.shape} values but the dataset `{self.sink.name}` "
                 f"holds {want}; fix the publisher or record into a new `dataset_name`")
 
     def tick(self, now_s: float) -> TickReport:
@@ -390,7 +277,7 @@ class EpisodeRecorder:
             if self._open is not None and self._sample_due(self._open, now_s, report):
                 episode, self._open = self._open, None  # ended early: a stream no longer fits the dataset
                 report.add("finished", self._finish(episode))
-        except WriterError as err:  # encoder overloaded: the writer already discarded its open episode
+        except RuntimeError as err:  # the sink failed (encoder overloaded) and already dropped its open episode
             self._open, self._finishing = None, []
             report.error = f"recording stopped, episode discarded: {err}"
         return report
@@ -408,10 +295,10 @@ class EpisodeRecorder:
             try:
                 if frame is None:
                     raise ValueError("; ".join(unusable.values()))
-                if not episode.in_writer:
-                    self.writer.start_episode(self.config.task)
-                    episode.in_writer = True
-                self.writer.add_frame(frame)  # all or nothing: a refused frame leaves the episode as it was
+                if not episode.in_sink:
+                    self.sink.start_episode(self.config.task)
+                    episode.in_sink = True
+                self.sink.add_frame(frame)  # all or nothing: a refused frame leaves the episode as it was
             except ValueError as err:
                 report.add("error", f"episode ended after {episode.frames} frames: {err}")
                 episode.stop_at_s = t_k - self.period_s  # its last tick is the last good one
@@ -449,7 +336,7 @@ class EpisodeRecorder:
         return frame, unusable
 
     def stop(self, now_s: float) -> tuple[bool, str]:
-        """Keep every tick <= `now_s`; the episode is handed to the writer once those are sampled."""
+        """Keep every tick <= `now_s`; the episode is handed to the sink once those are sampled."""
         episode = self._open
         if episode is None:
             return False, "no episode is being recorded"
@@ -465,15 +352,15 @@ class EpisodeRecorder:
         return True, f"stopping: {expected} frames; saving in the background"
 
     def discard(self) -> tuple[bool, str]:
-        """Drop the open episode, or else the most recently stopped one that is not handed to the writer yet."""
+        """Drop the open episode, or else the most recently stopped one that is not handed to the sink yet."""
         if self._open is not None:
             episode, self._open = self._open, None
         elif self._finishing:
             episode = self._finishing.pop()
         else:
             return False, "no episode is being recorded"
-        if episode.in_writer:
-            self.writer.discard_episode()
+        if episode.in_sink:
+            self.sink.discard_episode()
         return True, f"episode discarded ({episode.frames} frames)"
 
     @property
@@ -496,7 +383,7 @@ class EpisodeRecorder:
             try:
                 if episode.stop_at_s is not None:
                     self._sample_due(episode, episode.stop_at_s + self.config.sample_delay_s, report)
-            except WriterError as err:
+            except RuntimeError as err:  # as in `tick`
                 messages.append(f"episode discarded: {err}")
                 continue
             if report.error:
@@ -507,13 +394,13 @@ class EpisodeRecorder:
     def _finish(self, episode: _RecordingEpisode) -> str:
         cfg = self.config
         if episode.frames == 0:
-            if episode.in_writer:
-                self.writer.discard_episode()
+            if episode.in_sink:
+                self.sink.discard_episode()
             return "episode had no frames; discarded"
         fraction = episode.stale_frames / episode.frames
         stale_text = ", ".join(f"{self.labels[k]}: {n}" for k, n in sorted(episode.stale_by_stream.items()))
         if episode.stale_frames and fraction > cfg.reject_stale_fraction:
-            self.writer.discard_episode()
+            self.sink.discard_episode()
             return (f"episode rejected and discarded: {episode.stale_frames}/{episode.frames} frames had a stale "
                     f"or non-finite stream ({stale_text}), above reject_stale_fraction "
                     f"{cfg.reject_stale_fraction:g}")
@@ -523,7 +410,7 @@ class EpisodeRecorder:
             "recorder/start_stamp_s": episode.t0_s,
             "recorder/stop_stamp_s": episode.stop_at_s if episode.stop_at_s is not None else float("nan"),
         }
-        future = self.writer.save_episode(extras)
+        future = self.sink.save_episode(extras)
         self.saved_futures = [f for f in self.saved_futures if not f.done()] + [future]
         stale = episode.stale_frames
 
@@ -533,21 +420,18 @@ class EpisodeRecorder:
             else:
                 saved = done.result()
                 self._on_saved(f"episode {saved.episode_index} saved: {saved.length} frames "
-                               f"({stale} with a stale stream) in `{cfg.dataset_root}`", True)
+                               f"({stale} with a stale stream) in `{self.sink.name}`", True)
 
         future.add_done_callback(report)
         warning = f" ({stale} frames with a stale stream: {stale_text})" if stale else ""
         return f"episode stopped: {episode.frames} frames{warning}; saving in the background"
 
     def close(self) -> None:
-        """Finish stopped and open episodes, wait for every save, release the dataset."""
+        """Finish stopped and open episodes, wait for every save, release the dataset (close the sink)."""
         message = self.finish_now()
         if message:
             logger.info("%s", message)
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self._root_lock.release()
+        self.sink.close()
 
 
 def _finite(value: np.ndarray) -> bool:

@@ -11,8 +11,9 @@ Each episode is its own experiment: its initial state comes from its seed, and t
 seed so that it can sample from a generator of that episode's own. An episode's result then does not depend
 on which other episodes share its batch.
 
-Deviation: a small execution loop of its own rather than `vqbet_ros.runtime` (training/ must not import the
-runtime layer); it applies the same averaging rule as the runtime's scheduler.
+Chunks are executed by the runtime's schedulers (`model/scheduler.py`), one per robot: `ensemble` is
+`TemporalEnsembler`, `chunk` is `OpenLoopScheduler`. The loop around them is this module's own (training/ must
+not import the runtime layer).
 
 Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
 `observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
@@ -29,34 +30,13 @@ import numpy as np
 
 from vqbet_ros import constants
 from vqbet_ros.model.config import FeatureSpec
+from vqbet_ros.model.scheduler import make_scheduler
 
 log = logging.getLogger(__name__)
 
 # (n, h, ...) observation history per dataset key, the n episodes' seeds -> (n, W, A) chunks in env units.
 ChunkPolicy = Callable[[dict[str, np.ndarray], list[int]], np.ndarray]
-
-
-class TemporalEnsembler:
-    """Uniform average over the last W chunks of their entries for the current step (docs/vqbet.md §5).
-
-    `chunks[:, k]` is the chunk predicted k steps ago; its entry for now is `chunks[:, k, k]`. At an episode
-    start fewer than W chunks exist, and only those are averaged.
-    """
-
-    def __init__(self, n: int, chunk: int, action_dim: int):
-        self.chunks = np.zeros((n, chunk, chunk, action_dim))
-        self.valid = np.zeros((n, chunk), dtype=bool)
-
-    def step(self, new_chunks: np.ndarray) -> np.ndarray:
-        """new_chunks (n, W, A) predicted now -> actions (n, A) to execute now."""
-        self.chunks = np.roll(self.chunks, 1, axis=1)
-        self.valid = np.roll(self.valid, 1, axis=1)
-        self.chunks[:, 0] = new_chunks
-        self.valid[:, 0] = True
-        w = self.chunks.shape[1]
-        current = self.chunks[:, np.arange(w), np.arange(w)]  # (n, W, A): chunk k's entry for now
-        weights = self.valid[..., None].astype(float)  # (n, W, 1)
-        return (current * weights).sum(1) / weights.sum(1)
+SCHEDULERS = {"ensemble": "ensemble", "chunk": "open_loop"}  # `execution` -> the runtime's name of the mode
 
 
 def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -134,9 +114,9 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
     `max_steps` overrides the protocol's episode length (for short tests)."""
     from vqbet_ros.sim.pusht import PushTRobot
 
-    if execution not in ("ensemble", "chunk"):
+    if execution not in SCHEDULERS:
         raise ValueError(f"`execution`: expected ensemble or chunk, got {execution!r}")
-    h, w, a = spec.n_obs_steps, spec.chunk_size, spec.action_dim
+    h, w = spec.n_obs_steps, spec.chunk_size
     final, best, steps, frames = [], [], [], []
     for first in range(0, len(seeds), batch):
         group = [int(s) for s in seeds[first:first + batch]]
@@ -147,8 +127,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
             frame = observation_frame(robot.reset(seed=seed), spec)
             history.append([frame] * h)  # pre-filled with the first frame (docs/vqbet.md §3)
         n = len(robots)
-        ensembler = TemporalEnsembler(n, w, a)
-        queue = np.zeros((n, 0, a))
+        schedulers = [make_scheduler(SCHEDULERS[execution], w) for _ in robots]
         coverage = np.array([r.coverage for r in robots])
         max_cov = coverage.copy()
         done = np.array([r.done for r in robots])
@@ -156,17 +135,16 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
         record = record_first and first == 0
         if record:
             frames.append(robots[0].render_frame())
+        t = 0  # control step
         while not done.all():
-            if execution == "ensemble" or queue.shape[1] == 0:
+            if schedulers[0].wants_decision(t):  # the robots run in lock-step: all decide at the same steps
                 batch_obs = {k: np.stack([np.stack([f[k] for f in hist]) for hist in history])
                              for k in history[0][0]}  # (n, h, ...)
                 chunks = policy(batch_obs, group)  # (n, W, A)
-                if execution == "ensemble":
-                    actions = ensembler.step(chunks)
-                else:
-                    queue = chunks
-            if execution == "chunk":
-                actions, queue = queue[:, 0], queue[:, 1:]
+                for scheduler, chunk in zip(schedulers, chunks):
+                    scheduler.add(t, chunk)
+            actions = [scheduler.plan(t)[0] for scheduler in schedulers]  # (n, A): what runs now
+            t += 1
             for i, robot in enumerate(robots):
                 if done[i]:
                     continue

@@ -1,8 +1,9 @@
-"""Chunk execution: temporal ensembling against a plain offline average, and the open-loop queue."""
+"""Chunk execution: temporal ensembling against a plain offline average and bit for bit against the sum
+`vqbet-eval` has always made, and the open-loop queue."""
 import numpy as np
 import pytest
 
-from vqbet_ros.runtime.scheduler import OpenLoopScheduler, TemporalEnsembler, make_scheduler
+from vqbet_ros.model.scheduler import OpenLoopScheduler, TemporalEnsembler, make_scheduler
 
 W, A = 4, 3
 
@@ -23,6 +24,21 @@ def test_temporal_ensembler_equals_offline_uniform_average():
         assert plan.shape == (W, A)
         for k in range(W):
             np.testing.assert_allclose(plan[k], offline_average(chunks, step, k), rtol=0, atol=1e-12)
+
+
+def test_temporal_ensembler_current_entry_is_the_newest_first_sum_bit_for_bit():
+    """`vqbet-eval`'s figures stay the same only if the current entry is summed newest chunk first, as its
+    own ensembler did before it used this one."""
+    rng = np.random.default_rng(1)
+    chunks = rng.normal(size=(12, W, A)) * 100
+    ensembler = TemporalEnsembler(W)
+    for step, chunk in enumerate(chunks):
+        ensembler.add(step, chunk)
+        ages = range(min(step + 1, W))  # chunk predicted `age` steps ago has its entry for now at index `age`
+        newest_first = chunks[step][0].copy()
+        for age in ages[1:]:
+            newest_first += chunks[step - age][age]
+        np.testing.assert_array_equal(ensembler.plan(step)[0], newest_first / len(ages))
 
 
 def test_temporal_ensembler_current_entry_is_mean_of_last_w_chunks():

@@ -1,5 +1,8 @@
 """Chunk execution: which predicted actions run at which control step (docs/vqbet.md §5).
 
+The runtime schedules one robot's chunks with these; `vqbet-eval` gives each of its robots its own, so
+deployment and evaluation execute chunks by the same rule. Pure NumPy: it lives below both.
+
 Both schedulers index time by the control step (tick) at which a chunk was predicted; a chunk predicted at
 step s holds the actions for steps s, s+1, ..., s+W-1. `plan(step)` gives the targets for steps
 step, step+1, ... as far as the stored chunks reach: row 0 is what runs now (the per-step command of a
@@ -65,7 +68,8 @@ class TemporalEnsembler:
         horizon = max(s + len(c) for s, c in live) - step
         total = np.zeros((horizon, live[0][1].shape[1]))
         count = np.zeros((horizon, 1))
-        for s, c in live:
+        # Newest chunk first: the order in which `vqbet-eval` has always summed, so its figures stay bit-identical.
+        for s, c in reversed(live):
             part = c[step - s:]  # entries for step, step+1, ...
             total[:len(part)] += part
             count[:len(part)] += 1
