@@ -11,8 +11,9 @@ Each episode is its own experiment: its initial state comes from its seed, and t
 seed so that it can sample from a generator of that episode's own. An episode's result then does not depend
 on which other episodes share its batch.
 
-Deviation: a small execution loop of its own rather than `vqbet_ros.runtime` (training/ must not import the
-runtime layer); it applies the same averaging rule as the runtime's scheduler.
+Deviation: a small execution loop of its own rather than `vqbet_ros.runtime`'s scheduler, so that a batch of
+episodes runs in lock-step; it applies the same averaging rule. `vqbet-eval --runtime` runs
+the runtime itself (`evaluate.runtime_policy`): it returns the runtime's command as a one-step chunk.
 
 Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
 `observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
