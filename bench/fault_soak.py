@@ -342,7 +342,7 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
     commands, unmatched = date_commands(checker.trajectories, checker.commands)
     levels = ("chunks", "commands", "commands_by_arrival")
     violations = {level: {grace: [] for grace in GRACE_S} for level in levels}
-    recoveries = {}
+    recoveries, never = {}, []
     for f in faults:
         stream, max_age = FAULTS[f["class"]]
         for grace, grace_s in GRACE_S.items():
@@ -361,6 +361,10 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
             recoveries.setdefault(f["class"], []).append(after[0] - f["end"])
         elif f["class"] != "enable_toggle" and nxt - f["end"] > 1.0:
             recoveries.setdefault(f["class"], []).append(float("inf"))
+            # the good-input window it had, and the last chunk before it: tells a stuck node from a starved one
+            before = [t for _, t in chunks if t <= f["end"]]
+            never.append({"class": f["class"], "window_s": round(nxt - f["end"], 3),
+                          "last_chunk_before_end_s": round(before[-1] - f["end"], 3) if before else None})
     for disable, enable in toggles:
         hold = next((r for r in holds if r >= disable), None)
         if hold is None:
@@ -399,6 +403,7 @@ def summarize(checker, faults, toggles, start_s, end_s, rss_start, rss_end, rss_
         "faults_per_class": per_class,
         "recoveries": len(finite),
         "recoveries_never": len(all_rec) - len(finite),
+        "recoveries_never_detail": never,
         "recovery_s": {"p50": statistics.median(finite) if finite else None,
                        "p95": finite[int(0.95 * (len(finite) - 1))] if finite else None,
                        "max": finite[-1] if finite else None},

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from training_fixtures import make_pusht_zarr, tiny_config
 
 from vqbet_ros.model.checkpoint import save_checkpoint
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.runtime.fast_path import cpu_bf16_support
 from vqbet_ros.training import evaluate
 from vqbet_ros.training.data import load_training_data
 
@@ -74,3 +76,33 @@ def test_eval_names_a_checkpoint_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "model.safetensors").write_bytes(b"x")
     assert evaluate.main(["--checkpoint", str(tmp_path / "model.safetensors"), "--episodes", "2"]) == 2
     assert "model.safetensors` is a file, expected a checkpoint directory" in capsys.readouterr().err
+
+
+def test_eval_through_the_runtime_matches_the_direct_path_with_argmax_codes(tmp_path):
+    """`--runtime` feeds the deployment runtime one observation per step and applies its command: with
+    deterministic codes, the same episodes as the direct path (up to float32 vs float64 normalisation)."""
+    checkpoint = _tiny_checkpoint(tmp_path)
+    direct, through = tmp_path / "direct.json", tmp_path / "runtime.json"
+    args = ["--checkpoint", str(checkpoint), "--episodes", "2", "--max-steps", "40", "--argmax"]
+    assert evaluate.main([*args, "--output", str(direct)]) == 0
+    assert evaluate.main([*args, "--runtime", "--output", str(through)]) == 0
+    reference = json.loads(direct.read_text())["episodes"]
+    result = json.loads(through.read_text())
+    assert result["summary"]["inference"]["gate"] == "eager"
+    for got, want in zip(result["episodes"], reference):
+        assert got["seed"] == want["seed"] and got["steps"] == want["steps"] == 40
+        assert got["final_coverage"] == pytest.approx(want["final_coverage"], abs=1e-4)
+        assert got["max_coverage"] == pytest.approx(want["max_coverage"], abs=1e-4)
+
+
+def test_eval_reports_the_parity_gate_verdict_of_the_optimized_path(tmp_path, capsys):
+    out = tmp_path / "res.json"
+    assert evaluate.main(["--checkpoint", str(_tiny_checkpoint(tmp_path)), "--episodes", "1", "--max-steps", "5",
+                          "--autocast", "bf16", "--output", str(out)]) == 0
+    inference = json.loads(out.read_text())["summary"]["inference"]
+    if cpu_bf16_support() is None:  # bf16 not used: eager fp32, and the reason says so
+        assert inference["gate"] == "eager" and "AVX512-BF16" in inference["reason"]
+    else:
+        assert inference["gate"] == "accepted" and inference["path"] == "autocast bf16"
+        assert 0 <= inference["max_difference"] <= 0.02
+    assert f"gate {inference['gate']}" in capsys.readouterr().out

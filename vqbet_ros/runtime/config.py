@@ -12,12 +12,14 @@ Args:
         execute each chunk to its end, decide again when it is used up (docs/vqbet.md §5, LeRobot).
     device: `auto` (CUDA when available, else CPU), `cuda` or `cpu`.
     compile_mode: `none` (eager), `freeze`: `torch.compile` with inductor freezing, the weights folded into
-        the graph as constants (the fast CPU path: 0.58-0.71x of eager on the image config, issue 13), or a
+        the graph as constants (the fast CPU path: 0.87-0.91x of the eager floor on the image configs, quiet
+        2-core EPYC without AMX; models/README.md, "The fast CPU path"), or a
         `torch.compile` mode: `default` (slower than eager on CPU for the image config), `reduce-overhead`
         (CUDA graphs on CUDA), `max-autotune`. Compilation happens at configure (warm-up).
     autocast: `none` (fp32) or `bf16`: encoders and prior under bf16 autocast. On CUDA always; on a CPU only
         with native bf16 (AVX512-BF16 or AMX), else it stays fp32 and the runtime says why. `freeze` + `bf16`
-        measured 0.48x of eager fp32 on the image config.
+        measured 0.48x of eager fp32 on the image config in issue 13 (AMX reported), 0.88-1.03x of the
+        floor on the quiet EPYC without AMX.
     parity_tolerance: an optimized path (`compile_mode` or `autocast` not `none`) is used only after its
         chunk on the first observation with every input good is within this of the eager fp32 chunk (largest
         difference, normalized action units: [-1, 1] spans each action's training range, so 0.02 is 1% of

@@ -3,6 +3,7 @@
     vqbet-eval --checkpoint models/pusht_state --episodes 100 --start-seed 100000 \\
         --video runs/eval/rollout.mp4 --output runs/eval/results.json
     vqbet-eval --checkpoint models/pusht_state --protocol gym     # gym-pusht's episodes instead
+    vqbet-eval --checkpoint models/pusht_image --compile-mode freeze --autocast bf16   # the node's fast path
 
 Protocols (`--protocol`, docs/pusht-evaluation.md): `official` (default) is the public VQ-BeT evaluation the
 paper's PushT table is made with: its reset distribution, 302 steps, no early end; `gym` is gym-pusht's
@@ -14,6 +15,13 @@ Execution is the official per-step replanning with uniform temporal ensembling o
 (`--execution ensemble`, docs/vqbet.md §5) or LeRobot's open-loop chunks (`--execution chunk`). Episode i uses
 seed start-seed + i for its initial state and for its own code-sampling generator, so its result is the same
 whatever `--batch` is and whichever episodes run beside it.
+
+`--runtime` runs the policy as the policy node does, through `vqbet_ros.runtime.PolicyRuntime` fed the newest
+observation each step: its per-frame feature cache, its chunk execution and, with `--compile-mode` /
+`--autocast` (which imply `--runtime`), its optimized inference path behind the parity gate
+(`runtime/fast_path.py`), whose verdict the summary reports. Episodes then run one at a time (the runtime holds
+one episode), each with its seed's code-sampling generator as above; a code can still flip against the direct
+path, because the runtime normalizes the float64 joint states where the direct path normalizes float32.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import json
 import logging
 import sys
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +40,8 @@ from vqbet_ros import constants
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.model.normalize import Normalizer
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.runtime.config import RuntimeConfig
+from vqbet_ros.runtime.engine import PolicyRuntime
 from vqbet_ros.training.pusht_rollout import ChunkPolicy, rollout, write_video
 
 log = logging.getLogger("vqbet_ros.training.evaluate")
@@ -64,6 +75,41 @@ def checkpoint_policy(policy: VQBeTPolicy, normalizer: Normalizer, device: str =
     return act
 
 
+def runtime_policy(runtime: PolicyRuntime) -> ChunkPolicy:
+    """A chunk policy that steps `runtime` on the newest observation of one episode and returns the runtime's
+    command for now as a one-step chunk: the runtime executes chunks (ensembling or open loop) itself, so the
+    rollout applies one command per call (its `chunk` execution). A new seed starts a new episode: history
+    and plan cleared, codes sampled from a generator seeded with it. Stamps run on one timeline across
+    episodes, one control period per step, so the runtime never sees its clock step back."""
+    spec = runtime.spec
+    episode = {"seed": None, "tick": 0}
+
+    def act(history: dict[str, np.ndarray], seeds: list[int]) -> np.ndarray:
+        if len(seeds) != 1:
+            raise ValueError(f"the runtime runs one episode at a time, got a batch of {len(seeds)}")
+        if seeds[0] != episode["seed"]:
+            runtime.reseed(seeds[0])
+            runtime.reset()
+            episode["seed"] = seeds[0]
+        tick = episode["tick"]
+        episode["tick"] += 1
+        now_s = tick * spec.dt
+        for camera in spec.cameras:
+            runtime.put_image(camera, history[constants.image_key(camera)][0, -1].transpose(1, 2, 0), now_s)
+        if spec.joint_names:
+            runtime.put_joint_state(history[constants.STATE][0, -1], now_s)
+        for name in spec.low_dim:
+            runtime.put_low_dim(name, history[constants.low_dim_key(name)][0, -1], now_s)
+        with torch.inference_mode():
+            result = runtime.step(now_s, tick=tick)
+        if result.status != "running":
+            raise RuntimeError(f"the runtime stopped at step {tick} of seed {seeds[0]}: {result.status} "
+                               f"{result.problems}")
+        return result.command[None, None]  # (1, 1, A) env units
+
+    return act
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqbet-eval", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=50, help="environments run in lock-step")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtime", action="store_true",
+                        help="run the policy through the deployment runtime, as the policy node does")
+    choices = {name: typing.get_args(hint) for name, hint in typing.get_type_hints(RuntimeConfig).items()}
+    parser.add_argument("--compile-mode", choices=choices["compile_mode"], default="none",
+                        help="the runtime's optimized path, e.g. freeze (implies --runtime; see RuntimeConfig)")
+    parser.add_argument("--autocast", choices=choices["autocast"], default="none",
+                        help="bf16 autocast in the runtime (implies --runtime; see RuntimeConfig)")
     parser.add_argument("--video", help="mp4 of the first episode")
     parser.add_argument("--output", help="JSON with per-episode results and the summary")
     return parser
@@ -109,15 +162,28 @@ def main(argv: list[str] | None = None) -> int:
         print("vqbet-eval: error: --max-steps must be >= 1", file=sys.stderr)
         return 2
     seeds = list(range(args.start_seed, args.start_seed + args.episodes))
+    runtime = None
+    policy = checkpoint_policy(loaded.policy, loaded.normalizer, args.device)
+    execution, batch = args.execution, args.batch
+    if args.runtime or args.compile_mode != "none" or args.autocast != "none":
+        config = RuntimeConfig(execution="ensemble" if args.execution == "ensemble" else "open_loop",
+                               device=args.device, compile_mode=args.compile_mode, autocast=args.autocast,
+                               seed=args.start_seed)
+        runtime = PolicyRuntime(loaded, config)
+        runtime.warmup()  # compiles the optimized path, as the node does at configure
+        policy, execution, batch = runtime_policy(runtime), "chunk", 1  # one command per call, see runtime_policy
     t0 = time.perf_counter()
     try:
-        result = rollout(checkpoint_policy(loaded.policy, loaded.normalizer, args.device), loaded.config.spec, seeds,
-                         protocol=args.protocol, execution=args.execution, batch=args.batch,
-                         record_first=bool(args.video), max_steps=args.max_steps)
+        result = rollout(policy, loaded.config.spec, seeds, protocol=args.protocol, execution=execution,
+                         batch=batch, record_first=bool(args.video), max_steps=args.max_steps)
     except ValueError as err:
         print(f"vqbet-eval: error: {err}", file=sys.stderr)
         return 2
     summary = result.summary()
+    if runtime is not None:
+        gate = runtime.inference
+        summary["inference"] = {"path": gate.description, "gate": gate.state, "reason": gate.reason,
+                                "max_difference": gate.max_difference}
     summary.update({"eval_time_s": round(time.perf_counter() - t0, 1), "execution": args.execution,
                     "temperature": heads.temperature, "argmax": heads.argmax, "start_seed": args.start_seed,
                     "checkpoint": str(args.checkpoint)})
@@ -130,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"vqbet-eval: {summary['episodes']} episodes, seeds {seeds[0]}..{seeds[-1]}, {args.protocol} protocol, "
           f"{args.execution} execution")
     print(format_summary(summary))
+    if runtime is not None:
+        inference = summary["inference"]
+        print(f"  runtime inference: {inference['path']}, gate {inference['gate']}"
+              + (f" ({inference['reason']})" if inference["reason"] else ""))
     print(f"  time: {summary['eval_time_s']:.0f} s")
     return 0
 

@@ -11,9 +11,9 @@ Each episode is its own experiment: its initial state comes from its seed, and t
 seed so that it can sample from a generator of that episode's own. An episode's result then does not depend
 on which other episodes share its batch.
 
-Chunks are executed by the runtime's schedulers (`model/scheduler.py`), one per robot: `ensemble` is
-`TemporalEnsembler`, `chunk` is `OpenLoopScheduler`. The loop around them is this module's own (training/ must
-not import the runtime layer).
+Chunks are executed by the schedulers the runtime also uses (`model/scheduler.py`), one per robot: `ensemble`
+is `TemporalEnsembler`, `chunk` is `OpenLoopScheduler`. `vqbet-eval --runtime` runs the deployment runtime itself
+instead (`evaluate.runtime_policy`): it returns the runtime's command as a one-step chunk.
 
 Observations come from the robot for the checkpoint's spec: `observation.state` = agent xy;
 `observation.environment_state` = the 9 Diffusion-Policy block keypoints (18, what the official state PushT
