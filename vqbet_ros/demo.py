@@ -176,6 +176,10 @@ class DemoRobot:
     def wiring(self, spec) -> dict:
         raise NotImplementedError
 
+    def policy_params(self, args) -> dict:
+        """Policy node parameters the robot's sim relies on, beside the wiring (none by default)."""
+        return {}
+
     def setup(self, args) -> dict:
         """The episode settings, as summary keys."""
         raise NotImplementedError
@@ -540,7 +544,8 @@ def run(args: argparse.Namespace) -> DemoSummary:
               f"episodes from seed {args.seed}")
 
     policy_params = {"checkpoint": str(checkpoint), "enable_control": True, "execution": args.execution,
-                     "device": args.device, "seed": args.seed, "use_sim_time": fast, **robot.wiring(spec)}
+                     "device": args.device, "seed": args.seed, "use_sim_time": fast, **robot.wiring(spec),
+                     **(robot.policy_params(args) if fast else {})}
     want_video = not args.no_video and args.video_episodes > 0
     video_path = args.video or robot.default_video
 

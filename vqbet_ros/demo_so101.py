@@ -7,10 +7,12 @@ and the video frame.
 
 The sim (`nodes/so101_sim_node.py`, docs/so101.md) runs fast, in lockstep with the policy: after each control
 period it waits for the next period's command. Which command depends on the execution: temporal ensembling
-sends a chunk every period (`lockstep: each_step`), open-loop execution one chunk per chunk length, so the sim
-runs on while the chunk covers the next period (`lockstep: chunk`). Either way the policy decides at its
-observation's time, results do not depend on this machine's speed, and no period waits for a timeout
-(`lockstep_timeouts` in the summary says so).
+sends a chunk every period (`lockstep: each_step`); open-loop execution sends one chunk per chunk length, so the
+sim runs on while the chunk covers the next period (`lockstep: chunk`), and waits each period for the policy's
+per-tick target (`publish_commands` on `TICK_TOPIC`, the sim's `lockstep_topic`): without that the sim ran ahead
+of the policy's history sampling (measured: block poses 3 periods old at a tick, "stale", the policy holding the
+arm). Either way the policy decides at its observation's time, results do not depend on this machine's speed,
+and no period waits for a timeout (`lockstep_timeouts` and `policy_ticks_missed` in the summary say so).
 
 Wiring (by name, else a clear error): the checkpoint's joints are SO-101 joints (`so101.scene.JOINT_NAMES`;
 its actions must cover all six, the trajectory the sim executes), its cameras `scene` / `wrist`
@@ -20,16 +22,15 @@ its actions must cover all six, the trajectory the sim executes), its cameras `s
 
 Per episode: success (`place`: the block rests on either pad; `lift`: lifted), time to success, the pad used.
 Over the run: the success rate with its standard error, and the seam smoothness (`runtime/smoothness.py`) of
-the arm's five joints (the gripper's closing on the block is the task, not a seam): the commanded trajectory is
-replayed from the chunks the policy sent (`so101.trajectory.TrajectoryExecutor`, the sim's own rules, exact in
-lockstep where each chunk arrives at its stamp) at the 150 Hz joint states, whose velocities are the motion
-achieved.
+the arm's five joints (the gripper's closing on the block is the task, not a seam): the sim reports every
+150 Hz tick in process (`tick_observers`: the commanded positions its trajectory executor gave, the measured
+velocities), the seams are the stamps of the chunks the policy sent (where each takes over in lockstep; in real
+time a chunk takes over when it arrives, a little later).
 """
 from __future__ import annotations
 
 import importlib.util
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,39 +70,43 @@ def wiring(spec) -> dict:
     return params
 
 
-def sim_lockstep(execution: str) -> str:
-    """The sim's lockstep rule for a policy executing chunks this way (module docstring)."""
-    return "each_step" if execution == "ensemble" else "chunk"
+# Open loop: the policy node's per-tick target (`publish_commands`), which the sim waits for each period.
+TICK_TOPIC = "/policy_node/commands"
 
 
-def motion_trace(joint_states: list, chunks: list, start_s: float, end_s: float):
-    """The episode's `MotionTrace` of the five arm joints: joint states (stamp, positions, velocities) within
-    [start_s, end_s], the command at each replayed from `chunks` (stamp, time_from_start, positions) as the
-    sim executes them, a chunk taking over at its stamp. None with fewer than 3 joint states."""
+def sim_lockstep(execution: str) -> dict:
+    """The sim's lockstep parameters for a policy executing chunks this way (module docstring)."""
+    if execution == "ensemble":
+        return {"lockstep": "each_step", "lockstep_topic": ""}
+    return {"lockstep": "chunk", "lockstep_topic": TICK_TOPIC}
+
+
+def policy_lockstep(execution: str) -> dict:
+    """The policy node's parameters that `sim_lockstep` relies on: open loop, a message per control tick."""
+    return {} if execution == "ensemble" else {"publish_commands": True, "commands_topic": TICK_TOPIC}
+
+
+def motion_traces(ticks: list, seams_s: list, start_s: float, end_s: float) -> list:
+    """The episode's `MotionTrace`s of the five arm joints from the sim's ticks (stamp, commanded positions,
+    measured velocities) within [start_s, end_s] and the stamps of the chunks the policy sent (each takes over
+    at its stamp in lockstep). One trace per run of consecutive ticks; none with fewer than 3 ticks."""
     from vqbet_ros.runtime.smoothness import MotionTrace
     from vqbet_ros.so101.scene import ARM_JOINTS, JOINT_NAMES
-    from vqbet_ros.so101.trajectory import TIME_EPS_S, TrajectoryExecutor
+    from vqbet_ros.so101.trajectory import TIME_EPS_S
 
-    states = {round(t * 1e9): (t, q, v) for t, q, v in joint_states if start_s - TIME_EPS_S <= t <= end_s + TIME_EPS_S}
-    states = [states[k] for k in sorted(states)]
-    if len(states) < 3:
-        return None
-    executor = TrajectoryExecutor(states[0][1])
-    chunks = sorted((c for c in chunks if c[0] is not None and c[0] >= start_s - TIME_EPS_S), key=lambda c: c[0])
-    commanded, seams, k = [], [], 0
-    for t, _, _ in states:
-        while k < len(chunks) and chunks[k][0] < t - TIME_EPS_S:  # the chunk runs from its stamp on
-            stamp, offsets, points = chunks[k]
-            try:
-                executor.set_trajectory(stamp, offsets, points, now_s=stamp)
-                seams.append(stamp)
-            except ValueError:  # the sim refused it as well
-                pass
-            k += 1
-        commanded.append(executor.sample(t))
+    ticks = sorted((t for t in ticks if start_s - TIME_EPS_S <= t[0] <= end_s + TIME_EPS_S), key=lambda t: t[0])
+    if len(ticks) < 3:
+        return []
     arm = [JOINT_NAMES.index(n) for n in ARM_JOINTS]
-    return MotionTrace(np.array([t for t, _, _ in states]), np.array(commanded)[:, arm],
-                       np.array([v for _, _, v in states])[:, arm], np.array(seams))
+    times = np.array([t for t, _, _ in ticks])
+    commanded = np.array([c for _, c, _ in ticks])[:, arm]
+    velocities = np.array([v for _, _, v in ticks])[:, arm]
+    seams = np.array(sorted(seams_s))
+    tick = np.median(np.diff(times))
+    cuts = [0, *(np.flatnonzero(np.diff(times) > 1.5 * tick) + 1), len(times)]
+    return [MotionTrace(times[a:b], commanded[a:b], velocities[a:b],
+                        seams[(seams >= times[a] - tick / 2) & (seams <= times[b - 1] + tick / 2)])
+            for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= 3]
 
 
 @dataclass
@@ -136,13 +141,12 @@ class SO101Demo(DemoRobot):
         from vqbet_ros.so101.scene import JOINT_NAMES
 
         self.control_hz, self.joint_names = float(PARAMETERS["control_hz"][0]), tuple(JOINT_NAMES)
-        self._lock = threading.Condition()
-        self._joints: list = []  # (stamp s, positions, velocities) of the current episode
-        self._chunks: list = []  # (stamp s, time_from_start, positions) of the current episode
+        self._lock = threading.Lock()
+        self._ticks: list = []  # (stamp s, commanded, velocities) of the current episode, from the sim
+        self._positions: np.ndarray | None = None  # the newest measured joint positions
+        self._seams: list[float] = []  # stamps of the chunks the policy sent in the current episode
         self._images: dict[str, tuple[float, np.ndarray]] = {}  # camera -> newest (stamp s, rgb)
-        self.traces: list = []  # one MotionTrace per finished episode (fast mode)
-        self._fast = True
-        self._execution = "ensemble"
+        self.traces: list = []  # MotionTraces of the finished episodes
 
     @property
     def status_fields(self) -> tuple[str, ...]:
@@ -151,6 +155,11 @@ class SO101Demo(DemoRobot):
 
     def wiring(self, spec) -> dict:
         return wiring(spec)
+
+    def policy_params(self, args) -> dict:
+        # No hold on ~/reset: the sim's own reset holds the arm, and a hold that reached the sim after that reset
+        # would count as the new episode's first command (the sim would run a period without the policy's).
+        return {"hold_on_fault": False, **policy_lockstep(args.execution)}
 
     def setup(self, args) -> dict:
         return {"task": args.task, "episode_s": args.episode_s}
@@ -164,7 +173,6 @@ class SO101Demo(DemoRobot):
         from vqbet_ros.nodes.so101_sim_node import SO101SimNode
         from vqbet_ros.so101.scene import CAMERA_NAMES
 
-        self._fast, self._execution = not args.realtime, args.execution
         # Mesa's software renderer (EGL) and triton each load an LLVM: triton imported after the sim's first
         # frame crashes the process (a segfault in its import), imported before it is fine. The policy node
         # imports it at configure (torchvision -> torch._dynamo -> triton), so import it now.
@@ -175,44 +183,39 @@ class SO101Demo(DemoRobot):
         params = [Parameter("mode", value="realtime" if args.realtime else "fast"),
                   Parameter("autostart", value=False), Parameter("seed", value=args.seed),
                   Parameter("task", value=args.task), Parameter("episode_s", value=float(args.episode_s)),
-                  Parameter("end_on_success", value=True), Parameter("lockstep", value=sim_lockstep(args.execution)),
+                  Parameter("end_on_success", value=True),
+                  *[Parameter(k, value=v) for k, v in sim_lockstep(args.execution).items()],
                   Parameter("cameras", Parameter.Type.STRING_ARRAY, cameras)]
         return SO101SimNode(context=context, parameter_overrides=params)
 
     def attach(self, node, sim, video: VideoFrames | None) -> None:
+        """The sim's ticks in process (its commanded and measured motion, every one, without 150 Hz of
+        messages through this process's executor); the chunks and camera images through ROS."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image, JointState
+        from sensor_msgs.msg import Image
         from trajectory_msgs.msg import JointTrajectory
 
-        reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)  # 150 Hz: keep every one
-        node.create_subscription(JointState, "/joint_states", self._on_joints, reliable)
+        sim.tick_observers.append(self._on_tick)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_chunk, reliable)
         if video is not None:
             for camera in ("scene", "wrist"):
                 node.create_subscription(Image, f"/{camera}_camera/image_raw",
                                          lambda msg, c=camera: self._on_image(c, msg, video), reliable)
 
-    # --- what the demo's node hears (executor threads) ---
-    def _on_joints(self, msg) -> None:
-        from vqbet_ros.nodes.msg_convert import stamp_to_s
-
-        index = [list(msg.name).index(n) for n in self.joint_names]
-        positions, velocities = np.asarray(msg.position)[index], np.asarray(msg.velocity)[index]
+    # --- what the demo hears (the sim's step thread, executor threads) ---
+    def _on_tick(self, stamp_s: float, commanded: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         with self._lock:
-            self._joints.append((stamp_to_s(msg.header.stamp), positions, velocities))
-            self._lock.notify_all()
+            self._ticks.append((stamp_s, commanded, velocities))
+            self._positions = positions
 
     def _on_chunk(self, msg) -> None:
-        from vqbet_ros.nodes.msg_convert import joint_trajectory_to_points
+        from vqbet_ros.nodes.msg_convert import stamp_to_s
 
-        if not msg.points:  # a hold (reset, fault): not a chunk
-            return
-        try:
-            chunk = joint_trajectory_to_points(msg, self.joint_names)
-        except ValueError:  # the sim refuses it too, and says so
-            return
-        with self._lock:
-            self._chunks.append(chunk)
+        stamp_s = stamp_to_s(msg.header.stamp)
+        if msg.points and stamp_s is not None:  # not a hold (reset, fault)
+            with self._lock:
+                self._seams.append(stamp_s)
 
     def _on_image(self, camera: str, msg, video: VideoFrames) -> None:
         from vqbet_ros.nodes.msg_convert import image_to_rgb
@@ -224,8 +227,8 @@ class SO101Demo(DemoRobot):
                 self._images.get("wrist", (None, None))
             if scene_s is None or scene_s != wrist_s:
                 return
-            measured = self._joints[-1][1] if self._joints else None
-            t_s = stamp_s - self._joints[0][0] if self._joints else 0.0
+            measured = self._positions
+            t_s = stamp_s - self._ticks[0][0] if self._ticks else 0.0
         video(scene, wrist, measured, t_s)
 
     # --- episodes ---
@@ -239,19 +242,14 @@ class SO101Demo(DemoRobot):
 
     def start_episode(self, episode: int) -> None:
         with self._lock:
-            self._joints, self._chunks, self._images = [], [], {}
+            self._ticks, self._seams, self._images = [], [], {}
 
     def episode_result(self, episode: int, seed: int, entry: dict, wall_s: float, timed_out: bool) -> SO101Episode:
-        if self._fast and not timed_out and "stamp_ns" in entry:
+        if "stamp_ns" in entry:  # the sim reported ticks before this status, so it has them all
             end_s = entry["stamp_ns"] * 1e-9
-            with self._lock:  # the period's joint states may still be on their way when its status arrived
-                deadline = time.monotonic() + 2.0
-                while not (self._joints and self._joints[-1][0] >= end_s - 1e-6) and time.monotonic() < deadline:
-                    self._lock.wait(0.05)
-                joints, chunks = list(self._joints), list(self._chunks)
-            trace = motion_trace(joints, chunks, end_s - entry["time_s"], end_s)
-            if trace is not None:
-                self.traces.append(trace)
+            with self._lock:
+                ticks, seams = list(self._ticks), list(self._seams)
+            self.traces += motion_traces(ticks, seams, end_s - entry["time_s"], end_s)
         return SO101Episode(episode, seed, bool(entry.get("success", False)), entry.get("time_to_success_s"),
                             entry.get("placed_pad"), bool(entry.get("lifted", False)), entry.get("time_s", 0.0),
                             wall_s, timed_out)
@@ -273,9 +271,8 @@ class SO101Demo(DemoRobot):
     def run_figures(self, args) -> dict:
         from vqbet_ros.runtime.smoothness import seam_smoothness
 
-        smoothness = seam_smoothness(self.traces, 1.0 / self.control_hz) if self._fast else None
-        return {"sim_lockstep": sim_lockstep(args.execution) if self._fast else "off (real time)",
-                "smoothness": smoothness}
+        return {"sim_lockstep": "off (real time)" if args.realtime else sim_lockstep(args.execution)["lockstep"],
+                "smoothness": seam_smoothness(self.traces, 1.0 / self.control_hz)}
 
     def summary_lines(self, summary: DemoSummary) -> list[str]:
         f = summary.figures
