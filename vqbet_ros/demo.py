@@ -192,8 +192,9 @@ class DemoRobot:
         the video will need what the cameras see."""
         raise NotImplementedError
 
-    def attach(self, node, sim, video: VideoFrames | None) -> None:
-        """Feed `video` (and anything the robot measures) from `sim` or from subscriptions on the demo's `node`."""
+    def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
+        """Feed `video` (and anything the robot measures) from `sim` or from subscriptions on the demo's `node`;
+        `policy` is the policy node (in this process)."""
 
     def fold_status(self, entry: dict, status: dict) -> None:
         """Update an episode's `entry` with one status message (field name -> value)."""
@@ -289,7 +290,7 @@ class PushTDemo(DemoRobot):
                   "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
         return PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
 
-    def attach(self, node, sim, video: VideoFrames | None) -> None:
+    def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
         if video is not None:
             sim.step_observers.append(video)
 
@@ -565,7 +566,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
         nodes.append(driver.node)
         if want_video:
             video = VideoFrames(args.video_episodes, robot.frame, planned=lambda: driver.planned)
-        robot.attach(driver.node, sim, video)
+        robot.attach(driver.node, sim, policy, video)
         for node in nodes:
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="vqbet-demo-executor", daemon=True)

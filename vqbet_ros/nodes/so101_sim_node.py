@@ -140,6 +140,9 @@ class SO101SimNode(Node):
         # In-process observers of every physics tick (a demo or a benchmark in this process, as pusht_sim_node's
         # step_observers): observer(stamp_s, commanded, positions, velocities), called under the sim's lock.
         self.tick_observers: list[Callable[[float, np.ndarray, np.ndarray, np.ndarray], None]] = []
+        # Fast mode, in process: gate(stamp_s) returns once a subscriber has the period's observations, before
+        # /clock advances to them (obs_settle_s is a guess; a loaded machine can take longer).
+        self.release_gates: list[Callable[[float], None]] = []
         self._idle_ticks = 0  # ticks published while the arm stands still (real time)
         self._announce = False  # fast mode: publish the new episode's initial state before its first period
 
@@ -310,6 +313,8 @@ class SO101SimNode(Node):
             self._publish(snapshot)
         self._wait_frames_published()
         time.sleep(self._p["obs_settle_s"])
+        for gate in self.release_gates:
+            gate(snapshots[-1]["stamp_s"])
         with self._lock:
             self._clock_s = max(self._clock_s, snapshots[-1]["stamp_s"] + CLOCK_LEAD_S)
             clock = _time_msg(self._clock_s)

@@ -75,8 +75,8 @@ def _time_since_latest(points: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def seam_smoothness(traces: list[MotionTrace], period_s: float, window_s: float | None = None) -> dict:
     """Pooled smoothness figures over `traces` for a controller whose commands change at the control grid of
-    `period_s` (the grid's phase is a trace's first seam, else its first time). `window_s` (default half a period): how long after
-    a seam its effect on the measured jerk is counted as "after seams".
+    `period_s` (the grid's phase is a trace's first seam, else its first time). `window_s` (default half a
+    period): how long after a seam its effect on the measured jerk is counted as "after seams".
 
     Returns a dict: `command_velocity_jump_at_seams` and `command_velocity_jump_within_chunks` (rad/s; mean, p95,
     max, n over boundaries), `velocity_rms` (rad/s), `jerk_rms`, `jerk_p99`, `jerk_rms_after_seams`,
@@ -95,7 +95,8 @@ def seam_smoothness(traces: list[MotionTrace], period_s: float, window_s: float 
         # Command: velocity of each interval [t_i, t_i+1], its change at each interior sample.
         command_velocity = np.diff(trace.commanded, axis=0) / dt  # (N-1, J)
         jumps = np.linalg.norm(np.diff(command_velocity, axis=0), axis=1)  # at t_1 .. t_N-2
-        phase = (t[1:-1] - (trace.seams_s.min() if trace.seams_s.size else t[0])) / period_s  # seams are on it
+        grid_s = trace.seams_s.min() if trace.seams_s.size else t[0]  # seams lie on the control grid
+        phase = (t[1:-1] - grid_s) / period_s
         on_grid = np.abs(phase - np.round(phase)) * period_s < half
         near_seam = _distance_to_nearest(trace.seams_s, t[1:-1]) < half
         at_seams += jumps[on_grid & near_seam].tolist()
