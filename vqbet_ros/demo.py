@@ -1,9 +1,11 @@
-"""`vqbet-demo`: a trained VQ-BeT policy drives PushT through ROS 2, in one process, no launch files needed.
+"""`vqbet-demo`: a trained VQ-BeT policy drives a simulated robot through ROS 2, in one process, no launch files
+needed. `--robot pusht` (default) or `--robot so101` (the SO-101 arm, `demo_so101.py`, docs/so101.md).
 
     vqbet-demo                                    # the checkpoint in models/, 5 episodes, video in outputs/
     vqbet-demo --episodes 50 --seed 100000 --no-video      # the figures vqbet-eval reports, through ROS
     vqbet-demo --protocol gym                     # gym-pusht's episodes (end at success) instead of the paper's
     vqbet-demo --checkpoint path/to/ckpt --realtime        # 10 Hz on the wall clock instead of lockstep
+    vqbet-demo --robot so101                      # models/so101_pick places the block on a pad
 
 One rclpy context holds the PushT sim node (`nodes/pusht_sim_node.py`) and the policy node
 (`nodes/policy_node.py`) on a multi-threaded executor; they talk only through topics and services, exactly as
@@ -24,6 +26,10 @@ no early end) or `gym` (gym-pusht's: ends at success or after 300 steps).
 Prints per episode and overall: final and max coverage, success (coverage > 0.95 at the end and at any step),
 decision latency (policy worker: newest frames to chunk published) and the observation-to-command round trip
 through ROS; writes an mp4 of the first episode(s).
+
+The episode loop, the summary, latency and video are shared by both robots; what differs (the sim node and
+its parameters, the wiring, what an episode's status means, the video frame) is a `DemoRobot`: `PushTDemo`
+here, `demo_so101.SO101Demo` for the arm.
 """
 from __future__ import annotations
 
@@ -43,24 +49,37 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOW_DIM_TOPICS_BY_SIZE = {18: "keypoints", 16: "keypoints_gym", 3: "block_pose"}
+# The checkpoint `find_checkpoint` picks per robot: a name containing the first word, among those one with the
+# second. PushT falls back to any checkpoint (a PushT-only models/); another robot needs its own name.
+CHECKPOINT_NAMES = {"pusht": ("pusht", "state"), "so101": ("so101", "pick")}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqbet-demo", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--robot", choices=sorted(CHECKPOINT_NAMES), default="pusht",
+                   help="the simulated robot: pusht (default) or so101 (the SO-101 arm in MuJoCo; needs the "
+                        "package's so101 extra)")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="checkpoint directory (default: the PushT checkpoint in ./models or the repo's models/)")
+                   help="checkpoint directory (default: the robot's checkpoint in ./models or the repo's models/: "
+                        "pusht_state, so101_pick)")
     p.add_argument("--episodes", type=int, default=5, help="episodes to run (default 5)")
     p.add_argument("--seed", type=int, default=100000,
                    help="episode n starts from seed + n (default 100000, vqbet-eval's default)")
     p.add_argument("--protocol", choices=["official", "gym"], default="official",
-                   help="episode protocol, as vqbet-eval's (default official: 302 steps, no early end)")
-    p.add_argument("--max-steps", type=int, default=0, help="episode length in steps (default: the protocol's)")
+                   help="PushT: episode protocol, as vqbet-eval's (default official: 302 steps, no early end)")
+    p.add_argument("--max-steps", type=int, default=0, help="PushT: episode length in steps (default: the protocol's)")
+    p.add_argument("--task", choices=["place", "lift"], default="place",
+                   help="SO-101: place (the block resting on either pad, default) or lift")
+    p.add_argument("--episode-s", type=float, default=20.0,
+                   help="SO-101: episode length in seconds of sim time (default 20); an episode ends at success")
     p.add_argument("--execution", choices=["ensemble", "open_loop"], default="ensemble",
                    help="policy chunk execution (default ensemble, the official rule vqbet-eval uses)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--realtime", action="store_true", help="pace the sim at 10 Hz on the wall clock")
-    p.add_argument("--video", type=Path, default=Path("outputs/vqbet_demo.mp4"), help="rollout video path")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace the sim on the wall clock (PushT 10 Hz, SO-101 30 Hz) instead of lockstep")
+    p.add_argument("--video", type=Path, default=None,
+                   help="rollout video path (default outputs/vqbet_demo.mp4, outputs/vqbet_demo_so101.mp4)")
     p.add_argument("--video-episodes", type=int, default=1, help="episodes recorded in the video (default 1)")
     p.add_argument("--no-video", action="store_true", help="write no video")
     p.add_argument("--episode-timeout-s", type=float, default=600.0, help="wall-clock limit per episode")
@@ -70,9 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- checkpoint and wiring ---------------------------------------------------------------------------------
-def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models_dirs: list[Path] = ()) -> Path:
-    """The checkpoint to run: `explicit`, else the one in `models_dirs`, ./models or <repo>/models (PushT
-    preferred). Errors name `option`, how the caller's user passes a checkpoint (`checkpoint:=` in a launch)."""
+def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models_dirs: list[Path] = (),
+                    robot: str = "pusht") -> Path:
+    """The checkpoint to run: `explicit`, else the robot's one in `models_dirs`, ./models or <repo>/models
+    (`CHECKPOINT_NAMES`). Errors name `option`, how the caller's user passes a checkpoint (`checkpoint:=` in a
+    launch)."""
     if explicit is not None:
         if not (explicit / "config.yaml").is_file():
             raise FileNotFoundError(f"`{option}{explicit}` is not a checkpoint directory (no config.yaml)")
@@ -83,13 +104,19 @@ def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models
         if models.is_dir():
             found += sorted(p.parent for p in models.glob("*/config.yaml"))
             found += sorted(p.parent for p in models.glob("*/*/config.yaml"))
+    where = ", ".join(str(d) for d in searched)
     if not found:
         raise FileNotFoundError(
-            f"no checkpoint found in {', '.join(str(d) for d in searched)}; pass `{option}DIR` (a directory with "
+            f"no checkpoint found in {where}; pass `{option}DIR` (a directory with "
             "config.yaml, model.safetensors, stats.safetensors, e.g. the output of vqbet-train)")
-    pusht = [p for p in found if "pusht" in p.name.lower()]
-    state = [p for p in pusht if "state" in p.name.lower()]
-    return (state or pusht or found)[0]
+    name, preferred = CHECKPOINT_NAMES[robot]
+    mine = [p for p in found if name in p.name.lower()]
+    if not mine and robot != "pusht":
+        raise FileNotFoundError(
+            f"no {robot} checkpoint (a directory whose name contains `{name}`) in {where}; found only "
+            f"{[p.name for p in found]}; pass `{option}DIR`")
+    best = [p for p in mine if preferred in p.name.lower()]
+    return (best or mine or found)[0]
 
 
 def wiring(spec) -> dict:
@@ -123,9 +150,86 @@ def describe_spec(spec) -> str:
     return ", ".join(parts)
 
 
-# ---- results -----------------------------------------------------------------------------------------------
+# ---- one robot's part --------------------------------------------------------------------------------------
+class DemoRobot:
+    """What `run` needs to know about one robot. The episode loop, summary, latency and video are shared; a
+    robot gives its sim node and parameters, its wiring, what its status messages mean for an episode, and
+    how a video frame looks. Status messages are `Float64MultiArray`s whose fields (`status_fields`) include
+    `episode`, `done`, `stamp_sec` and `stamp_nanosec`."""
+
+    name = ""
+    title = ""  # in the summary line
+    sim_name = ""  # the sim node's name (its ~/reset service)
+    status_topic = ""
+    trajectory_topic = ""  # where the policy sends its chunks
+    joint_names: tuple[str, ...] = ()  # the robot's joints, the order of the planned chunk drawn in the video
+    control_hz = 0.0
+    default_video = Path()
+
+    @property
+    def status_fields(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def find_checkpoint(self, explicit: Path | None) -> Path:
+        return find_checkpoint(explicit, robot=self.name)
+
+    def wiring(self, spec) -> dict:
+        raise NotImplementedError
+
+    def policy_params(self, args) -> dict:
+        """Policy node parameters the robot's sim relies on, beside the wiring (none by default)."""
+        return {}
+
+    def setup(self, args) -> dict:
+        """The episode settings, as summary keys."""
+        raise NotImplementedError
+
+    def describe_setup(self, args) -> str:
+        raise NotImplementedError
+
+    def make_sim(self, context, args, spec, video: bool):
+        """The sim node in `context`, fast (lockstep) unless `args.realtime`, no episode started yet; `video`:
+        the video will need what the cameras see."""
+        raise NotImplementedError
+
+    def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
+        """Feed `video` (and anything the robot measures) from `sim` or from subscriptions on the demo's `node`;
+        `policy` is the policy node (in this process)."""
+
+    def fold_status(self, entry: dict, status: dict) -> None:
+        """Update an episode's `entry` with one status message (field name -> value)."""
+        raise NotImplementedError
+
+    def start_episode(self, episode: int) -> None:
+        """Called before the episode's reset."""
+
+    def episode_result(self, episode: int, seed: int, entry: dict, wall_s: float, timed_out: bool):
+        """The episode's result: an object with `episode`, `seed`, `wall_s`, `timed_out`, `describe()` (its
+        line) and `to_dict()`."""
+        raise NotImplementedError
+
+    def figures(self, episodes: list) -> dict:
+        raise NotImplementedError
+
+    def run_figures(self, args) -> dict:
+        """Figures of the whole run beside the episodes' (summary keys)."""
+        return {}
+
+    def round_trip_s(self, sim) -> list[float]:
+        """Observation published -> its command received, by the sim (fast mode); empty when not measured."""
+        return []
+
+    def summary_lines(self, summary: DemoSummary) -> list[str]:
+        raise NotImplementedError
+
+    def frame(self, episode: int, planned: np.ndarray | None, *source) -> np.ndarray | None:
+        """One video frame from what `attach` hands the video."""
+        raise NotImplementedError
+
+
+# ---- PushT -------------------------------------------------------------------------------------------------
 @dataclass
-class EpisodeResult:
+class PushTEpisode:
     episode: int
     seed: int
     final_coverage: float = 0.0
@@ -144,40 +248,142 @@ class EpisodeResult:
         from vqbet_ros.sim.pusht import is_success
         return bool(is_success(self.final_coverage))
 
+    def describe(self) -> str:
+        return (f"coverage {self.final_coverage:.3f} (max {self.max_coverage:.3f}) "
+                f"{'success' if self.success_end else 'fail   '} {self.steps:3d} steps")
 
+    def to_dict(self) -> dict:
+        return {**asdict(self), "success_ever": self.success_ever, "success_end": self.success_end}
+
+
+class PushTDemo(DemoRobot):
+    name, title, sim_name = "pusht", "PushT", "pusht_sim"
+    status_topic, trajectory_topic = "/pusht/status", "/pusht/joint_trajectory"
+    default_video = Path("outputs/vqbet_demo.mp4")
+
+    def __init__(self):
+        from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
+
+        self.control_hz, self.joint_names = CONTROL_HZ, tuple(JOINT_NAMES)
+
+    @property
+    def status_fields(self) -> tuple[str, ...]:
+        from vqbet_ros.nodes.pusht_sim_node import STATUS_FIELDS
+        return STATUS_FIELDS
+
+    def wiring(self, spec) -> dict:
+        return wiring(spec)
+
+    def setup(self, args) -> dict:
+        return {"protocol": args.protocol}
+
+    def describe_setup(self, args) -> str:
+        return f"{args.protocol} protocol"
+
+    def make_sim(self, context, args, spec, video: bool):
+        from rclpy.parameter import Parameter
+
+        from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
+
+        params = {"mode": "realtime" if args.realtime else "fast", "autostart": False, "seed": args.seed,
+                  "protocol": args.protocol, "max_episode_steps": args.max_steps,
+                  "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
+        return PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+    def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
+        if video is not None:
+            sim.step_observers.append(video)
+
+    def fold_status(self, entry: dict, status: dict) -> None:
+        entry["final_coverage"] = float(status["coverage"])
+        entry["max_coverage"] = max(entry.get("max_coverage", 0.0), entry["final_coverage"])
+        entry["steps"] = int(status["step"])
+
+    def episode_result(self, episode: int, seed: int, entry: dict, wall_s: float, timed_out: bool) -> PushTEpisode:
+        return PushTEpisode(episode, seed, entry.get("final_coverage", 0.0), entry.get("max_coverage", 0.0),
+                            entry.get("steps", 0), wall_s, timed_out)
+
+    def figures(self, episodes: list[PushTEpisode]) -> dict:
+        final = np.array([e.final_coverage for e in episodes])
+        best = np.array([e.max_coverage for e in episodes])
+        return {
+            "episodes": len(episodes),
+            "final_coverage_mean": float(final.mean()) if len(final) else 0.0,
+            "max_coverage_mean": float(best.mean()) if len(best) else 0.0,
+            "success_ever_rate": float(np.mean([e.success_ever for e in episodes])) if episodes else 0.0,
+            "success_end_rate": float(np.mean([e.success_end for e in episodes])) if episodes else 0.0,
+            "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else 0.0,
+        }
+
+    def round_trip_s(self, sim) -> list[float]:
+        return list(sim.command_delays_s)
+
+    def summary_lines(self, summary: DemoSummary) -> list[str]:
+        f = summary.figures
+        n = f["episodes"]
+        return [f"PushT through ROS 2 ({summary.setup['protocol']} protocol), {n} episodes: coverage final "
+                f"{f['final_coverage_mean']:.3f}, max {f['max_coverage_mean']:.3f}; success at the end "
+                f"{round(f['success_end_rate'] * n)}/{n}, at any step {round(f['success_ever_rate'] * n)}/{n}; "
+                f"mean {f['mean_steps']:.0f} steps"]
+
+    def frame(self, episode: int, planned: np.ndarray | None, robot) -> np.ndarray:
+        """On the left what the camera sees (the 96x96 image the policy gets, enlarged), on the right the sim,
+        the newest planned chunk drawn as dots (light = later steps) on both views."""
+        import cv2
+
+        from vqbet_ros.sim.pusht import WORKSPACE_PX
+
+        scene = np.ascontiguousarray(robot.render_frame())
+        size = scene.shape[0]
+        camera = robot.observe().image
+        camera = cv2.resize(camera, (size, size), interpolation=cv2.INTER_NEAREST) if camera is not None \
+            else np.zeros_like(scene)
+        if planned is not None:
+            for view in (camera, scene):
+                for k, (x, y) in enumerate(planned):
+                    shade = int(255 * k / max(len(planned) - 1, 1))
+                    centre = (int(round(x * size / WORKSPACE_PX)), int(round(y * size / WORKSPACE_PX)))
+                    cv2.circle(view, centre, 4, (255, shade, 0), -1, cv2.LINE_AA)
+        text = f"ep {episode}  step {robot.step_index}  coverage {robot.coverage:.2f}"
+        cv2.putText(scene, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(camera, "policy camera + planned chunk", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        return np.concatenate([camera, scene], axis=1)
+
+
+def make_robot(name: str) -> DemoRobot:
+    if name == "so101":
+        from vqbet_ros.demo_so101 import SO101Demo
+        return SO101Demo()
+    if name == "pusht":
+        return PushTDemo()
+    raise ValueError(f"`--robot {name}`: expected one of {sorted(CHECKPOINT_NAMES)}")
+
+
+# ---- results -----------------------------------------------------------------------------------------------
 @dataclass
 class DemoSummary:
+    robot: str
     checkpoint: str
     mode: str
     execution: str
-    protocol: str
-    episodes: list[EpisodeResult] = field(default_factory=list)
+    setup: dict  # the robot's episode settings (PushT: protocol; SO-101: task, episode length)
+    episodes: list = field(default_factory=list)  # the robot's episode results
+    figures: dict = field(default_factory=dict)  # over the episodes (`DemoRobot.figures`)
     decision_latency_ms: dict = field(default_factory=dict)
     round_trip_ms: dict = field(default_factory=dict)
     lockstep_timeouts: int = 0  # fast mode: steps taken without a fresh command (should be 0)
+    policy_ticks_missed: int = 0  # control ticks the policy skipped (should be 0: each is a gap in its history)
     policy_inputs: list[str] = field(default_factory=list)  # the topics the policy node subscribes to
     video: str | None = None
-
-    def figures(self) -> dict:
-        final = np.array([e.final_coverage for e in self.episodes])
-        best = np.array([e.max_coverage for e in self.episodes])
-        return {
-            "episodes": len(self.episodes),
-            "final_coverage_mean": float(final.mean()) if len(final) else 0.0,
-            "max_coverage_mean": float(best.mean()) if len(best) else 0.0,
-            "success_ever_rate": float(np.mean([e.success_ever for e in self.episodes])) if self.episodes else 0.0,
-            "success_end_rate": float(np.mean([e.success_end for e in self.episodes])) if self.episodes else 0.0,
-            "mean_steps": float(np.mean([e.steps for e in self.episodes])) if self.episodes else 0.0,
-        }
+    run_figures: dict = field(default_factory=dict)  # the robot's figures of the whole run (SO-101: smoothness)
 
     def to_dict(self) -> dict:
-        episodes = [{**asdict(e), "success_ever": e.success_ever, "success_end": e.success_end}
-                    for e in self.episodes]
-        return {"checkpoint": self.checkpoint, "mode": self.mode, "execution": self.execution,
-                "protocol": self.protocol,
-                **self.figures(), "decision_latency_ms": self.decision_latency_ms,
+        return {"robot": self.robot, "checkpoint": self.checkpoint, "mode": self.mode, "execution": self.execution,
+                **self.setup, **self.figures, "decision_latency_ms": self.decision_latency_ms,
                 "round_trip_ms": self.round_trip_ms, "lockstep_timeouts": self.lockstep_timeouts,
-                "policy_inputs": self.policy_inputs, "video": self.video, "per_episode": episodes}
+                "policy_ticks_missed": self.policy_ticks_missed, "policy_inputs": self.policy_inputs,
+                "video": self.video, **self.run_figures, "per_episode": [e.to_dict() for e in self.episodes]}
 
 
 def latency_figures(values_s) -> dict:
@@ -190,45 +396,28 @@ def latency_figures(values_s) -> dict:
 
 # ---- video -------------------------------------------------------------------------------------------------
 class VideoFrames:
-    """Collects video frames (a sim-node step observer) for the first `episodes` episodes: on the left what the
-    camera sees (the 96x96 image the policy gets, enlarged), on the right the sim with the newest chunk the policy
-    planned drawn as dots (light = later steps) on both views. `planned()` gives that chunk as (W, 2) PushT pixels,
-    or None before the first one."""
+    """Collects video frames for the first `episodes` episodes: called with what the robot's `attach` hands it
+    (the PushT sim's robot at each step, the SO-101's camera images), it keeps `compose(episode, planned,
+    *source)`; `planned()` gives the newest chunk the policy planned (K, joints), or None before the first."""
 
-    def __init__(self, episodes: int, planned: Callable[[], np.ndarray | None] = lambda: None):
+    def __init__(self, episodes: int, compose: Callable[..., np.ndarray | None],
+                 planned: Callable[[], np.ndarray | None] = lambda: None):
         self.episodes = episodes
+        self.compose = compose
         self.planned = planned
         self.frames: list[np.ndarray] = []
         self.episode = -1
         self._lock = threading.Lock()
 
-    def __call__(self, robot) -> None:
+    def __call__(self, *source) -> None:
         with self._lock:
             if not 0 <= self.episode < self.episodes:
                 return
             episode = self.episode
-        import cv2
-
-        from vqbet_ros.sim.pusht import WORKSPACE_PX
-
-        scene = np.ascontiguousarray(robot.render_frame())
-        size = scene.shape[0]
-        camera = robot.observe().image
-        camera = cv2.resize(camera, (size, size), interpolation=cv2.INTER_NEAREST) if camera is not None \
-            else np.zeros_like(scene)
-        chunk = self.planned()
-        if chunk is not None:
-            for view in (camera, scene):
-                for k, (x, y) in enumerate(chunk):
-                    shade = int(255 * k / max(len(chunk) - 1, 1))
-                    centre = (int(round(x * size / WORKSPACE_PX)), int(round(y * size / WORKSPACE_PX)))
-                    cv2.circle(view, centre, 4, (255, shade, 0), -1, cv2.LINE_AA)
-        text = f"ep {episode}  step {robot.step_index}  coverage {robot.coverage:.2f}"
-        cv2.putText(scene, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(camera, "policy camera + planned chunk", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-        with self._lock:
-            self.frames.append(np.concatenate([camera, scene], axis=1))
+        frame = self.compose(episode, self.planned(), *source)
+        if frame is not None:
+            with self._lock:
+                self.frames.append(frame)
 
     def start_episode(self, episode: int) -> None:
         with self._lock:
@@ -255,65 +444,51 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
 class _Driver:
     """The demo's own ROS side: the sim status subscription and the service clients it calls."""
 
-    def __init__(self, context):
+    def __init__(self, context, robot: DemoRobot):
         from lifecycle_msgs.srv import ChangeState
         from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Float64MultiArray
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
-        from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
-
+        self.robot = robot
         self.node = Node("vqbet_demo", context=context)
-        self._fields = {name: i for i, name in enumerate(STATUS_FIELDS)}
         self._cond = threading.Condition()
-        self.status: dict[int, list] = {}  # episode -> [final coverage, max coverage, step, done, stamp ns]
-        self.node.create_subscription(Float64MultiArray, "/pusht/status", self._on_status, COMMAND_QOS)
-        # The policy's commands, to know it has answered an episode's last observation before it is reset.
-        self.answered_ns = 0  # newest command stamp seen
-        self.node.create_subscription(JointTrajectory, "/pusht/joint_trajectory", self._on_command, COMMAND_QOS)
+        self.status: dict[int, dict] = {}  # episode -> robot's fields, `done`, `stamp_ns` of the newest status
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # the sims' status and command QoS
+        self.node.create_subscription(Float64MultiArray, robot.status_topic, self._on_status, qos)
         # The planned chunks (the policy's preview), drawn in the video.
         self.planned: np.ndarray | None = None
-        self.node.create_subscription(JointTrajectory, "/policy_node/preview", self._on_preview, COMMAND_QOS)
-        self.sim_reset = self.node.create_client(Trigger, "/pusht_sim/reset")
+        self.node.create_subscription(JointTrajectory, "/policy_node/preview", self._on_preview, qos)
+        self.sim_reset = self.node.create_client(Trigger, f"/{robot.sim_name}/reset")
         self.policy_reset = self.node.create_client(Trigger, "/policy_node/reset")
         self.change_state = self.node.create_client(ChangeState, "/policy_node/change_state")
         self.Trigger, self.ChangeState = Trigger, ChangeState
 
     def _on_status(self, msg) -> None:
-        f, data = self._fields, msg.data
-        episode = int(data[f["episode"]])
+        status = dict(zip(self.robot.status_fields, msg.data))
+        episode = int(status["episode"])
         with self._cond:
-            entry = self.status.setdefault(episode, [0.0, 0.0, 0, False, 0])
-            entry[0] = float(data[f["coverage"]])
-            entry[1] = max(entry[1], entry[0])
-            entry[2] = int(data[f["step"]])
-            entry[3] = entry[3] or data[f["done"]] > 0.5
-            entry[4] = int(data[f["stamp_sec"]]) * 1_000_000_000 + int(data[f["stamp_nanosec"]])
+            entry = self.status.setdefault(episode, {"done": False})
+            self.robot.fold_status(entry, status)
+            entry["done"] = entry["done"] or status["done"] > 0.5
+            entry["stamp_ns"] = int(status["stamp_sec"]) * 1_000_000_000 + int(status["stamp_nanosec"])
             self._cond.notify_all()
 
     def _on_preview(self, msg) -> None:
-        from vqbet_ros.sim.pusht import JOINT_NAMES
+        order = [list(msg.joint_names).index(n) for n in self.robot.joint_names]
+        self.planned = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)  # (W, J)
 
-        order = [list(msg.joint_names).index(n) for n in JOINT_NAMES]
-        self.planned = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)  # (W, 2)
-
-    def _on_command(self, msg) -> None:
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        with self._cond:
-            self.answered_ns = max(self.answered_ns, stamp_ns)
-            self._cond.notify_all()
-
-    def wait_answered(self, episode: int, timeout_s: float) -> bool:
-        """Wait until the policy has answered the episode's last observation, so that a reset requested now
-        cannot land before that tick and carry the old episode's last frame into the new history."""
+    def wait_answered(self, episode: int, worker, timeout_s: float) -> bool:
+        """Wait until the policy's control loop has ticked on the episode's last observation, so that a reset
+        requested now cannot land before that tick and carry the old episode's last frame into the new history."""
+        stamp_s = self.status[episode]["stamp_ns"] * 1e-9
         deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self.answered_ns < self.status[episode][4]:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+        while worker.last_result is None or worker.last_result.now_s < stamp_s - 1e-9:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
         return True
 
     def call(self, client, request, timeout_s: float = 30.0):
@@ -336,7 +511,7 @@ class _Driver:
     def wait_done(self, episode: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while not self.status.get(episode, [0, 0, 0, False, 0])[3]:
+            while not self.status.get(episode, {}).get("done"):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -354,45 +529,44 @@ def run(args: argparse.Namespace) -> DemoSummary:
     from vqbet_ros.model.config import VQBeTConfig
     from vqbet_ros.nodes.entry import use_short_switch_interval
     from vqbet_ros.nodes.policy_node import PolicyNode
-    from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
-    from vqbet_ros.sim.pusht import CONTROL_HZ
 
-    checkpoint = find_checkpoint(args.checkpoint)
+    robot = make_robot(args.robot)
+    checkpoint = robot.find_checkpoint(args.checkpoint)
     spec = load_yaml(VQBeTConfig, checkpoint / "config.yaml").spec
-    if abs(spec.fps - CONTROL_HZ) > 1e-6:
-        raise ValueError(f"the checkpoint runs at {spec.fps:g} Hz; PushT is controlled at {CONTROL_HZ:g} Hz")
+    hz = robot.control_hz
+    if abs(spec.fps - hz) > 1e-6:
+        raise ValueError(f"the checkpoint runs at {spec.fps:g} Hz; {robot.title} is controlled at {hz:g} Hz")
     fast = not args.realtime
-    summary = DemoSummary(str(checkpoint), "fast (sim time, lockstep)" if fast else "realtime (10 Hz)",
-                          args.execution, args.protocol)
+    summary = DemoSummary(robot.name, str(checkpoint), "fast (sim time, lockstep)" if fast else f"realtime ({hz:g} Hz)",
+                          args.execution, robot.setup(args))
     if not args.quiet:
         print(f"vqbet-demo: {checkpoint} ({describe_spec(spec)})")
-        print(f"  sim {summary.mode}, execution {args.execution}, {args.protocol} protocol, {args.episodes} "
+        print(f"  sim {summary.mode}, execution {args.execution}, {robot.describe_setup(args)}, {args.episodes} "
               f"episodes from seed {args.seed}")
 
-    sim_params = {"mode": "fast" if fast else "realtime", "autostart": False, "seed": args.seed,
-                  "protocol": args.protocol, "max_episode_steps": args.max_steps,
-                  "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
     policy_params = {"checkpoint": str(checkpoint), "enable_control": True, "execution": args.execution,
-                     "device": args.device, "seed": args.seed, "use_sim_time": fast, **wiring(spec)}
-    video = None if args.no_video or args.video_episodes <= 0 else VideoFrames(args.video_episodes)
+                     "device": args.device, "seed": args.seed, "use_sim_time": fast, **robot.wiring(spec),
+                     **(robot.policy_params(args) if fast else {})}
+    want_video = not args.no_video and args.video_episodes > 0
+    video_path = args.video or robot.default_video
 
     use_short_switch_interval()  # the nodes share one multi-threaded executor, as in a node process
     context = rclpy.context.Context()
     rclpy.init(args=["--ros-args", "--log-level", "warn" if args.quiet else "info"], context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     nodes = []
+    video = spinner = None
     try:
-        sim = PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in sim_params.items()])
+        sim = robot.make_sim(context, args, spec, want_video)
         nodes.append(sim)
-        if video is not None:
-            sim.step_observers.append(video)
         policy = PolicyNode(context=context,
                             parameter_overrides=[Parameter(k, value=v) for k, v in policy_params.items()])
         nodes.append(policy)
-        driver = _Driver(context)
+        driver = _Driver(context, robot)
         nodes.append(driver.node)
-        if video is not None:
-            video.planned = lambda: driver.planned
+        if want_video:
+            video = VideoFrames(args.video_episodes, robot.frame, planned=lambda: driver.planned)
+        robot.attach(driver.node, sim, policy, video)
         for node in nodes:
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="vqbet-demo-executor", daemon=True)
@@ -402,7 +576,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
         if fast:  # the policy's control loop starts on the sim clock, so it must know the time first
             _wait_for(lambda: policy.get_clock().now().nanoseconds > 0, 30.0, "the sim's /clock")
         driver.transition(Transition.TRANSITION_ACTIVATE, "activate")
-        _wait_for(lambda: sim.count_publishers("/pusht/joint_trajectory") > 0
+        _wait_for(lambda: sim.count_publishers(robot.trajectory_topic) > 0
                   and sim.count_subscribers("/joint_states") > 0, 30.0, "the policy's topics")
 
         summary.policy_inputs = sorted(sub.topic_name for sub in policy.subscriptions)  # its own, not the graph's
@@ -414,38 +588,43 @@ def run(args: argparse.Namespace) -> DemoSummary:
         for n in range(args.episodes):
             if video is not None:
                 video.start_episode(n)
+            robot.start_episode(n)
             policy.runtime.reseed(args.seed + n)  # the episode's own sampling seed, as in vqbet-eval
             driver.call(driver.policy_reset, driver.Trigger.Request())
             wall0 = time.monotonic()
             response = driver.call(driver.sim_reset, driver.Trigger.Request())
             done = driver.wait_done(n, args.episode_timeout_s)
             if done:
-                driver.wait_answered(n, timeout_s=2.0)
-            final, best, steps = driver.status.get(n, [0.0, 0.0, 0])[:3]
-            result = EpisodeResult(n, args.seed + n, final, best, steps, time.monotonic() - wall0, not done)
+                driver.wait_answered(n, worker, timeout_s=2.0)
+            result = robot.episode_result(n, args.seed + n, dict(driver.status.get(n, {})),
+                                          time.monotonic() - wall0, not done)
             summary.episodes.append(result)
             new = policy.runtime.decisions - decisions_before
             decisions_before = policy.runtime.decisions
             latencies += list(worker.latency_s.values)[-new:] if new > 0 else []
             if not args.quiet:
-                print(f"  episode {n} ({response.message.split(' from ')[-1]}): coverage {final:.3f} "
-                      f"(max {best:.3f}) {'success' if result.success_end else 'fail   '} {steps:3d} steps "
+                print(f"  episode {n} ({response.message.split(' from ')[-1]}): {result.describe()} "
                       f"{result.wall_s:5.1f} s" + ("  TIMED OUT" if result.timed_out else ""))
         if video is not None:
             video.start_episode(-1)
         summary.decision_latency_ms = latency_figures(latencies)
-        summary.round_trip_ms = latency_figures(sim.command_delays_s) if fast else {}
+        summary.round_trip_ms = latency_figures(robot.round_trip_s(sim)) if fast else {}
         summary.lockstep_timeouts = sim.lockstep_timeouts
+        summary.policy_ticks_missed = worker.ticks_missed
+        summary.run_figures = robot.run_figures(args)
         driver.transition(Transition.TRANSITION_DEACTIVATE, "deactivate")
     finally:
         executor.shutdown(timeout_sec=5.0)
+        if spinner is not None:  # its last wait must end before the nodes it waits on go
+            spinner.join(timeout=5.0)
         for node in reversed(nodes):
             node.destroy_node()
         if context.ok():
             rclpy.shutdown(context=context)
+    summary.figures = robot.figures(summary.episodes)
     if video is not None and video.frames:
-        write_video(video.frames, args.video, CONTROL_HZ)
-        summary.video = str(args.video)
+        write_video(video.frames, video_path, hz)
+        summary.video = str(video_path)
     return summary
 
 
@@ -458,12 +637,8 @@ def _wait_for(predicate, timeout_s: float, what: str) -> None:
 
 
 def print_summary(summary: DemoSummary) -> None:
-    f = summary.figures()
-    n = f["episodes"]
-    print(f"PushT through ROS 2 ({summary.protocol} protocol), {n} episodes: coverage final "
-          f"{f['final_coverage_mean']:.3f}, max {f['max_coverage_mean']:.3f}; success at the end "
-          f"{round(f['success_end_rate'] * n)}/{n}, at any step {round(f['success_ever_rate'] * n)}/{n}; "
-          f"mean {f['mean_steps']:.0f} steps")
+    for line in make_robot(summary.robot).summary_lines(summary):
+        print(line)
     lat = summary.decision_latency_ms
     if lat.get("n"):
         print(f"decision latency (policy node): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
@@ -481,8 +656,8 @@ def print_summary(summary: DemoSummary) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
-    if args.episodes < 1 or args.max_steps < 0:
-        print("vqbet-demo: `--episodes` must be >= 1 and `--max-steps` >= 0", file=sys.stderr)
+    if args.episodes < 1 or args.max_steps < 0 or not args.episode_s > 0:
+        print("vqbet-demo: `--episodes` must be >= 1, `--max-steps` >= 0 and `--episode-s` > 0", file=sys.stderr)
         return 2
     try:
         summary = run(args)

@@ -21,7 +21,9 @@ when the next is due is skipped. `mode: fast` owns the clock: it publishes `rosg
 control period at a time: the ticks (joint states), then the frames, status and block pose, then `/clock`
 advanced to their stamp; it runs the next period once its command is known (`lockstep`, as the PushT sim:
 `each_step` a command arrived since the last period, `chunk` the trajectory covers the next period, `off`)
-or after `lockstep_timeout_s` of wall time.
+or after `lockstep_timeout_s` of wall time. With `chunk`, a commander that executes chunks open loop still
+needs every period's observation for its history: given `lockstep_topic` (e.g. the policy node's per-tick
+`~/commands`), the sim also waits for a message there each period, so it never runs ahead of the commander.
 
 An episode ends after `episode_s`, or with `end_on_success` once the task succeeds; the arm then holds still
 (in real time its sensors keep streaming) until `~/reset`, or the next episode starts with `auto_reset`.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -81,6 +84,8 @@ PARAMETERS = {  # name: (default, description)
     "lockstep": ("each_step", "fast mode: next period when `each_step` a command arrived, when the `chunk` "
                               "covers it, or `off`"),
     "lockstep_timeout_s": (2.0, "fast mode: wall seconds to wait for a command before holding the last one"),
+    "lockstep_topic": ("", "fast mode, `chunk`: also wait each period for a message here (Float64MultiArray, the "
+                           "commander's per-tick output, e.g. /policy_node/commands); empty: do not"),
     "obs_settle_s": (0.005, "fast mode: wall seconds between publishing observations and advancing /clock"),
     "frame_id": ("world", "frame of the block pose (the arm's base is at its origin)"),
     "joint_states_topic": ("joint_states", "joint positions and velocities"),
@@ -127,10 +132,17 @@ class SO101SimNode(Node):
         self._episode = 0
         self._running = False
         self._fresh_command = False
+        self._ticked = False  # a message on `lockstep_topic` since the last period
         self._episode_start_ros_s = 0.0
         self._clock_s = FAST_CLOCK_START_S
         self._wall_t0 = time.monotonic()
         self.lockstep_timeouts = 0
+        # In-process observers of every physics tick (a demo or a benchmark in this process, as pusht_sim_node's
+        # step_observers): observer(stamp_s, commanded, positions, velocities), called under the sim's lock.
+        self.tick_observers: list[Callable[[float, np.ndarray, np.ndarray, np.ndarray], None]] = []
+        # Fast mode, in process: gate(stamp_s) returns once a subscriber has the period's observations, before
+        # /clock advances to them (obs_settle_s is a guess; a loaded machine can take longer).
+        self.release_gates: list[Callable[[float], None]] = []
         self._idle_ticks = 0  # ticks published while the arm stands still (real time)
         self._announce = False  # fast mode: publish the new episode's initial state before its first period
 
@@ -143,6 +155,8 @@ class SO101SimNode(Node):
         self.create_subscription(JointTrajectory, p["trajectory_topic"], self._on_trajectory, COMMAND_QOS)
         self.create_subscription(Float64MultiArray, p["command_topic"], self._on_command, COMMAND_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
+        if p["lockstep_topic"]:
+            self.create_subscription(Float64MultiArray, p["lockstep_topic"], self._on_tick, COMMAND_QOS)
 
         # Frames: the step thread leaves (state, stamp) here, the render thread takes the newest.
         self._frame_request: tuple[np.ndarray, float] | None = None
@@ -167,7 +181,7 @@ class SO101SimNode(Node):
         self._episode = self._episodes_started
         self._episodes_started += 1
         self._executor.hold(self._robot.joint_positions)
-        self._fresh_command = False
+        self._fresh_command = self._ticked = False
         self._running = True
         if self._fast:  # one control period after the last released instant, so stamps never repeat
             self._episode_start_ros_s = self._clock_s + 1.0 / self.config.control_hz
@@ -213,6 +227,11 @@ class SO101SimNode(Node):
                 self._lock.notify_all()
         except ValueError as err:
             self.get_logger().error(f"`{self._p['command_topic']}`: {err}", throttle_duration_sec=5.0)
+
+    def _on_tick(self, msg: Float64MultiArray) -> None:
+        with self._lock:
+            self._ticked = True
+            self._lock.notify_all()
 
     # --- stepping ---
     def _loop(self) -> None:
@@ -285,7 +304,7 @@ class SO101SimNode(Node):
             self._lock.wait(remaining)
         else:
             return []
-        self._fresh_command = False
+        self._fresh_command = self._ticked = False
         return [self._tick_locked() for _ in range(self.config.ticks_per_control)]
 
     def _release(self, snapshots: list[dict]) -> None:
@@ -294,6 +313,8 @@ class SO101SimNode(Node):
             self._publish(snapshot)
         self._wait_frames_published()
         time.sleep(self._p["obs_settle_s"])
+        for gate in self.release_gates:
+            gate(snapshots[-1]["stamp_s"])
         with self._lock:
             self._clock_s = max(self._clock_s, snapshots[-1]["stamp_s"] + CLOCK_LEAD_S)
             clock = _time_msg(self._clock_s)
@@ -306,13 +327,17 @@ class SO101SimNode(Node):
             return self._fresh_command
         if lockstep == "chunk":
             period_end_s = self._now_s() + 1.0 / self.config.control_hz
-            return self._fresh_command or self._executor.end_s >= period_end_s - TIME_EPS_S
+            covered = self._fresh_command or self._executor.end_s >= period_end_s - TIME_EPS_S
+            return covered and (self._ticked or not self._p["lockstep_topic"])
         return True
 
     def _tick_locked(self) -> dict:
         target = self._executor.sample(self._now_s() + self.config.tick_s)  # where to be at the tick's end
         self._robot.tick(target)
-        return self._snapshot_locked(self._robot.tick_index % self.config.ticks_per_control == 0)
+        snapshot = self._snapshot_locked(self._robot.tick_index % self.config.ticks_per_control == 0)
+        for observer in self.tick_observers:
+            observer(snapshot["stamp_s"], target, snapshot["positions"], snapshot["velocities"])
+        return snapshot
 
     def _snapshot_locked(self, control: bool) -> dict:
         """What to publish for the current state, taken under the lock so a reset cannot mix two states."""
