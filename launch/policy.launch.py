@@ -11,17 +11,15 @@ yourself with `ros2 lifecycle set /policy_node configure|activate`).
 """
 from pathlib import Path
 
-import launch.events
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
-from lifecycle_msgs.msg import Transition
+
+from vqbet_ros.launch_lifecycle import configure_then_activate
 
 ARGUMENTS = {
     "checkpoint": ("", "checkpoint directory written by vqbet-train (required)"),
@@ -67,19 +65,4 @@ def generate_launch_description():
             },
         ],
     )
-    configure = EmitEvent(
-        event=ChangeState(lifecycle_node_matcher=launch.events.matches_action(node),
-                          transition_id=Transition.TRANSITION_CONFIGURE),
-        condition=IfCondition(arg("autostart")),
-    )
-    activate_when_configured = RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=node,
-            start_state="configuring",  # not after a deactivate: that must stay inactive
-            goal_state="inactive",
-            entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=launch.events.matches_action(node),
-                                                  transition_id=Transition.TRANSITION_ACTIVATE))],
-        ),
-        condition=IfCondition(arg("autostart")),
-    )
-    return LaunchDescription([*declared, node, activate_when_configured, configure])
+    return LaunchDescription([*declared, node, *configure_then_activate(node, condition=IfCondition(arg("autostart")))])

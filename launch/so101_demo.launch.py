@@ -15,13 +15,11 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.events import matches_action
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
-from lifecycle_msgs.msg import Transition
+
+from vqbet_ros.launch_lifecycle import configure_then_activate
 
 
 def _nodes(context):
@@ -48,13 +46,7 @@ def _nodes(context):
                            parameters=[params_file, {"checkpoint": str(checkpoint), "use_sim_time": fast,
                                                      "execution": execution, **wiring(spec),
                                                      **(policy_lockstep(execution) if fast else {})}])
-    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
-                                            transition_id=Transition.TRANSITION_CONFIGURE))
-    activate_when_configured = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=policy, start_state="configuring", goal_state="inactive",  # not after deactivate
-        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
-                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return [sim, policy, activate_when_configured, configure]
+    return [sim, policy, *configure_then_activate(policy)]
 
 
 def generate_launch_description():
