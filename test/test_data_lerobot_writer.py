@@ -157,6 +157,18 @@ def test_discarded_episode_leaves_no_trace(root):
     assert len(list(root.glob("videos/**/*.mp4"))) == 2 and not any((root / ".partial").glob("**/*.mp4"))
 
 
+def test_closed_writer_leaves_only_dataset_files_and_reopens_without_leftover_warning(root, caplog):
+    with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
+        _record(writer, 0, 4).result()
+        writer.start_episode("bad demo")
+        writer.add_frame(_frame(9, 0))
+        writer.discard_episode()
+    assert not (root / ".partial").exists()  # an empty staging folder would read as an interrupted save
+    with caplog.at_level("WARNING"):
+        LeRobotWriter.open(root).close()
+    assert "leftovers" not in caplog.text
+
+
 def test_reopen_appends_with_new_files_and_tasks(root):
     with LeRobotWriter.create(root, fps=FPS, features=FEATURES) as writer:
         _record(writer, 0, 4).result()

@@ -489,6 +489,10 @@ class LeRobotWriter:
             encoder.join()
         self._commit_queue.put(("stop",))
         self._committer.join()
+        try:  # the staging folder, empty once every save is done; left, it would read as an interrupted save
+            (self.root / PARTIAL_DIR).rmdir()
+        except OSError:  # absent, or it holds what a failed save left (open() reports and removes that)
+            pass
         if self._own_lock:
             self._root_lock.release()
         self._closed = True
