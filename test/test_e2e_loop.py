@@ -9,7 +9,6 @@ that move the agent.
 """
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("rclpy")
 pytest.importorskip("gym_pusht")
@@ -21,6 +20,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ros_spin import Spinner, wait_for  # noqa: E402
+from training_fixtures import train_tiny  # noqa: E402
 from vqbet_ros import constants  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
 from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
@@ -60,30 +60,6 @@ def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_param
         spinner.stop()
         for node in (teleop, recorder, sim):
             node.destroy_node()
-
-
-def train(dataset_root, run_dir):
-    from vqbet_ros.training.train import main as train_main
-
-    config = {
-        "model": {
-            "spec": {"cameras": {"top": [3, 96, 96]}, "joint_names": ["agent_x", "agent_y"],
-                     "action_names": ["agent_x", "agent_y"], "fps": 10.0, "n_obs_steps": 2, "chunk_size": 3},
-            "tokenizer": {"hidden_dim": 16, "latent_dim": 16, "codebook_size": 4},
-            "prior": {"n_layer": 1, "n_head": 1, "n_embd": 16, "output_dim": 16, "block_size": 8},
-            "heads": {"hidden_dim": 32},
-            "vision": {"feature_dim": 16, "num_keypoints": 8},
-        },
-        "data": {"path": str(dataset_root), "val_fraction": 0.0},
-        "stage1": {"steps": 4, "batch_size": 16},
-        "stage2": {"steps": 3, "batch_size": 4},
-        "output_dir": str(run_dir), "device": "cpu", "num_threads": 1, "log_every": 1, "val_every": 0,
-        "checkpoint_every": 0,
-    }
-    path = run_dir.parent / "train_tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert train_main(["--config", str(path), "--no-progress"]) in (None, 0)
-    return run_dir / "final"
 
 
 def drive(context, checkpoint):
@@ -146,7 +122,10 @@ def test_e2e_record_train_deploy_through_ros(ros_context, shared_dir, tmp_path):
     assert frames.shape == (lengths[0], 96, 96, 3) and frames.std() > 10
 
     # 2. train a tiny policy on camera + joint state
-    checkpoint = train(tmp_path / "data" / "pusht_ros", tmp_path / "run")
+    checkpoint = train_tiny(tmp_path / "data" / "pusht_ros", tmp_path / "run", spec={
+        "cameras": {"top": [3, 96, 96]}, "joint_names": ["agent_x", "agent_y"],
+        "action_names": ["agent_x", "agent_y"], "fps": 10.0, "n_obs_steps": 2, "chunk_size": 3},
+        vision={"feature_dim": 16, "num_keypoints": 8})
     from vqbet_ros.model.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)

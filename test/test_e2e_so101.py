@@ -13,7 +13,6 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip("rclpy")
 # vqbet_ros.so101 first: it selects headless OpenGL (MUJOCO_GL) before mujoco is imported.
@@ -28,6 +27,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from ros_spin import Spinner, wait_for  # noqa: E402
+from training_fixtures import train_tiny  # noqa: E402
 from vqbet_ros import constants  # noqa: E402
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SO101SimNode  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
@@ -74,29 +74,6 @@ def record(context, root, episodes=2, discard_failed=False):
         spinner.stop()
         for node in (listener, teleop, recorder, sim):
             node.destroy_node()
-
-
-def train(dataset_root, run_dir):
-    from vqbet_ros.training.train import main as train_main
-
-    config = {
-        "model": {
-            "spec": {"joint_names": list(JOINT_NAMES), "action_names": list(JOINT_NAMES),
-                     "low_dim": {"block_pose": 7}, "fps": 30.0, "n_obs_steps": 2, "chunk_size": 4},
-            "tokenizer": {"hidden_dim": 16, "latent_dim": 16, "codebook_size": 4},
-            "prior": {"n_layer": 1, "n_head": 1, "n_embd": 16, "output_dim": 16, "block_size": 8},
-            "heads": {"hidden_dim": 32},
-        },
-        "data": {"path": str(dataset_root), "val_fraction": 0.0},
-        "stage1": {"steps": 4, "batch_size": 16},
-        "stage2": {"steps": 3, "batch_size": 4},
-        "output_dir": str(run_dir), "device": "cpu", "num_threads": 1, "log_every": 1, "val_every": 0,
-        "checkpoint_every": 0,
-    }
-    path = run_dir.parent / "train_tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert train_main(["--config", str(path), "--no-progress"]) in (None, 0)
-    return run_dir / "final"
 
 
 def drive(context, checkpoint):
@@ -161,7 +138,9 @@ def test_e2e_so101_record_train_deploy_through_ros(ros_context, tmp_path):
         assert frames.shape == (lengths[0], 96, 128, 3) and frames.std() > 5
 
     # 2. train a tiny policy on the joints and the block pose
-    checkpoint = train(tmp_path / "data" / "so101_ros", tmp_path / "run")
+    checkpoint = train_tiny(tmp_path / "data" / "so101_ros", tmp_path / "run", spec={
+        "joint_names": list(JOINT_NAMES), "action_names": list(JOINT_NAMES), "low_dim": {"block_pose": 7},
+        "fps": 30.0, "n_obs_steps": 2, "chunk_size": 4})
     from vqbet_ros.model.checkpoint import load_checkpoint
 
     spec = load_checkpoint(checkpoint).config.spec

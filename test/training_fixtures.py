@@ -1,13 +1,15 @@
 """Tiny PushT-shaped datasets and configs for the training tests (not a test module).
 
 `make_pusht_zarr` writes a Diffusion-Policy replay buffer (zarr v2 layout, like the shared PushT one) with a few
-short random-walk episodes, so the training tests need neither ../shared nor minutes of CPU.
+short random-walk episodes, so the training tests need neither ../shared nor minutes of CPU. `train_tiny` runs
+`vqbet-train`'s command line on a recorded dataset, as the end-to-end tests do.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from vqbet_ros.config_io import from_dict
 from vqbet_ros.training.config import TrainConfig
@@ -59,3 +61,28 @@ def tiny_config(data_path: Path, output_dir: Path, **stage2) -> TrainConfig:
         "val_every": 2,
         "checkpoint_every": 2,
     })
+
+
+def train_tiny(dataset_root: Path, run_dir: Path, spec: dict, **model) -> Path:
+    """`vqbet-train --config <yaml>` for a few steps of a tiny model with this `spec` (plus `model` sections,
+    e.g. `vision`) on the dataset; the final checkpoint's directory."""
+    from vqbet_ros.training.train import main as train_main
+
+    config = {
+        "model": {
+            "spec": spec,
+            "tokenizer": {"hidden_dim": 16, "latent_dim": 16, "codebook_size": 4},
+            "prior": {"n_layer": 1, "n_head": 1, "n_embd": 16, "output_dim": 16, "block_size": 8},
+            "heads": {"hidden_dim": 32},
+            **model,
+        },
+        "data": {"path": str(dataset_root), "val_fraction": 0.0},
+        "stage1": {"steps": 4, "batch_size": 16},
+        "stage2": {"steps": 3, "batch_size": 4},
+        "output_dir": str(run_dir), "device": "cpu", "num_threads": 1, "log_every": 1, "val_every": 0,
+        "checkpoint_every": 0,
+    }
+    path = run_dir.parent / "train_tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert train_main(["--config", str(path), "--no-progress"]) in (None, 0)
+    return run_dir / "final"
