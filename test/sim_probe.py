@@ -25,3 +25,16 @@ class SpinningProbe:
         future = self.reset_client.call_async(Trigger.Request())
         assert self.spin_until(future.done)
         return future.result()
+
+
+def closing_factory(make):
+    """Body of a `probe_factory` fixture: yields `make` (keyword parameters -> a probe), closes every probe made."""
+    probes = []
+
+    def tracked(**params):
+        probes.append(make(**params))
+        return probes[-1]
+
+    yield tracked
+    for probe in probes:
+        probe.close()

@@ -18,7 +18,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from sim_probe import SpinningProbe  # noqa: E402
+from sim_probe import SpinningProbe, closing_factory  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS, PushTSimNode  # noqa: E402
 from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
 
@@ -56,15 +56,7 @@ class Probe(SpinningProbe):
 
 @pytest.fixture
 def probe_factory(ros_context):
-    probes = []
-
-    def make(**params):
-        probes.append(Probe(ros_context, **params))
-        return probes[-1]
-
-    yield make
-    for p in probes:
-        p.close()
+    yield from closing_factory(lambda **params: Probe(ros_context, **params))
 
 
 def test_sim_node_publishes_rgb8_image_joints_and_status_with_same_stamp(probe_factory):

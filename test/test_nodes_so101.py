@@ -21,7 +21,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from sim_probe import SpinningProbe  # noqa: E402
+from sim_probe import SpinningProbe, closing_factory  # noqa: E402
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
 from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode  # noqa: E402
 from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
@@ -80,15 +80,7 @@ class Probe(SpinningProbe):
 
 @pytest.fixture
 def probe_factory(ros_context):
-    probes = []
-
-    def make(**params):
-        probes.append(Probe(ros_context, **params))
-        return probes[-1]
-
-    yield make
-    for p in probes:
-        p.close()
+    yield from closing_factory(lambda **params: Probe(ros_context, **params))
 
 
 def test_so101_sim_publishes_joint_states_on_the_tick_grid_and_both_cameras_stamped_alike(probe_factory):
