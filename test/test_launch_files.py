@@ -302,4 +302,7 @@ def test_so101_record_launch_records_the_teleop_demos_and_ends_by_itself(workspa
     assert_clean_exit(run, run.wait_exit(START_TIMEOUT_S), ["so101_sim_node", "so101_teleop_node", "recorder_node"])
     dataset = LeRobotDataset(tmp_path / "so101_test")
     assert dataset.num_episodes == 2
-    assert all(20 <= b - a <= 32 for a, b in dataset.episode_ranges), dataset.episode_ranges
+    # The first demo starts once the recorder has heard every stream after start-up (retried while the 1 s
+    # episode runs), so it can be shorter; the second starts at once.
+    (a0, b0), (a1, b1) = dataset.episode_ranges
+    assert 1 <= b0 - a0 <= 32 and 20 <= b1 - a1 <= 32, dataset.episode_ranges
