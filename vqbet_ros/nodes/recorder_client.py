@@ -12,7 +12,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-START_ATTEMPTS = 10  # start requests before giving up
+START_ATTEMPTS = 100  # start requests before giving up: 30 s, for a recorder still discovering streams at start-up
 START_RETRY_S = 0.3  # wall seconds between them
 
 SERVICE_PARAMETERS = {  # name: (default, description), declared by the teleop nodes that drive a recorder
