@@ -121,8 +121,9 @@ def test_e2e_so101_record_train_deploy_through_ros(ros_context, tmp_path):
     dataset = LeRobotDataset(tmp_path / "data" / "so101_ros")
     assert dataset.num_episodes == 2 and dataset.fps == 30
     lengths = [b - a for a, b in dataset.episode_ranges]
-    # the first demo can start late (the recorder waits to hear every stream after start-up); the second at once
-    assert 1 <= lengths[0] <= EPISODE_S * 30 + 2 and 20 <= lengths[1] <= EPISODE_S * 30 + 2, lengths
+    # The sim waits while the recorder starts (after start-up it may refuse until it has heard every stream;
+    # the teleop lets the sim run one period per refusal): each demo covers nearly the whole episode.
+    assert all(20 <= n <= EPISODE_S * 30 + 2 for n in lengths), lengths
     state = dataset.read_column(constants.STATE)
     action = dataset.read_column(constants.ACTION)
     pose = dataset.read_column(constants.low_dim_key("block_pose"))

@@ -300,9 +300,10 @@ def test_so101_record_launch_records_the_teleop_demos_and_ends_by_itself(workspa
     run = launches(workspace, "vqbet_ros", "so101_record.launch.py", "episodes:=2", f"root:={tmp_path}",
                    "dataset_name:=so101_test", f"params_file:={params_file}")
     assert_clean_exit(run, run.wait_exit(START_TIMEOUT_S), ["so101_sim_node", "so101_teleop_node", "recorder_node"])
+    assert (tmp_path / "so101_test" / "meta" / "info.json").exists(), f"no dataset written:\n{run.output}"
     dataset = LeRobotDataset(tmp_path / "so101_test")
-    assert dataset.num_episodes == 2
-    # The first demo starts once the recorder has heard every stream after start-up (retried while the 1 s
-    # episode runs), so it can be shorter; the second starts at once.
-    (a0, b0), (a1, b1) = dataset.episode_ranges
-    assert 1 <= b0 - a0 <= 32 and 20 <= b1 - a1 <= 32, dataset.episode_ranges
+    assert dataset.num_episodes == 2, run.output
+    # The sim waits while the recorder starts (after start-up it refuses until it has heard every stream; the
+    # teleop lets the sim run one period per refusal), so each demo covers nearly the whole 3 s episode.
+    lengths = [b - a for a, b in dataset.episode_ranges]
+    assert all(60 <= n <= 92 for n in lengths), (lengths, run.output)

@@ -112,3 +112,31 @@ def test_sim_and_replay_processes_exit_2_with_one_line_naming_a_bad_parameter():
     finally:
         for process in processes.values():
             process.kill()
+
+
+def test_teleop_process_that_gives_up_exits_1_naming_why(ros_context):
+    """A teleop that cannot go on (here the sim refuses the demo's initial state) stops with exit code 1 and an
+    error line that says why, so a launch file or a script sees that no demo was recorded."""
+    from rcl_interfaces.msg import SetParametersResult
+    from rclpy.node import Node
+    from std_srvs.srv import Trigger
+
+    from ros_spin import Spinner
+
+    sim = Node("fake_pusht_sim", context=ros_context)
+    sim.declare_parameter("initial_state", [0.0] * 5)
+    sim.add_on_set_parameters_callback(lambda params: SetParametersResult(successful=False,
+                                                                          reason="the agent is inside the block"))
+    sim.create_service(Trigger, "fake_pusht_sim/reset", lambda request, response: response)
+    spinner = Spinner(ros_context, [sim])
+    teleop = NodeProcess("replay_teleop_node", "-p", "sim_node:=fake_pusht_sim")
+    try:
+        rc = teleop.proc.wait(timeout=180)
+        teleop._reader.join(timeout=10)
+    finally:
+        teleop.kill()
+        spinner.stop()
+        sim.destroy_node()
+    assert rc == 1, teleop.output
+    assert "the sim refused `initial_state`: the agent is inside the block; replay stopped" in teleop.output
+    assert "Traceback" not in teleop.output

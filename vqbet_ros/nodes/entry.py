@@ -60,22 +60,24 @@ def ros_session(args: list[str] | None = None, *, interrupt: bool = False) -> It
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None, *,
              executor: Callable[[], Executor] = SingleThreadedExecutor,
-             done: Callable[[object], bool] | None = None) -> NoReturn:
+             done: Callable[[object], bool] | None = None,
+             failed: Callable[[object], bool] | None = None) -> NoReturn:
     """Create the node, spin it on `executor()` until a signal (or `done(node)`), destroy the node before the
-    context goes away, and end the process: exit code 0 on a requested stop, 2 on a bad parameter.
+    context goes away, and end the process: exit code 0 on a requested stop or a finished node, 1 when the
+    node finished because it gave up (`failed(node)`; it has logged why), 2 on a bad parameter.
 
     The process ends with `os._exit` once everything is closed. Interpreter finalization after a node that
     imported torch has served a service spins forever on Kilted's rclpy (measured: the policy node, one
     `ros2 service call .../get_state`, SIGINT: the main thread loops in the garbage collector, no Python frame;
     the recorder, without torch, exits). Every node's own resources are released by then (threads joined,
     episodes saved, context shut down), so nothing is lost by skipping it."""
-    code = _spin(make_node, args, executor, done)
+    code = _spin(make_node, args, executor, done, failed)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
-def _spin(make_node, args, executor, done) -> int:
+def _spin(make_node, args, executor, done, failed) -> int:
     with ros_session(args) as stop:
         try:
             node = make_node()
@@ -92,4 +94,4 @@ def _spin(make_node, args, executor, done) -> int:
         finally:
             spinner.shutdown()
             node.destroy_node()
-    return 0
+        return 1 if failed is not None and failed(node) else 0

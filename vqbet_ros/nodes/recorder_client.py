@@ -46,14 +46,20 @@ class RecorderClient:
     def services_ready(self) -> bool:
         return all(c.service_is_ready() for c in self._clients.values() if c is not None)
 
-    def start(self, on_done: Callable[[], None], on_failed: Callable[[str], None], attempt: int = 1) -> None:
-        """Start an episode; a refusal is retried up to START_ATTEMPTS times, START_RETRY_S apart."""
+    def start(self, on_done: Callable[[], None], on_failed: Callable[[str], None],
+              on_refused: Callable[[], None] | None = None, attempt: int = 1) -> None:
+        """Start an episode; a refusal is retried up to START_ATTEMPTS times, START_RETRY_S apart, each after
+        `on_refused()` (e.g. a teleop that holds a lockstep sim lets it run one period, so the streams the
+        recorder is waiting for are published again)."""
         def answered(future) -> None:
             response = future.result()
             if response.success:
                 on_done()
             elif attempt < START_ATTEMPTS:
-                self._node.get_logger().info(f"recorder refused to start ({response.message}); retrying")
+                self._node.get_logger().info(f"recorder refused to start ({response.message}); retrying",
+                                             throttle_duration_sec=2.0)
+                if on_refused is not None:
+                    on_refused()
                 self._retry_timer = self._node.create_timer(START_RETRY_S, retry, clock=self._steady)
             else:
                 on_failed(f"the recorder did not start an episode after {START_ATTEMPTS} attempts: "
@@ -61,7 +67,7 @@ class RecorderClient:
 
         def retry() -> None:
             self._node.destroy_timer(self._retry_timer)
-            self.start(on_done, on_failed, attempt + 1)
+            self.start(on_done, on_failed, on_refused, attempt + 1)
 
         self._call("start", answered)
 

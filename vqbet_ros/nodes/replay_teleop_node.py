@@ -106,6 +106,7 @@ class ReplayTeleopNode(Node):
         self._recorder = RecorderClient(self, p["start_episode_service"], p["stop_episode_service"])
 
         self.finished = False
+        self.failed = False  # finished because it gave up (the process exits 1)
         self.replayed: list[int] = []  # demo episodes fully replayed
         self._demo = None
         self._sim_episode: int | None = None  # the sim's episode number of the demo being replayed
@@ -215,11 +216,11 @@ class ReplayTeleopNode(Node):
     def _fail(self, message: str) -> None:
         self.get_logger().error(f"{message}; replay stopped")
         self._phase = "idle"
-        self.finished = True
+        self.failed = self.finished = True
 
 
 def main(args=None) -> None:
-    run_node(ReplayTeleopNode, args, done=lambda node: node.finished)
+    run_node(ReplayTeleopNode, args, done=lambda node: node.finished, failed=lambda node: node.failed)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class SO101TeleopNode(Node):
             raise ValueError(f"parameter `control_hz` is {self._p['control_hz']}; expected Hz > 0")
         self.expert = ScriptedExpert(scene.build_spec().compile())
         self.finished = False
+        self.failed = False  # finished because it gave up (the process exits 1)
         self.episodes_done = 0
         self.saved: list[int] = []  # sim episodes saved as demos by the recorder
         self.discarded: list[int] = []  # sim episodes discarded (the task failed)
@@ -76,6 +77,7 @@ class SO101TeleopNode(Node):
         # idle -> [preroll -> starting (recorder)] -> playing -> ending (recorder) -> idle
         self._phase = "idle"
         self._preroll_time = 0.0  # the status time the rest-pose hold answered
+        self._status_time = 0.0  # the newest status's time (what a command answers)
         self._t0: float | None = None  # the status time at which the expert's path starts
         self._block_pose = None
         self._command_pub = self.create_publisher(Float64MultiArray, self._p["command_topic"], COMMAND_QOS)
@@ -121,18 +123,33 @@ class SO101TeleopNode(Node):
             self._episode, self._t0 = episode, None
             self.get_logger().info(f"episode {episode}: {choice}")
             self._phase, self._preroll_time = ("preroll", t) if self._recorder.records else ("playing", t)
+        self._status_time = t
         if self._phase == "preroll" and t > self._preroll_time:
-            self._phase = "starting"  # the hold was executed: the recorder has heard a command
-            self._recorder.start(self._on_recording_started, self._fail)
+            # The hold was executed, so the recorder has heard a command. The sim now waits (no command)
+            # until the recorder has started: a demo begins at the episode's start however long that takes.
+            self._phase = "starting"
+            self._recorder.start(self._on_recording_started, self._fail, on_refused=self._hold)
+        elif self._phase in ("preroll", "playing"):
+            self._command()
+
+    def _command(self) -> None:
+        """Answer the newest status: the expert's targets for the end of the next period, or the rest pose
+        before the demo has started."""
         if self._phase == "playing":
-            self._t0 = t if self._t0 is None else self._t0
-            target = self.expert.target(t - self._t0 + 1.0 / self._p["control_hz"])
-        else:  # the rest pose, until the recorder runs
+            self._t0 = self._status_time if self._t0 is None else self._t0
+            target = self.expert.target(self._status_time - self._t0 + 1.0 / self._p["control_hz"])
+        else:
             target = self.expert.target(0.0)
         self._command_pub.publish(Float64MultiArray(data=target.tolist()))
 
+    def _hold(self) -> None:
+        """The recorder refused to start (a stream not heard yet, typically at start-up): let the sim run one
+        more period at rest, so every stream is published again and the recorder hears a fresh command."""
+        self._command()
+
     def _on_recording_started(self) -> None:
         self._phase = "playing"
+        self._command()
 
     def _episode_over(self, episode: int, success: bool) -> None:
         self._phase = "ending"
@@ -162,11 +179,11 @@ class SO101TeleopNode(Node):
     def _fail(self, message: str) -> None:
         self.get_logger().error(f"{message}; teleop stopped")
         self._phase = "idle"
-        self.finished = True
+        self.failed = self.finished = True
 
 
 def main(args=None) -> None:
-    run_node(SO101TeleopNode, args, done=lambda node: node.finished)
+    run_node(SO101TeleopNode, args, done=lambda node: node.finished, failed=lambda node: node.failed)
 
 
 if __name__ == "__main__":

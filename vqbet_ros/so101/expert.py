@@ -8,9 +8,12 @@ front of the gripper site) and of the gripper's orientation, pointing the finger
 Path: from the rest pose to a hover point above the block, down, close the jaws, lift, over a pad, down,
 open, up. What varies between episodes, drawn from the episode's seed, so the demonstrations are multimodal:
 - which pad the block goes to (left or right, the two valid placements);
-- which pair of the cube's faces the jaws close on (the two grasp yaws nearest the wrist's neutral roll);
 - from which side the hover point is approached (an offset left or right of the block);
 - the pace (each segment's duration scaled by one factor per episode, and a jitter per segment).
+The jaws always close on the pair of the cube's faces nearest the wrist's neutral roll: a function of the
+block's pose, not a draw. A random choice between the two nearest pairs turned the wrist ~90 degrees one way
+or the other for the same block, and a policy that blends or switches between the two misses the grasp (the
+first SO-101 policy missed 29 of 50 grasps, docs/so101.md).
 """
 from __future__ import annotations
 
@@ -44,6 +47,13 @@ def down_orientation(yaw: float) -> np.ndarray:
     x = np.array([0.0, 0.0, -1.0])
     z = np.array([math.cos(yaw), math.sin(yaw), 0.0])
     return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+def grasp_yaw(block_xy: np.ndarray, block_yaw: float) -> float:
+    """The jaws' yaw for a block at `block_xy` (x, y) with yaw `block_yaw`: the one of the cube's four
+    equivalent yaws nearest the wrist's neutral roll (jaws across the arm's reach direction)."""
+    neutral = math.atan2(block_xy[1], block_xy[0]) + math.pi / 2
+    return neutral + math.remainder(block_yaw - neutral, math.pi / 2)
 
 
 class ArmIK:
@@ -104,7 +114,7 @@ class ExpertChoice:
     """The episode's draws (see the module docstring)."""
 
     pad: int
-    grasp_yaw: float
+    grasp_yaw: float  # from the block's pose (see `grasp_yaw`), not drawn
     approach_side: float  # +1 from the left (+y), -1 from the right
     pace: float  # segment durations are multiplied by this
 
@@ -135,7 +145,7 @@ class ScriptedExpert:
         block = np.asarray(block_pose[:3], dtype=float)
         w, x, y, z = block_pose[3:7]
         block_yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-        choice = ExpertChoice(pad=int(rng.integers(2)), grasp_yaw=self._grasp_yaw(block, block_yaw, rng),
+        choice = ExpertChoice(pad=int(rng.integers(2)), grasp_yaw=grasp_yaw(block, block_yaw),
                               approach_side=float(rng.choice([-1.0, 1.0])), pace=float(rng.uniform(0.8, 1.25)))
         pad = np.array([*PAD_CENTERS_M[choice.pad], 0.0])
         # The block keeps its yaw in the jaws, so it is released with the yaw it was grasped at.
@@ -167,14 +177,6 @@ class ScriptedExpert:
         self._arm_q = self._hover_q.copy()
         self.choice = choice
         return choice
-
-    def _grasp_yaw(self, block: np.ndarray, block_yaw: float, rng: np.random.Generator) -> float:
-        """One of the two jaw yaws (block faces) closest to the wrist's neutral roll, at random."""
-        neutral = math.atan2(block[1], block[0]) + math.pi / 2  # jaws across the arm's reach direction
-        candidates = [block_yaw + k * math.pi / 2 for k in range(-4, 5)]
-        candidates.sort(key=lambda a: abs(math.remainder(a - neutral, 2 * math.pi)))
-        yaw = candidates[int(rng.integers(2))]
-        return neutral + math.remainder(yaw - neutral, 2 * math.pi)
 
     def target(self, t_s: float) -> np.ndarray:
         """The six joint targets (radians) at `t_s` seconds into the episode; hold the last after the end."""
