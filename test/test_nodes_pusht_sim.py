@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 
 from sim_probe import SpinningProbe, closing_factory  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS, PushTSimNode  # noqa: E402
-from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
+from vqbet_ros.pusht.robot import PushTRobot  # noqa: E402
 
 
 class Probe(SpinningProbe):

@@ -121,7 +121,7 @@ def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models
 
 def wiring(spec) -> dict:
     """Policy node parameters that connect a checkpoint with this spec to the PushT sim's topics."""
-    from vqbet_ros.sim.pusht import JOINT_NAMES
+    from vqbet_ros.pusht.robot import JOINT_NAMES
 
     params: dict = {"joint_states_topic": "/joint_states", "trajectory_topic": "/pusht/joint_trajectory"}
     names = list(dict.fromkeys(list(spec.joint_names) + list(spec.action_names)))
@@ -240,12 +240,12 @@ class PushTEpisode:
 
     @property
     def success_ever(self) -> bool:
-        from vqbet_ros.sim.pusht import is_success
+        from vqbet_ros.pusht.robot import is_success
         return bool(is_success(self.max_coverage))
 
     @property
     def success_end(self) -> bool:
-        from vqbet_ros.sim.pusht import is_success
+        from vqbet_ros.pusht.robot import is_success
         return bool(is_success(self.final_coverage))
 
     def describe(self) -> str:
@@ -262,7 +262,7 @@ class PushTDemo(DemoRobot):
     default_video = Path("outputs/vqbet_demo.mp4")
 
     def __init__(self):
-        from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
+        from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
 
         self.control_hz, self.joint_names = CONTROL_HZ, tuple(JOINT_NAMES)
 
@@ -331,7 +331,7 @@ class PushTDemo(DemoRobot):
         the newest planned chunk drawn as dots (light = later steps) on both views."""
         import cv2
 
-        from vqbet_ros.sim.pusht import WORKSPACE_PX
+        from vqbet_ros.pusht.robot import WORKSPACE_PX
 
         scene = np.ascontiguousarray(robot.render_frame())
         size = scene.shape[0]

@@ -11,7 +11,7 @@ Interface (topic names are parameters, all relative so a namespace or remap move
   `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
   Every stamped message of one instant carries the same stamp: the sim time of that observation.
 - subscribes `pusht/joint_trajectory` (`trajectory_msgs/JointTrajectory`: waypoint i is due at header.stamp +
-  time_from_start, a zero stamp meaning "now"; executed by `sim.schedule.TargetSchedule`; an empty one means
+  time_from_start, a zero stamp meaning "now"; executed by `pusht.schedule.TargetSchedule`; an empty one means
   "hold where you are", as for a joint_trajectory_controller) and `pusht/commands`
   (`std_msgs/Float64MultiArray`, [agent_x, agent_y], a target held until the next command).
 - service `~/reset` (`std_srvs/Trigger`): starts the next episode. Episode n (counting every started episode
@@ -68,8 +68,8 @@ from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
 from vqbet_ros.nodes.parameters import NodeParameters
-from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
-from vqbet_ros.sim.schedule import TargetSchedule
+from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
+from vqbet_ros.pusht.schedule import TargetSchedule
 
 STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
 _DONE = STATUS_FIELDS.index("done")
@@ -94,7 +94,7 @@ PARAMETERS = {  # name: (default, description)
     "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
     "autostart": (True, "ready episode 0 at launch (it starts with the first command); false: wait for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
-    "protocol": ("official", "how episodes start and end (sim/pusht.py PROTOCOLS): official = the public VQ-BeT "
+    "protocol": ("official", "how episodes start and end (pusht/robot.py PROTOCOLS): official = the public VQ-BeT "
                  "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps"),
     "max_episode_steps": (0, "episode length in control steps; 0 = the protocol's (official 302, gym 300)"),
     "image_size": (96, "camera image height = width in pixels"),

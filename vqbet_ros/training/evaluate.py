@@ -42,7 +42,7 @@ from vqbet_ros.model.normalize import Normalizer
 from vqbet_ros.model.policy import VQBeTPolicy
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime
-from vqbet_ros.training.pusht_rollout import ChunkPolicy, rollout, write_video
+from vqbet_ros.pusht.rollout import ChunkPolicy, rollout, write_video
 
 log = logging.getLogger("vqbet_ros.training.evaluate")
 

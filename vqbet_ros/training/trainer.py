@@ -320,7 +320,7 @@ class Trainer:
         if self.info.is_main:
             from vqbet_ros.model.normalize import Normalizer
             from vqbet_ros.training.evaluate import checkpoint_policy
-            from vqbet_ros.training.pusht_rollout import rollout
+            from vqbet_ros.pusht.rollout import rollout
 
             r = self.cfg.rollout
             seeds = list(range(r.start_seed, r.start_seed + r.episodes))

@@ -5,8 +5,8 @@ import pytest
 pytest.importorskip("gym_pusht")
 pytest.importorskip("zarr")
 
-from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
-from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
+from vqbet_ros.pusht.demo_replay import PushTDemos  # noqa: E402
+from vqbet_ros.pusht.robot import PushTRobot  # noqa: E402
 
 
 @pytest.fixture(scope="module")

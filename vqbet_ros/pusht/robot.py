@@ -55,7 +55,7 @@ LOW_DIM_SIZES = {"keypoints": 18, "keypoints_gym": 16, "block_pose": 3}
 # The 9 block keypoints of the Diffusion Policy demos in the block's body frame (pixels). Upstream samples them
 # once by farthest-point sampling on a rendering (diffusion_policy/env/pusht/pymunk_keypoint_manager.py); these
 # values were fitted from `pusht_cchi_v7_replay.zarr` (`data/keypoint` vs `data/state`; median error < 0.001 px,
-# test/test_sim_pusht.py checks them against the zarr).
+# test/test_pusht_robot.py checks them against the zarr).
 DP_BLOCK_KEYPOINTS = np.array([
     [9.270, 90.041], [-60.983, -1.187], [60.913, -1.393], [-0.271, 25.544], [-14.065, 122.816],
     [39.003, 32.857], [-39.966, 32.730], [-16.824, 62.863], [23.541, -1.700],

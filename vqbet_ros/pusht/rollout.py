@@ -1,10 +1,10 @@
-"""Batched PushT rollouts (gym-pusht through `vqbet_ros.sim.pusht.PushTRobot`) for `vqbet-eval`.
+"""Batched PushT rollouts (gym-pusht through `vqbet_ros.pusht.robot.PushTRobot`) for `vqbet-eval`.
 
 Execution follows the official evaluation (docs/vqbet.md §5): the policy is called every control step on the last
 h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
 average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
 is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. How episodes start
-and end is the protocol's (`sim/pusht.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
+and end is the protocol's (`pusht/robot.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
 protocol) or `gym` (gym-pusht: ends at coverage > 0.95 or after 300 steps).
 
 Each episode is its own experiment: its initial state comes from its seed, and the policy is told each row's
@@ -78,13 +78,13 @@ class RolloutResult:
     @property
     def success_ever(self) -> np.ndarray:
         """The block covered the goal at some step (LeRobot's and gym-pusht's success)."""
-        from vqbet_ros.sim.pusht import is_success
+        from vqbet_ros.pusht.robot import is_success
         return is_success(self.max_coverage)
 
     @property
     def success_end(self) -> np.ndarray:
         """The block still covers the goal after the last step."""
-        from vqbet_ros.sim.pusht import is_success
+        from vqbet_ros.pusht.robot import is_success
         return is_success(self.final_coverage)
 
     def summary(self) -> dict[str, float]:
@@ -112,7 +112,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
             max_steps: int | None = None) -> RolloutResult:
     """One episode per seed; `batch` robots run in lock-step so the policy sees batched inputs.
     `max_steps` overrides the protocol's episode length (for short tests)."""
-    from vqbet_ros.sim.pusht import PushTRobot
+    from vqbet_ros.pusht.robot import PushTRobot
 
     if execution not in SCHEDULERS:
         raise ValueError(f"`execution`: expected ensemble or chunk, got {execution!r}")
