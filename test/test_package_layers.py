@@ -17,13 +17,8 @@ ROS_PACKAGES = ("rclpy", "launch", "launch_ros", "ament_index_python", "cv_bridg
                 "rosgraph_msgs", "rcl_interfaces")
 
 # Known breaches, each removed by a move that is too large to make on its own (see docs/design.md,
-# "Exceptions"). (importing file, imported module prefix) -> the move that removes it.
-EXCEPTIONS = {
-    # find_checkpoint and wiring live in the demo program; they move into the PushT wing.
-    ("launch/sim_demo.launch.py", "vqbet_ros.demo"): "the PushT wing (issue 9)",
-    # The same for the SO-101 demo's launch file (vqbet_ros.demo and vqbet_ros.demo_so101).
-    ("launch/so101_demo.launch.py", "vqbet_ros.demo"): "the SO-101 wiring in a robot wing (issue 9)",
-}
+# "Exceptions"). (importing file, imported module prefix) -> the move that removes it. None at present.
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def layer_table() -> dict[str, tuple[list[str], set[str]]]:

@@ -4,9 +4,9 @@ chunks and direct targets in; episodes reset by service. Real time, or as fast a
 Interface (topic names are parameters, all relative so a namespace or remap moves them):
 - publishes `camera/image_raw` (`sensor_msgs/Image`, rgb8, 96x96), `joint_states` (`sensor_msgs/JointState`,
   joints `agent_x`, `agent_y` in PushT pixels), `pusht/status` (`std_msgs/Float64MultiArray`, values in the
-  order of `STATUS_FIELDS`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec, the last two
-  the exact stamp of the observation it belongs to, since the message has no header; the layout's dim label
-  lists the fields),
+  order of `pusht.wiring.STATUS_FIELDS`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec,
+  the last two the exact stamp of the observation it belongs to, since the message has no header; the
+  layout's dim label lists the fields),
   extra low-dim observations `pusht/keypoints` (18), `pusht/keypoints_gym` (16), `pusht/block_pose` (3) as
   `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
   Every stamped message of one instant carries the same stamp: the sim time of that observation.
@@ -70,8 +70,8 @@ from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
 from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
 from vqbet_ros.pusht.schedule import TargetSchedule
+from vqbet_ros.pusht.wiring import STATUS_FIELDS
 
-STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
 _DONE = STATUS_FIELDS.index("done")
 LOCKSTEP_MODES = ("each_step", "chunk", "off")
 

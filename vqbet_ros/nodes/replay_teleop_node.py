@@ -38,10 +38,11 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.parameters import NodeParameters
-from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.pusht.demo_replay import PushTDemos
 from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
+from vqbet_ros.pusht.wiring import STATUS_FIELDS
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
 _STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (

@@ -40,9 +40,9 @@ from vqbet_ros import constants
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.model.normalize import Normalizer
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.pusht.rollout import ChunkPolicy, rollout, write_video
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime
-from vqbet_ros.pusht.rollout import ChunkPolicy, rollout, write_video
 
 log = logging.getLogger("vqbet_ros.training.evaluate")
 
