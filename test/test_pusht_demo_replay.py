@@ -34,8 +34,11 @@ def test_replay_reproduces_demo_block_trajectory(demos):
 
 
 def test_demos_missing_path_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="episode_ends"):
+    with pytest.raises(FileNotFoundError, match="nope.zarr` does not exist"):
         PushTDemos(tmp_path / "nope.zarr")
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(FileNotFoundError, match="expected `meta/episode_ends`"):
+        PushTDemos(tmp_path / "empty.zarr")
 
 
 def test_demos_episode_out_of_range_names_range(demos):

@@ -242,22 +242,6 @@ class VideoFrames:
             self.episode = episode
 
 
-def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """H.264 mp4 (PyAV)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 # ---- the run -----------------------------------------------------------------------------------------------
 class _Driver:
     """The demo's own ROS side: the sim status subscription and the service clients it calls."""
@@ -344,6 +328,7 @@ def run(args: argparse.Namespace) -> DemoSummary:
     from rclpy.parameter import Parameter
 
     from vqbet_ros.config_io import load_yaml
+    from vqbet_ros.data.video_encoder import write_video
     from vqbet_ros.model.config import VQBeTConfig
     from vqbet_ros.nodes.entry import use_short_switch_interval
     from vqbet_ros.nodes.policy_node import PolicyNode

@@ -8,41 +8,27 @@ coverage, success (coverage > 0.95) at the end and at any step.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames
+from vqbet_ros.pusht.episode import EpisodeResult
 from vqbet_ros.pusht.wiring import CHECKPOINT, SIM_NODE, STATUS_FIELDS, STATUS_TOPIC, TRAJECTORY_TOPIC, wiring
 
 
 @dataclass
-class PushTEpisode:
-    episode: int
-    seed: int
-    final_coverage: float = 0.0
-    max_coverage: float = 0.0
-    steps: int = 0
+class PushTEpisode(EpisodeResult):
+    """An episode through ROS: its outcome (as `vqbet-eval`'s) and how the run went."""
+
+    episode: int = 0
     wall_s: float = 0.0
     timed_out: bool = False
-
-    @property
-    def success_ever(self) -> bool:
-        from vqbet_ros.pusht.robot import is_success
-        return bool(is_success(self.max_coverage))
-
-    @property
-    def success_end(self) -> bool:
-        from vqbet_ros.pusht.robot import is_success
-        return bool(is_success(self.final_coverage))
 
     def describe(self) -> str:
         return (f"coverage {self.final_coverage:.3f} (max {self.max_coverage:.3f}) "
                 f"{'success' if self.success_end else 'fail   '} {self.steps:3d} steps")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "success_ever": self.success_ever, "success_end": self.success_end}
 
 
 class PushTDemo(DemoRobot):
@@ -88,8 +74,8 @@ class PushTDemo(DemoRobot):
         entry["steps"] = int(status["step"])
 
     def episode_result(self, episode: int, seed: int, entry: dict, wall_s: float, timed_out: bool) -> PushTEpisode:
-        return PushTEpisode(episode, seed, entry.get("final_coverage", 0.0), entry.get("max_coverage", 0.0),
-                            entry.get("steps", 0), wall_s, timed_out)
+        return PushTEpisode(seed, entry.get("final_coverage", 0.0), entry.get("max_coverage", 0.0),
+                            entry.get("steps", 0), episode=episode, wall_s=wall_s, timed_out=timed_out)
 
     def figures(self, episodes: list[PushTEpisode]) -> dict:
         final = np.array([e.final_coverage for e in episodes])

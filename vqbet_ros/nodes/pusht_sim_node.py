@@ -52,7 +52,6 @@ from collections import deque
 from typing import Callable
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -66,8 +65,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
-from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
+from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.trajectory import seconds_to_time
 from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
 from vqbet_ros.pusht.schedule import TargetSchedule
 from vqbet_ros.pusht.wiring import STATUS_FIELDS
@@ -124,34 +124,6 @@ PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices /
 }
 # May change while the node runs (checked when set); the others are read at start-up only.
 DYNAMIC_PARAMETERS = ("seed", "auto_reset", "lockstep_timeout_s", "initial_state")
-
-
-def _time_msg(stamp_s: float) -> Time:
-    ns = int(round(stamp_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def trajectory_to_waypoints(msg: JointTrajectory, now_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """`JointTrajectory` -> (absolute waypoint times (N,), positions (N, 2) in `JOINT_NAMES` order).
-
-    Times are header.stamp + time_from_start, with a zero stamp read as `now_s` (ROS "start now").
-    """
-    missing = [j for j in JOINT_NAMES if j not in msg.joint_names]
-    if missing:
-        raise ValueError(f"`JointTrajectory.joint_names` is {list(msg.joint_names)}; it lacks {missing}. "
-                         f"Command the PushT joints {list(JOINT_NAMES)} (set the policy's action_names).")
-    if not msg.points:
-        raise ValueError("`JointTrajectory.points` is empty; expected the chunk's waypoints")
-    order = [list(msg.joint_names).index(j) for j in JOINT_NAMES]
-    short = [k for k, p in enumerate(msg.points) if len(p.positions) != len(msg.joint_names)]
-    if short:
-        raise ValueError(f"`JointTrajectory.points[{short[0]}].positions` has "
-                         f"{len(msg.points[short[0]].positions)} values for {len(msg.joint_names)} joint names")
-    start_s = stamp_to_s(msg.header.stamp)
-    start_s = now_s if start_s is None else start_s
-    times = np.array([start_s + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
-    positions = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)
-    return times, positions
 
 
 class PushTSimNode(Node):
@@ -296,7 +268,8 @@ class PushTSimNode(Node):
                 self._schedule.clear(hold=self._robot.agent_xy)
                 return
             try:
-                times, positions = trajectory_to_waypoints(msg, self._now_sim_s())
+                start_s, offsets_s, positions = joint_trajectory_to_points(msg, JOINT_NAMES)
+                times = (self._now_sim_s() if start_s is None else start_s) + offsets_s  # a zero stamp: "now"
                 accepted = self._schedule.set_chunk(times - self._episode_start_ros_s, positions,
                                                     now_s=self._robot.time_s)
             except ValueError as err:
@@ -372,7 +345,7 @@ class PushTSimNode(Node):
                     self._running = False
                     self._cond.wait(0.1)  # idle until ~/reset
                     # Time stands still, but late joiners still learn what time it is (as a paused simulator).
-                    self._clock_pub.publish(Clock(clock=_time_msg(self._clock_s)))
+                    self._clock_pub.publish(Clock(clock=seconds_to_time(self._clock_s)))
                     waited_from = time.monotonic()
                     continue
                 if self._command_known_locked():
@@ -413,7 +386,7 @@ class PushTSimNode(Node):
     # --- output ---
     def _publish(self, snapshot: tuple) -> None:
         obs, stamp_s, status = snapshot
-        stamp = _time_msg(stamp_s)
+        stamp = seconds_to_time(stamp_s)
         status = status + [float(stamp.sec), float(stamp.nanosec)]
         frame_id = self._p["frame_id"]
         image = Image()
@@ -440,7 +413,7 @@ class PushTSimNode(Node):
             time.sleep(self._p["obs_settle_s"])
             with self._cond:
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
-                clock = _time_msg(self._clock_s)
+                clock = seconds_to_time(self._clock_s)
                 # an ended episode waits for ~/reset, not for a command
                 self._released_wall = None if status[_DONE] else time.monotonic()
             self._clock_pub.publish(Clock(clock=clock))

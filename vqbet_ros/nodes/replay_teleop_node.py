@@ -87,7 +87,7 @@ class ReplayTeleopNode(Node):
         try:
             self._demos = PushTDemos(p["zarr_path"])
         except FileNotFoundError as err:
-            raise ConfigError(f"parameter `zarr_path`: {err}") from None
+            raise ConfigError(f"parameter `zarr_path` (a Diffusion Policy PushT zarr): {err}") from None
         source = "num_episodes" if p["num_episodes"] > 0 else "episodes"
         episodes = list(range(p["num_episodes"])) if p["num_episodes"] > 0 else p["episodes"]
         missing = [index for index in episodes if index >= self._demos.num_episodes]

@@ -35,6 +35,8 @@ from typing import Literal
 
 import numpy as np
 
+from vqbet_ros.pusht.episode import is_success
+
 # gym_pusht renders with pygame Surfaces only, but pygame may probe a display on import: keep it headless.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -48,7 +50,6 @@ JOINT_NAMES = ("agent_x", "agent_y")
 CAMERA_NAME = "top"
 IMAGE_SIZE = 96  # the demos' and gym_pusht's observation size
 CONTROL_HZ = 10.0  # gym_pusht's fixed control rate (metadata render_fps); the demos were recorded at it
-SUCCESS_COVERAGE = 0.95  # gym_pusht's and the official env's threshold: success is coverage strictly above it
 WORKSPACE_PX = 512.0
 LOW_DIM_SIZES = {"keypoints": 18, "keypoints_gym": 16, "block_pose": 3}
 
@@ -86,11 +87,6 @@ def episode_protocol(name: str) -> EpisodeProtocol:
     return PROTOCOLS[name]
 
 
-def is_success(coverage):
-    """The block covers the goal (float or array of coverages)."""
-    return coverage > SUCCESS_COVERAGE
-
-
 def official_initial_state(seed: int) -> np.ndarray:
     """[agent x, y, block x, y, angle] of the public VQ-BeT env's reset for `seed`: the legacy NumPy
     generator's draws in that env's order (agent in [50, 450), block origin in [100, 400), angle from a normal
@@ -120,7 +116,7 @@ class PushTObservation:
     keypoints: np.ndarray  # (18,) Diffusion Policy block keypoints
     keypoints_gym: np.ndarray  # (16,) gym_pusht environment_state
     coverage: float  # fraction of the goal covered by the block
-    success: bool  # coverage above SUCCESS_COVERAGE
+    success: bool  # `episode.is_success`: coverage above 0.95
 
     def low_dim(self, name: str) -> np.ndarray:
         if name not in LOW_DIM_SIZES:
