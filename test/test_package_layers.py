@@ -132,3 +132,13 @@ def test_package_layers_report_names_both_modules_and_the_rule():
                      "`runtime` may import only ['base', 'model', 'runtime']"]
     found, _ = breaches("vqbet_ros/model/probe.py", "import rclpy\nfrom std_msgs.msg import Header\n", table)
     assert len(found) == 2 and all("may import ROS packages" in line for line in found)
+
+
+def test_package_layers_a_wing_imports_neither_a_node_nor_another_wing():
+    table = layer_table()
+    for rel, module in (("vqbet_ros/pusht/probe.py", "vqbet_ros.nodes.pusht_sim_node"),
+                        ("vqbet_ros/pusht/probe.py", "vqbet_ros.so101.scene"),
+                        ("vqbet_ros/so101/probe.py", "vqbet_ros.pusht.robot"),
+                        ("vqbet_ros/pusht/probe.py", "vqbet_ros.training.evaluate")):
+        found, _ = breaches(rel, f"import {module}\n", table)
+        assert len(found) == 1 and f"imports {module}" in found[0], (rel, module, found)

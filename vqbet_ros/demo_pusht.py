@@ -33,20 +33,14 @@ class PushTEpisode(EpisodeResult):
 
 class PushTDemo(DemoRobot):
     name, title, sim_name, checkpoint_name = "pusht", "PushT", SIM_NODE, CHECKPOINT
-    status_topic, trajectory_topic = STATUS_TOPIC, TRAJECTORY_TOPIC
+    status_topic, trajectory_topic, status_fields = STATUS_TOPIC, TRAJECTORY_TOPIC, STATUS_FIELDS
+    wiring = staticmethod(wiring)
     default_video = Path("outputs/vqbet_demo.mp4")
 
     def __init__(self):
         from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
 
         self.control_hz, self.joint_names = CONTROL_HZ, tuple(JOINT_NAMES)
-
-    @property
-    def status_fields(self) -> tuple[str, ...]:
-        return STATUS_FIELDS
-
-    def wiring(self, spec) -> dict:
-        return wiring(spec)
 
     def setup(self, args) -> dict:
         return {"protocol": args.protocol}
