@@ -4,7 +4,7 @@ chunks and direct targets in; episodes reset by service. Real time, or as fast a
 Interface (topic names are parameters, all relative so a namespace or remap moves them):
 - publishes `camera/image_raw` (`sensor_msgs/Image`, rgb8, 96x96), `joint_states` (`sensor_msgs/JointState`,
   joints `agent_x`, `agent_y` in PushT pixels), `pusht/status` (`std_msgs/Float64MultiArray`, values in the
-  order of `pusht.wiring.STATUS_FIELDS`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec,
+  order of `pusht.wiring.PushTStatus`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec,
   the last two the exact stamp of the observation it belongs to, since the message has no header; the
   layout's dim label lists the fields),
   extra low-dim observations `pusht/keypoints` (18), `pusht/keypoints_gym` (16), `pusht/block_pose` (3) as
@@ -52,6 +52,7 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Callable
 
 from geometry_msgs.msg import PoseStamped
@@ -336,7 +337,7 @@ class PushTSimNode(Node):
     def _publish(self, snapshot: SimSnapshot) -> None:
         obs, stamp_s = snapshot.obs, snapshot.stamp_s
         stamp = seconds_to_time(stamp_s)
-        status = snapshot.status + [float(stamp.sec), float(stamp.nanosec)]
+        status = replace(snapshot.status, stamp_sec=stamp.sec, stamp_nanosec=stamp.nanosec).to_values()
         frame_id = self._p["frame_id"]
         image = Image()
         image.header.stamp, image.header.frame_id = stamp, frame_id
@@ -364,7 +365,7 @@ class PushTSimNode(Node):
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
                 clock = seconds_to_time(self._clock_s)
                 # an ended episode waits for ~/reset, not for a command
-                self._released_wall = None if snapshot.done else time.monotonic()
+                self._released_wall = None if snapshot.status.done else time.monotonic()
             self._clock_pub.publish(Clock(clock=clock))
         # Status last: whoever paces itself on it (teleop, the demo) acts once the step is released.
         status_msg = Float64MultiArray(data=status)

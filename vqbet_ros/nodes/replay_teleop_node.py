@@ -42,11 +42,9 @@ from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.pusht.demo_replay import PushTDemos
 from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
-from vqbet_ros.pusht.wiring import STATUS_FIELDS
+from vqbet_ros.pusht.wiring import PushTStatus
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
-_STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
-    STATUS_FIELDS.index(f) for f in ("step", "episode", "done", "stamp_sec", "stamp_nanosec"))
 
 PARAMETERS = {  # name: (default, description)
     "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
@@ -178,8 +176,9 @@ class ReplayTeleopNode(Node):
         self._send_next_action(stamp)
 
     def _on_status(self, msg: Float64MultiArray) -> None:
-        episode, step = int(msg.data[_EPISODE]), int(msg.data[_STEP])
-        stamp = Time(sec=int(msg.data[_SEC]), nanosec=int(msg.data[_NANOSEC]))
+        status = PushTStatus.from_values(msg.data)
+        episode, step = status.episode, status.step
+        stamp = Time(sec=status.stamp_sec, nanosec=status.stamp_nanosec)
         if step >= self._newest.get(episode, (-1, None))[0]:
             self._newest[episode] = (step, stamp)
         if episode != self._sim_episode:
@@ -190,7 +189,7 @@ class ReplayTeleopNode(Node):
             self._start_recording()  # the hold was executed: the recorder has heard a command
         elif self._phase == "playing" and step > self._last_step:  # else: the still robot, or answered
             self._last_step = step
-            if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
+            if self._next_action >= len(self._demo) or status.done:
                 self._finish_demo()
             else:
                 self._send_next_action(stamp)

@@ -16,6 +16,7 @@ import numpy as np
 
 from vqbet_ros.pusht.robot import JOINT_NAMES, PushTObservation, PushTRobot
 from vqbet_ros.pusht.schedule import TargetSchedule
+from vqbet_ros.pusht.wiring import PushTStatus
 
 LOCKSTEP_MODES = ("each_step", "chunk", "off")
 # Fast mode's clock starts here, not at 0: a zero stamp means "now" in ROS, so no observation may carry it.
@@ -24,16 +25,11 @@ FAST_CLOCK_START_S = 1.0
 
 @dataclass
 class SimSnapshot:
-    """One observation, its stamp and its status (`wiring.STATUS_FIELDS` up to `done`; the node appends the
-    stamp), taken together so that a reset cannot mix them."""
+    """One observation, its stamp and its status, taken together so that a reset cannot mix them."""
 
     obs: PushTObservation
     stamp_s: float
-    status: list[float]  # coverage, success, step, episode, done
-
-    @property
-    def done(self) -> bool:
-        return self.status[-1] > 0.5
+    status: PushTStatus  # its stamp fields are left to whoever turns `stamp_s` into a message stamp
 
 
 class PushTSim:
@@ -137,5 +133,5 @@ class PushTSim:
     def snapshot(self, obs: PushTObservation | None = None) -> SimSnapshot:
         """`obs` (default: what the robot shows now) with its stamp and status."""
         obs = self.robot.observe() if obs is None else obs
-        status = [obs.coverage, float(obs.success), float(obs.step), float(self.episode), float(self.robot.done)]
+        status = PushTStatus(obs.coverage, obs.success, obs.step, self.episode, self.robot.done)
         return SimSnapshot(obs, self.episode_start_s + obs.time_s, status)

@@ -8,6 +8,8 @@ and each low-dim input to the sim topic of that name, else of that size (18: the
 """
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass, fields
+
 from vqbet_ros.model.checkpoint_search import CheckpointName
 
 # PushT falls back to any checkpoint: a models folder of PushT checkpoints only, named otherwise.
@@ -15,10 +17,33 @@ CHECKPOINT = CheckpointName("pusht", "state", any_if_none=True)
 SIM_NODE = "pusht_sim"  # the sim node's name (its ~/reset service)
 TRAJECTORY_TOPIC = "/pusht/joint_trajectory"
 STATUS_TOPIC = "/pusht/status"
-# `STATUS_TOPIC`'s Float64MultiArray holds these values in this order (the layout's dim label lists them);
-# the last two are the exact stamp of the observation it belongs to, since the message has no header.
-STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
 LOW_DIM_TOPICS_BY_SIZE = {18: "keypoints", 16: "keypoints_gym", 3: "block_pose"}
+
+
+@dataclass(frozen=True)
+class PushTStatus:
+    """What `STATUS_TOPIC` says after each observation, as a `Float64MultiArray` of these fields in this order
+    (`STATUS_FIELDS`; the layout's dim label lists them). The message has no header, so the last two fields
+    carry the exact stamp of the observation it belongs to."""
+
+    coverage: float  # of the goal by the block
+    success: bool  # `episode.is_success(coverage)`
+    step: int  # control steps since the episode's reset
+    episode: int  # episodes started before this one
+    done: bool  # the episode is over; the sim waits for ~/reset
+    stamp_sec: int = 0
+    stamp_nanosec: int = 0
+
+    def to_values(self) -> list[float]:
+        return [float(v) for v in astuple(self)]
+
+    @classmethod
+    def from_values(cls, values) -> PushTStatus:
+        coverage, success, step, episode, done, sec, nanosec = values
+        return cls(float(coverage), success > 0.5, int(step), int(episode), done > 0.5, int(sec), int(nanosec))
+
+
+STATUS_FIELDS = tuple(f.name for f in fields(PushTStatus))
 
 
 def wiring(spec) -> dict:
