@@ -73,7 +73,7 @@ from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.trajectory import seconds_to_time
 from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTRobot
 from vqbet_ros.pusht.sim import FAST_CLOCK_START_S, LOCKSTEP_MODES, PushTSim, SimSnapshot
-from vqbet_ros.pusht.wiring import STATUS_FIELDS
+from vqbet_ros.pusht.wiring import SIM_NODE, STATUS_FIELDS
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
 # (docs/ros2.md §2); a short queue, the newest frame is what matters.
@@ -128,7 +128,7 @@ class PushTSimNode(Node):
     """PushT robot node; see the module docstring for its interface."""
 
     def __init__(self, **kwargs):
-        super().__init__("pusht_sim", **kwargs)
+        super().__init__(SIM_NODE, **kwargs)
         self._params = NodeParameters(self)
         for name, (default, description) in PARAMETERS.items():
             self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))

@@ -42,7 +42,7 @@ from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.pusht.demo_replay import PushTDemos
 from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
-from vqbet_ros.pusht.wiring import PushTStatus
+from vqbet_ros.pusht.wiring import SIM_NODE, PushTStatus
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
 
@@ -51,7 +51,7 @@ PARAMETERS = {  # name: (default, description)
     "episodes": ([0], "demo episode indices to replay, in order (unless `num_episodes` is set)"),
     "num_episodes": (0, "> 0: replay demo episodes 0 .. num_episodes - 1 instead of `episodes`"),
     "max_steps": (0, "replay at most this many steps of each demo (0 = all)"),
-    "sim_node": ("pusht_sim", "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
+    "sim_node": (SIM_NODE, "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
     "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
     "command_topic": ("", "where teleop commands go (the sim and the recorder listen); empty = the sim's input "
                           "for `message_type`: pusht/commands or pusht/joint_trajectory"),
