@@ -6,7 +6,7 @@ activated by this launch file).
 
 Episodes follow each other (`auto_reset`); watch `/pusht/status` [coverage, success, step, episode, done, ...]
 and `/camera/image_raw`. Parameters: `config/sim_demo.yaml`. The checkpoint's camera, low-dim inputs and
-joint names are wired to the sim's topics from its config.yaml (`vqbet_ros.demo.wiring`). Without launch_ros,
+joint names are wired to the sim's topics from its config.yaml (`vqbet_ros.pusht.wiring`). Without launch_ros,
 `vqbet-demo` runs the same two nodes in one process and reports coverage and latency.
 """
 from pathlib import Path
@@ -22,18 +22,20 @@ from vqbet_ros.launch_lifecycle import configure_then_activate
 
 def _nodes(context):
     from vqbet_ros.config_io import load_yaml
-    from vqbet_ros.demo import find_checkpoint, wiring
+    from vqbet_ros.model.checkpoint_search import find_checkpoint
     from vqbet_ros.model.config import VQBeTConfig
+    from vqbet_ros.pusht.wiring import CHECKPOINT, SIM_NODE, wiring
 
     given = LaunchConfiguration("checkpoint").perform(context)
     # The shipped checkpoints are installed beside this file (setup.py data_files).
     shipped = Path(get_package_share_directory("vqbet_ros")) / "models"
-    checkpoint = find_checkpoint(Path(given) if given else None, option="checkpoint:=", models_dirs=[shipped])
+    checkpoint = find_checkpoint(Path(given) if given else None, CHECKPOINT, option="checkpoint:=",
+                                 models_dirs=[shipped])
     spec = load_yaml(VQBeTConfig, checkpoint / "config.yaml").spec
     params_file = LaunchConfiguration("params_file").perform(context)
     fast = LaunchConfiguration("mode").perform(context) == "fast"
 
-    sim = Node(package="vqbet_ros", executable="pusht_sim_node", name="pusht_sim", output="screen",
+    sim = Node(package="vqbet_ros", executable="pusht_sim_node", name=SIM_NODE, output="screen",
                parameters=[params_file, {"mode": "fast" if fast else "realtime"}])
     policy = LifecycleNode(package="vqbet_ros", executable="policy_node", name="policy_node", namespace="",
                            output="screen",

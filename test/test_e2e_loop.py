@@ -23,7 +23,7 @@ from ros_spin import Spinner, wait_for  # noqa: E402
 from training_fixtures import train_tiny  # noqa: E402
 from vqbet_ros import constants  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
-from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
+from vqbet_ros.pusht.demo_replay import PushTDemos  # noqa: E402
 
 EPISODES = [0, 1]
 STEPS = 20  # demo steps replayed per episode
@@ -141,7 +141,7 @@ def test_e2e_recorder_records_pusht_low_dim_topics_in_step(ros_context, shared_d
     """Extra low-dim observations through ROS: keypoints (Float64MultiArray, no header) and the block pose
     (PoseStamped) land in the same frame as each other and as the joint states."""
     from vqbet_ros.data.lerobot_reader import LeRobotDataset
-    from vqbet_ros.sim.pusht import block_keypoints
+    from vqbet_ros.pusht.robot import block_keypoints
 
     zarr = shared_dir / "external/pusht_cchi_v7_replay.zarr"
     # In lockstep the sim time of sample_delay_s passes in a few ms of wall time: allow 3 steps, so a tick is

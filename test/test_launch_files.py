@@ -30,7 +30,8 @@ from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from vqbet_ros.data.lerobot_reader import LeRobotDataset  # noqa: E402
-from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS  # noqa: E402
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS  # noqa: E402
+from vqbet_ros.pusht.wiring import STATUS_FIELDS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -27,7 +27,7 @@ def _chunk(ckpt, image: np.ndarray, agent_xy: np.ndarray) -> np.ndarray:
 
 def test_pusht_image_policy_plans_differently_when_the_block_moves_in_the_frame():
     pytest.importorskip("gym_pusht")
-    from vqbet_ros.sim.pusht import PushTRobot
+    from vqbet_ros.pusht.robot import PushTRobot
 
     ckpt = load_checkpoint(CHECKPOINT)
     ckpt.policy.eval()

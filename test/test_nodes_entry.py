@@ -18,8 +18,8 @@ pytest.importorskip("rclpy")
 pytest.importorskip("gym_pusht")
 
 from vqbet_ros.config_io import load_yaml  # noqa: E402
-from vqbet_ros.demo import wiring  # noqa: E402
 from vqbet_ros.model.config import VQBeTConfig  # noqa: E402
+from vqbet_ros.pusht.wiring import wiring  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO / "models" / "pusht_state"

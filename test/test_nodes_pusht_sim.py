@@ -19,8 +19,9 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from sim_probe import SpinningProbe, closing_factory  # noqa: E402
-from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS, PushTSimNode  # noqa: E402
-from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, PushTSimNode  # noqa: E402
+from vqbet_ros.pusht.robot import PushTRobot  # noqa: E402
+from vqbet_ros.pusht.wiring import STATUS_FIELDS  # noqa: E402
 
 
 class Probe(SpinningProbe):

@@ -18,7 +18,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from vqbet_ros.config_io import ConfigError  # noqa: E402
 from vqbet_ros.nodes.pusht_sim_node import PushTSimNode  # noqa: E402
 from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode  # noqa: E402
-from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
+from vqbet_ros.pusht.demo_replay import PushTDemos  # noqa: E402
 
 
 def _params(**values):

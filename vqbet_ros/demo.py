@@ -16,9 +16,8 @@ state `vqbet-eval` gets for the same seed) and waits for the sim's status to say
 By default the sim runs `fast`: it owns `/clock` (the policy uses sim time) and steps in lockstep with the
 policy, so results do not depend on this machine's speed. `--realtime` paces the sim at 10 Hz instead.
 
-The checkpoint is wired to the sim from its spec: its 2 joints map to `agent_x`, `agent_y` (by name, else in
-order), its camera to the sim camera, and each low-dim input to the sim topic of that size (18: the Diffusion
-Policy keypoints, 16: gym_pusht's keypoints, 3: block pose).
+The checkpoint is wired to the sim from its spec by the robot's wing (`pusht/wiring.py`, `so101/wiring.py`),
+as the demo launch files wire it.
 
 Episodes follow `--protocol` as in `vqbet-eval`: `official` (the paper's: its reset distribution, 302 steps,
 no early end) or `gym` (gym-pusht's: ends at success or after 300 steps).
@@ -28,8 +27,8 @@ decision latency (policy worker: newest frames to chunk published) and the obser
 through ROS; writes an mp4 of the first episode(s).
 
 The episode loop, the summary, latency and video are shared by both robots; what differs (the sim node and
-its parameters, the wiring, what an episode's status means, the video frame) is a `DemoRobot`: `PushTDemo`
-here, `demo_so101.SO101Demo` for the arm.
+its parameters, the wiring, what an episode's status means, the video frame) is a `DemoRobot`:
+`demo_pusht.PushTDemo`, `demo_so101.SO101Demo` for the arm.
 """
 from __future__ import annotations
 
@@ -39,25 +38,23 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from vqbet_ros.model.checkpoint_search import CheckpointName, find_checkpoint
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOW_DIM_TOPICS_BY_SIZE = {18: "keypoints", 16: "keypoints_gym", 3: "block_pose"}
-# The checkpoint `find_checkpoint` picks per robot: a name containing the first word, among those one with the
-# second. PushT falls back to any checkpoint (a PushT-only models/); another robot needs its own name.
-CHECKPOINT_NAMES = {"pusht": ("pusht", "state"), "so101": ("so101", "pick")}
+ROBOTS = ("pusht", "so101")  # `--robot`: `demo_pusht.PushTDemo`, `demo_so101.SO101Demo`
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqbet-demo", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robot", choices=sorted(CHECKPOINT_NAMES), default="pusht",
+    p.add_argument("--robot", choices=ROBOTS, default="pusht",
                    help="the simulated robot: pusht (default) or so101 (the SO-101 arm in MuJoCo; needs the "
                         "package's so101 extra)")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -88,61 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# ---- checkpoint and wiring ---------------------------------------------------------------------------------
-def find_checkpoint(explicit: Path | None, option: str = "--checkpoint ", models_dirs: list[Path] = (),
-                    robot: str = "pusht") -> Path:
-    """The checkpoint to run: `explicit`, else the robot's one in `models_dirs`, ./models or <repo>/models
-    (`CHECKPOINT_NAMES`). Errors name `option`, how the caller's user passes a checkpoint (`checkpoint:=` in a
-    launch)."""
-    if explicit is not None:
-        if not (explicit / "config.yaml").is_file():
-            raise FileNotFoundError(f"`{option}{explicit}` is not a checkpoint directory (no config.yaml)")
-        return explicit
-    found = []
-    searched = list(dict.fromkeys([*models_dirs, Path.cwd() / "models", REPO_ROOT / "models"]))
-    for models in searched:
-        if models.is_dir():
-            found += sorted(p.parent for p in models.glob("*/config.yaml"))
-            found += sorted(p.parent for p in models.glob("*/*/config.yaml"))
-    where = ", ".join(str(d) for d in searched)
-    if not found:
-        raise FileNotFoundError(
-            f"no checkpoint found in {where}; pass `{option}DIR` (a directory with "
-            "config.yaml, model.safetensors, stats.safetensors, e.g. the output of vqbet-train)")
-    name, preferred = CHECKPOINT_NAMES[robot]
-    mine = [p for p in found if name in p.name.lower()]
-    if not mine and robot != "pusht":
-        raise FileNotFoundError(
-            f"no {robot} checkpoint (a directory whose name contains `{name}`) in {where}; found only "
-            f"{[p.name for p in found]}; pass `{option}DIR`")
-    best = [p for p in mine if preferred in p.name.lower()]
-    return (best or mine or found)[0]
-
-
-def wiring(spec) -> dict:
-    """Policy node parameters that connect a checkpoint with this spec to the PushT sim's topics."""
-    from vqbet_ros.sim.pusht import JOINT_NAMES
-
-    params: dict = {"joint_states_topic": "/joint_states", "trajectory_topic": "/pusht/joint_trajectory"}
-    names = list(dict.fromkeys(list(spec.joint_names) + list(spec.action_names)))
-    if len(names) != len(JOINT_NAMES):
-        raise ValueError(f"the checkpoint's joints {names} are not PushT's 2 joints {list(JOINT_NAMES)}; "
-                         "PushT checkpoints observe and command the agent's x, y")
-    if not set(names) <= set(JOINT_NAMES):
-        params["joint_name_map"] = [f"{ckpt}:{robot}" for ckpt, robot in zip(names, JOINT_NAMES)]
-    if len(spec.cameras) > 1:
-        raise ValueError(f"the checkpoint has cameras {list(spec.cameras)}; the PushT sim has one camera")
-    for camera in spec.cameras:
-        params[f"cameras.{camera}.topic"] = "/camera/image_raw"
-    for name, size in spec.low_dim.items():
-        source = name if name in LOW_DIM_TOPICS_BY_SIZE.values() else LOW_DIM_TOPICS_BY_SIZE.get(size)
-        if source is None:
-            raise ValueError(f"the checkpoint's low-dim input `{name}` has {size} values; the PushT sim offers "
-                             f"{ {v: k for k, v in LOW_DIM_TOPICS_BY_SIZE.items()} } (name: size)")
-        params[f"low_dim.{name}.topic"] = f"/pusht/{source}"
-    return params
-
-
+# ---- checkpoint ------------------------------------------------------------------------------------------
 def describe_spec(spec) -> str:
     parts = [f"joints {list(spec.joint_names)}"]
     parts += [f"camera {c} {list(s)}" for c, s in spec.cameras.items()]
@@ -158,6 +101,7 @@ class DemoRobot:
     `episode`, `done`, `stamp_sec` and `stamp_nanosec`."""
 
     name = ""
+    checkpoint_name: CheckpointName  # which checkpoint runs when none is given (`find_checkpoint`)
     title = ""  # in the summary line
     sim_name = ""  # the sim node's name (its ~/reset service)
     status_topic = ""
@@ -169,9 +113,6 @@ class DemoRobot:
     @property
     def status_fields(self) -> tuple[str, ...]:
         raise NotImplementedError
-
-    def find_checkpoint(self, explicit: Path | None) -> Path:
-        return find_checkpoint(explicit, robot=self.name)
 
     def wiring(self, spec) -> dict:
         raise NotImplementedError
@@ -227,137 +168,14 @@ class DemoRobot:
         raise NotImplementedError
 
 
-# ---- PushT -------------------------------------------------------------------------------------------------
-@dataclass
-class PushTEpisode:
-    episode: int
-    seed: int
-    final_coverage: float = 0.0
-    max_coverage: float = 0.0
-    steps: int = 0
-    wall_s: float = 0.0
-    timed_out: bool = False
-
-    @property
-    def success_ever(self) -> bool:
-        from vqbet_ros.sim.pusht import is_success
-        return bool(is_success(self.max_coverage))
-
-    @property
-    def success_end(self) -> bool:
-        from vqbet_ros.sim.pusht import is_success
-        return bool(is_success(self.final_coverage))
-
-    def describe(self) -> str:
-        return (f"coverage {self.final_coverage:.3f} (max {self.max_coverage:.3f}) "
-                f"{'success' if self.success_end else 'fail   '} {self.steps:3d} steps")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "success_ever": self.success_ever, "success_end": self.success_end}
-
-
-class PushTDemo(DemoRobot):
-    name, title, sim_name = "pusht", "PushT", "pusht_sim"
-    status_topic, trajectory_topic = "/pusht/status", "/pusht/joint_trajectory"
-    default_video = Path("outputs/vqbet_demo.mp4")
-
-    def __init__(self):
-        from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
-
-        self.control_hz, self.joint_names = CONTROL_HZ, tuple(JOINT_NAMES)
-
-    @property
-    def status_fields(self) -> tuple[str, ...]:
-        from vqbet_ros.nodes.pusht_sim_node import STATUS_FIELDS
-        return STATUS_FIELDS
-
-    def wiring(self, spec) -> dict:
-        return wiring(spec)
-
-    def setup(self, args) -> dict:
-        return {"protocol": args.protocol}
-
-    def describe_setup(self, args) -> str:
-        return f"{args.protocol} protocol"
-
-    def make_sim(self, context, args, spec, video: bool):
-        from rclpy.parameter import Parameter
-
-        from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
-
-        params = {"mode": "realtime" if args.realtime else "fast", "autostart": False, "seed": args.seed,
-                  "protocol": args.protocol, "max_episode_steps": args.max_steps,
-                  "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
-        return PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-
-    def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
-        if video is not None:
-            sim.step_observers.append(video)
-
-    def fold_status(self, entry: dict, status: dict) -> None:
-        entry["final_coverage"] = float(status["coverage"])
-        entry["max_coverage"] = max(entry.get("max_coverage", 0.0), entry["final_coverage"])
-        entry["steps"] = int(status["step"])
-
-    def episode_result(self, episode: int, seed: int, entry: dict, wall_s: float, timed_out: bool) -> PushTEpisode:
-        return PushTEpisode(episode, seed, entry.get("final_coverage", 0.0), entry.get("max_coverage", 0.0),
-                            entry.get("steps", 0), wall_s, timed_out)
-
-    def figures(self, episodes: list[PushTEpisode]) -> dict:
-        final = np.array([e.final_coverage for e in episodes])
-        best = np.array([e.max_coverage for e in episodes])
-        return {
-            "episodes": len(episodes),
-            "final_coverage_mean": float(final.mean()) if len(final) else 0.0,
-            "max_coverage_mean": float(best.mean()) if len(best) else 0.0,
-            "success_ever_rate": float(np.mean([e.success_ever for e in episodes])) if episodes else 0.0,
-            "success_end_rate": float(np.mean([e.success_end for e in episodes])) if episodes else 0.0,
-            "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else 0.0,
-        }
-
-    def round_trip_s(self, sim) -> list[float]:
-        return list(sim.command_delays_s)
-
-    def summary_lines(self, summary: DemoSummary) -> list[str]:
-        f = summary.figures
-        n = f["episodes"]
-        return [f"PushT through ROS 2 ({summary.setup['protocol']} protocol), {n} episodes: coverage final "
-                f"{f['final_coverage_mean']:.3f}, max {f['max_coverage_mean']:.3f}; success at the end "
-                f"{round(f['success_end_rate'] * n)}/{n}, at any step {round(f['success_ever_rate'] * n)}/{n}; "
-                f"mean {f['mean_steps']:.0f} steps"]
-
-    def frame(self, episode: int, planned: np.ndarray | None, robot) -> np.ndarray:
-        """On the left what the camera sees (the 96x96 image the policy gets, enlarged), on the right the sim,
-        the newest planned chunk drawn as dots (light = later steps) on both views."""
-        import cv2
-
-        from vqbet_ros.sim.pusht import WORKSPACE_PX
-
-        scene = np.ascontiguousarray(robot.render_frame())
-        size = scene.shape[0]
-        camera = robot.observe().image
-        camera = cv2.resize(camera, (size, size), interpolation=cv2.INTER_NEAREST) if camera is not None \
-            else np.zeros_like(scene)
-        if planned is not None:
-            for view in (camera, scene):
-                for k, (x, y) in enumerate(planned):
-                    shade = int(255 * k / max(len(planned) - 1, 1))
-                    centre = (int(round(x * size / WORKSPACE_PX)), int(round(y * size / WORKSPACE_PX)))
-                    cv2.circle(view, centre, 4, (255, shade, 0), -1, cv2.LINE_AA)
-        text = f"ep {episode}  step {robot.step_index}  coverage {robot.coverage:.2f}"
-        cv2.putText(scene, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(camera, "policy camera + planned chunk", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-        return np.concatenate([camera, scene], axis=1)
-
-
 def make_robot(name: str) -> DemoRobot:
     if name == "so101":
         from vqbet_ros.demo_so101 import SO101Demo
         return SO101Demo()
     if name == "pusht":
+        from vqbet_ros.demo_pusht import PushTDemo
         return PushTDemo()
-    raise ValueError(f"`--robot {name}`: expected one of {sorted(CHECKPOINT_NAMES)}")
+    raise ValueError(f"`--robot {name}`: expected one of {list(ROBOTS)}")
 
 
 # ---- results -----------------------------------------------------------------------------------------------
@@ -422,22 +240,6 @@ class VideoFrames:
     def start_episode(self, episode: int) -> None:
         with self._lock:
             self.episode = episode
-
-
-def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """H.264 mp4 (PyAV)."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
@@ -526,12 +328,13 @@ def run(args: argparse.Namespace) -> DemoSummary:
     from rclpy.parameter import Parameter
 
     from vqbet_ros.config_io import load_yaml
+    from vqbet_ros.data.video_encoder import write_video
     from vqbet_ros.model.config import VQBeTConfig
     from vqbet_ros.nodes.entry import use_short_switch_interval
     from vqbet_ros.nodes.policy_node import PolicyNode
 
     robot = make_robot(args.robot)
-    checkpoint = robot.find_checkpoint(args.checkpoint)
+    checkpoint = find_checkpoint(args.checkpoint, robot.checkpoint_name)
     spec = load_yaml(VQBeTConfig, checkpoint / "config.yaml").spec
     hz = robot.control_hz
     if abs(spec.fps - hz) > 1e-6:

@@ -16,11 +16,7 @@ the policy decides at its observation's time, results do not depend on this mach
 same seeds give the same episodes), and no period waits for a timeout (`lockstep_timeouts` and
 `policy_ticks_missed` in the summary say so).
 
-Wiring (by name, else a clear error): the checkpoint's joints are SO-101 joints (`so101.scene.JOINT_NAMES`;
-its actions must cover all six, the trajectory the sim executes), its cameras `scene` / `wrist`
-(`{camera}_camera/image_raw`), its low-dim input `block_pose` (7: x y z qx qy qz qw, the privileged
-`so101/block_pose` PoseStamped, as the recorder stores it). Chunks go as `JointTrajectory` to
-`arm_controller/joint_trajectory`.
+The wiring and the lockstep parameters (`so101/wiring.py`) are shared with `launch/so101_demo.launch.py`.
 
 Per episode: success (`place`: the block rests on either pad; `lift`: lifted), time to success, the pad used.
 Over the run: the success rate with its standard error, and the seam smoothness (`runtime/smoothness.py`) of
@@ -39,53 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames
+from vqbet_ros.so101.wiring import CHECKPOINT, TRAJECTORY_TOPIC, policy_lockstep, sim_lockstep, wiring
 
-TRAJECTORY_TOPIC = "/arm_controller/joint_trajectory"
-BLOCK_POSE = "block_pose"  # the low-dim input the sim provides, and its size (x y z qx qy qz qw)
-BLOCK_POSE_SIZE = 7
 VIDEO_SCALE = 2  # the 128x96 camera images, enlarged in the video
 PLAN_SPAN_RAD = 0.5  # the plan panel: each joint's strip spans its current position +- this
-
-
-def wiring(spec) -> dict:
-    """Policy node parameters that connect a checkpoint with this spec to the SO-101 sim's topics."""
-    from vqbet_ros.so101.scene import CAMERA_NAMES, JOINT_NAMES
-
-    unknown = [n for n in dict.fromkeys([*spec.joint_names, *spec.action_names]) if n not in JOINT_NAMES]
-    if unknown:
-        raise ValueError(f"the checkpoint's joints {unknown} are not SO-101 joints {list(JOINT_NAMES)}; an SO-101 "
-                         "checkpoint observes and commands the arm's joints by name (record from the so101 sim)")
-    if set(spec.action_names) != set(JOINT_NAMES):
-        raise ValueError(f"the checkpoint commands {list(spec.action_names)}; the SO-101 sim executes trajectories "
-                         f"of all six joints {list(JOINT_NAMES)}")
-    params: dict = {"joint_states_topic": "/joint_states", "trajectory_topic": TRAJECTORY_TOPIC}
-    for camera in spec.cameras:
-        if camera not in CAMERA_NAMES:
-            raise ValueError(f"the checkpoint's camera `{camera}` is not an SO-101 sim camera {list(CAMERA_NAMES)}")
-        params[f"cameras.{camera}.topic"] = f"/{camera}_camera/image_raw"
-    for name, size in spec.low_dim.items():
-        if name != BLOCK_POSE or size != BLOCK_POSE_SIZE:
-            raise ValueError(f"the checkpoint's low-dim input `{name}` has {size} values; the SO-101 sim offers "
-                             f"`{BLOCK_POSE}` ({BLOCK_POSE_SIZE}: x y z qx qy qz qw)")
-        params[f"low_dim.{name}.topic"] = "/so101/block_pose"
-        params[f"low_dim.{name}.type"] = "pose_stamped"
-    return params
-
-
-# Open loop: the policy node's per-tick target (`publish_commands`), which the sim waits for each period.
-TICK_TOPIC = "/policy_node/commands"
-
-
-def sim_lockstep(execution: str) -> dict:
-    """The sim's lockstep parameters for a policy executing chunks this way (module docstring)."""
-    if execution == "ensemble":
-        return {"lockstep": "each_step", "lockstep_topic": ""}
-    return {"lockstep": "chunk", "lockstep_topic": TICK_TOPIC}
-
-
-def policy_lockstep(execution: str) -> dict:
-    """The policy node's parameters that `sim_lockstep` relies on: open loop, a message per control tick."""
-    return {} if execution == "ensemble" else {"publish_commands": True, "commands_topic": TICK_TOPIC}
 
 
 def motion_traces(ticks: list, seams_s: list, start_s: float, end_s: float) -> list:
@@ -145,7 +98,7 @@ class SO101Episode:
 
 
 class SO101Demo(DemoRobot):
-    name, title, sim_name = "so101", "SO-101", "so101_sim"
+    name, title, sim_name, checkpoint_name = "so101", "SO-101", "so101_sim", CHECKPOINT
     status_topic, trajectory_topic = "/so101/status", TRAJECTORY_TOPIC
     default_video = Path("outputs/vqbet_demo_so101.mp4")
 

@@ -1,4 +1,5 @@
-"""Camera streams to mp4, one encoder thread per camera (PyAV); used by `data/lerobot_writer.py`.
+"""Camera streams to mp4, one encoder thread per camera (PyAV); used by `data/lerobot_writer.py`. And
+`write_video`, a whole clip at once (rollout and demo videos).
 
 - `VideoEncoding` is the codec configuration (LeRobot's defaults: AV1, crf 30, keyframe every 2 frames).
 - `CameraEncoder` is a thread fed through a bounded queue of commands (`open` a file, `frame`, `close` with a
@@ -238,3 +239,19 @@ class CameraEncoder(threading.Thread):
             self._path = None
         if not keep_error:
             self._error = None
+
+
+def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> None:
+    """RGB frames (H, W, 3) uint8 to an H.264 mp4 at `path`, its folder created: a rollout's or a demo's video,
+    held in memory whole (a recording goes through `CameraEncoder`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -4,14 +4,14 @@ chunks and direct targets in; episodes reset by service. Real time, or as fast a
 Interface (topic names are parameters, all relative so a namespace or remap moves them):
 - publishes `camera/image_raw` (`sensor_msgs/Image`, rgb8, 96x96), `joint_states` (`sensor_msgs/JointState`,
   joints `agent_x`, `agent_y` in PushT pixels), `pusht/status` (`std_msgs/Float64MultiArray`, values in the
-  order of `STATUS_FIELDS`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec, the last two
-  the exact stamp of the observation it belongs to, since the message has no header; the layout's dim label
-  lists the fields),
+  order of `pusht.wiring.PushTStatus`: coverage, success, step, episode, done, stamp_sec, stamp_nanosec,
+  the last two the exact stamp of the observation it belongs to, since the message has no header; the
+  layout's dim label lists the fields),
   extra low-dim observations `pusht/keypoints` (18), `pusht/keypoints_gym` (16), `pusht/block_pose` (3) as
   `Float64MultiArray`, and `pusht/block_pose_stamped` (`geometry_msgs/PoseStamped`, yaw as quaternion).
   Every stamped message of one instant carries the same stamp: the sim time of that observation.
 - subscribes `pusht/joint_trajectory` (`trajectory_msgs/JointTrajectory`: waypoint i is due at header.stamp +
-  time_from_start, a zero stamp meaning "now"; executed by `sim.schedule.TargetSchedule`; an empty one means
+  time_from_start, a zero stamp meaning "now"; executed by `pusht.schedule.TargetSchedule`; an empty one means
   "hold where you are", as for a joint_trajectory_controller) and `pusht/commands`
   (`std_msgs/Float64MultiArray`, [agent_x, agent_y], a target held until the next command).
 - service `~/reset` (`std_srvs/Trigger`): starts the next episode. Episode n (counting every started episode
@@ -40,6 +40,9 @@ An episode ends after the protocol's number of steps (or `max_episode_steps`), a
 also when the block covers the goal (success); the sim then holds
 still (in real time it keeps publishing its sensors) until `~/reset`, or resets itself with `auto_reset`.
 
+The loop itself (episodes, commands, lockstep, stamps and status) is ROS-free, with time as an argument:
+`pusht.sim.PushTSim`; this node adds the clocks, the stepping thread and the messages.
+
 Deviation: this node is a plain (unmanaged) node: it stands in for robot drivers, which are up as long as the
 robot is; the managed nodes are the policy and the recorder (docs/design.md "ROS interface").
 """
@@ -49,10 +52,9 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Callable
 
-import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -66,14 +68,12 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
-from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, stamp_to_s
+from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
-from vqbet_ros.sim.pusht import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTObservation, PushTRobot
-from vqbet_ros.sim.schedule import TargetSchedule
-
-STATUS_FIELDS = ("coverage", "success", "step", "episode", "done", "stamp_sec", "stamp_nanosec")
-_DONE = STATUS_FIELDS.index("done")
-LOCKSTEP_MODES = ("each_step", "chunk", "off")
+from vqbet_ros.nodes.trajectory import seconds_to_time
+from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTRobot
+from vqbet_ros.pusht.sim import FAST_CLOCK_START_S, LOCKSTEP_MODES, PushTSim, SimSnapshot
+from vqbet_ros.pusht.wiring import SIM_NODE, STATUS_FIELDS
 
 # Sensors: RELIABLE, so both sensor-data (BEST_EFFORT) and RELIABLE subscribers (a recorder) match
 # (docs/ros2.md §2); a short queue, the newest frame is what matters.
@@ -83,8 +83,6 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # /clock: only the newest tick matters; RELIABLE also matches rclpy's BEST_EFFORT clock subscription.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
-# Fast mode's clock starts here, not at 0: a zero stamp means "now" in ROS, so no observation may carry it.
-FAST_CLOCK_START_S = 1.0
 # Fast mode's /clock runs this far ahead of the observation it releases, so that a use_sim_time timer due at
 # the observation's stamp (computed as t0 + k * dt, with float error) fires at it and not one step later.
 CLOCK_LEAD_S = 1e-6
@@ -94,7 +92,7 @@ PARAMETERS = {  # name: (default, description)
     "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
     "autostart": (True, "ready episode 0 at launch (it starts with the first command); false: wait for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
-    "protocol": ("official", "how episodes start and end (sim/pusht.py PROTOCOLS): official = the public VQ-BeT "
+    "protocol": ("official", "how episodes start and end (pusht/robot.py PROTOCOLS): official = the public VQ-BeT "
                  "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps"),
     "max_episode_steps": (0, "episode length in control steps; 0 = the protocol's (official 302, gym 300)"),
     "image_size": (96, "camera image height = width in pixels"),
@@ -126,39 +124,11 @@ PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices /
 DYNAMIC_PARAMETERS = ("seed", "auto_reset", "lockstep_timeout_s", "initial_state")
 
 
-def _time_msg(stamp_s: float) -> Time:
-    ns = int(round(stamp_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def trajectory_to_waypoints(msg: JointTrajectory, now_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """`JointTrajectory` -> (absolute waypoint times (N,), positions (N, 2) in `JOINT_NAMES` order).
-
-    Times are header.stamp + time_from_start, with a zero stamp read as `now_s` (ROS "start now").
-    """
-    missing = [j for j in JOINT_NAMES if j not in msg.joint_names]
-    if missing:
-        raise ValueError(f"`JointTrajectory.joint_names` is {list(msg.joint_names)}; it lacks {missing}. "
-                         f"Command the PushT joints {list(JOINT_NAMES)} (set the policy's action_names).")
-    if not msg.points:
-        raise ValueError("`JointTrajectory.points` is empty; expected the chunk's waypoints")
-    order = [list(msg.joint_names).index(j) for j in JOINT_NAMES]
-    short = [k for k, p in enumerate(msg.points) if len(p.positions) != len(msg.joint_names)]
-    if short:
-        raise ValueError(f"`JointTrajectory.points[{short[0]}].positions` has "
-                         f"{len(msg.points[short[0]].positions)} values for {len(msg.joint_names)} joint names")
-    start_s = stamp_to_s(msg.header.stamp)
-    start_s = now_s if start_s is None else start_s
-    times = np.array([start_s + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
-    positions = np.array([[p.positions[i] for i in order] for p in msg.points], dtype=float)
-    return times, positions
-
-
 class PushTSimNode(Node):
     """PushT robot node; see the module docstring for its interface."""
 
     def __init__(self, **kwargs):
-        super().__init__("pusht_sim", **kwargs)
+        super().__init__(SIM_NODE, **kwargs)
         self._params = NodeParameters(self)
         for name, (default, description) in PARAMETERS.items():
             self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))
@@ -176,14 +146,10 @@ class PushTSimNode(Node):
         self._robot = PushTRobot(image_size=p["image_size"], protocol=p["protocol"],
                                  max_episode_steps=p["max_episode_steps"] or None)
         self._dt_s = self._robot.dt_s
-        self._schedule = TargetSchedule(len(JOINT_NAMES))
-        self._cond = threading.Condition()  # guards robot, schedule and episode state; wakes the stepping loop
+        self._sim = PushTSim(self._robot, lockstep=p["lockstep"], fast=self._fast)
+        self._cond = threading.Condition()  # guards the sim (robot, schedule, episode); wakes the stepping loop
         self._stop = threading.Event()
-        self._episodes_started = 0
         self._running = False  # an episode is under way (false before the first reset and after it ends)
-        self._awaiting_command = False  # the episode's clock has not started: no command since its reset
-        self._fresh_command = False  # a command arrived since the last step (fast-mode lockstep)
-        self._episode_start_ros_s = 0.0  # ROS time of the current episode's step 0
         self._clock_s = FAST_CLOCK_START_S
         self._wall_t0 = time.monotonic()  # monotonic time of the current episode's step 0 (real-time pacing)
         self.lockstep_timeouts = 0
@@ -247,39 +213,18 @@ class PushTSimNode(Node):
     # --- episodes ---
     def _start_episode_locked(self, count: bool = True) -> str:
         """Reset the robot for the next episode (caller holds the lock); returns what it started from."""
-        initial_state = self._initial_state()
-        seed = self._params.value("seed") + self._episodes_started
-        if initial_state:
-            self._robot.reset(state=np.asarray(initial_state))
-            origin = f"initial_state {list(initial_state)}"
-        else:
-            self._robot.reset(seed=seed)
-            origin = f"seed {seed}"
-        episode = self._episodes_started
-        if count:
-            self._episodes_started += 1
-        self._schedule.clear(hold=self._robot.agent_xy)
-        self._fresh_command = False
-        self._awaiting_command = True
         now_s = self._clock_s if self._fast else self.get_clock().now().nanoseconds * 1e-9
-        # A new episode starts one step after the last published instant so stamps never repeat; in fast mode
-        # on the grid FAST_CLOCK_START_S + n dt.
-        if self._fast:
-            n = math.floor((now_s - FAST_CLOCK_START_S) / self._dt_s + 0.5) + 1
-            self._episode_start_ros_s = FAST_CLOCK_START_S + n * self._dt_s
-        else:
-            self._episode_start_ros_s = now_s
+        started = self._sim.start_episode(now_s, self._params.value("seed"), self._initial_state(), count)
         self._wall_t0 = time.monotonic()
-        self._current_episode = episode
         for observer in self.step_observers:
             observer(self._robot)
-        return f"episode {episode} from {origin}"
+        return started
 
     def _on_reset(self, request, response):
         with self._cond:
             response.message = self._start_episode_locked()
             self._running = True
-            snapshot = self._snapshot_locked(self._robot.observe())
+            snapshot = self._sim.snapshot()
             self._cond.notify_all()
         self._publish(snapshot)
         response.success = True
@@ -287,43 +232,38 @@ class PushTSimNode(Node):
         return response
 
     # --- commands ---
-    def _now_sim_s(self) -> float:
-        return self._episode_start_ros_s + self._robot.time_s
-
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         with self._cond:
             if not msg.points:  # an empty trajectory means "stop and hold" (joint_trajectory_controller)
-                self._schedule.clear(hold=self._robot.agent_xy)
+                self._sim.hold()
                 return
             try:
-                times, positions = trajectory_to_waypoints(msg, self._now_sim_s())
-                accepted = self._schedule.set_chunk(times - self._episode_start_ros_s, positions,
-                                                    now_s=self._robot.time_s)
+                start_s, offsets_s, positions = joint_trajectory_to_points(msg, JOINT_NAMES)
+                times = (self._sim.now_s if start_s is None else start_s) + offsets_s  # a zero stamp: "now"
+                accepted = self._sim.put_chunk(times, positions)
             except ValueError as err:
                 self.get_logger().error(f"`{self._p['trajectory_topic']}`: {err}", throttle_duration_sec=5.0)
                 return
             if not accepted:
                 self.get_logger().warning(
                     f"`{self._p['trajectory_topic']}`: chunk ends at {times[-1]:.3f} s, before now "
-                    f"({self._now_sim_s():.3f} s); refused (stamp chunks with the observation time)",
+                    f"({self._sim.now_s:.3f} s); refused (stamp chunks with the observation time)",
                     throttle_duration_sec=5.0)
             else:
-                self._mark_fresh_command_locked()
+                self._command_arrived_locked()
             self._cond.notify_all()
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         try:
             target, _ = float64_multiarray_to_array(msg, JOINT_NAMES)
             with self._cond:
-                self._schedule.set_target(target)
-                self._mark_fresh_command_locked()
+                self._sim.put_target(target)
+                self._command_arrived_locked()
                 self._cond.notify_all()
         except ValueError as err:
             self.get_logger().error(f"`{self._p['command_topic']}`: {err}", throttle_duration_sec=5.0)
 
-    def _mark_fresh_command_locked(self) -> None:
-        self._fresh_command = True
-        self._awaiting_command = False
+    def _command_arrived_locked(self) -> None:
         if self._released_wall is not None:
             self.command_delays_s.append(time.monotonic() - self._released_wall)
             self._released_wall = None
@@ -338,7 +278,7 @@ class PushTSimNode(Node):
     def _auto_reset(self) -> bool:
         return self._params.value("auto_reset")
 
-    def _realtime_wait_and_step(self) -> tuple | None:
+    def _realtime_wait_and_step(self) -> SimSnapshot | None:
         """Sleep to the next absolute deadline t0 + (k+1) dt, then step (or, idle, publish the still robot)."""
         with self._cond:
             deadline = self._wall_t0 + (self._robot.step_index + 1) * self._dt_s
@@ -347,74 +287,57 @@ class PushTSimNode(Node):
         with self._cond:
             if self._running and self._robot.done and self._auto_reset():
                 self._start_episode_locked()
-                return self._snapshot_locked(self._robot.observe())
-            if not self._running or self._robot.done or self._awaiting_command:
+                return self._sim.snapshot()
+            if not self._running or self._robot.done or self._sim.awaiting_command:
                 self._running = self._running and not self._robot.done
                 # The robot stands still but its sensors stream on; restamp it as of now.
-                self._episode_start_ros_s = self.get_clock().now().nanoseconds * 1e-9 - self._robot.time_s
+                self._sim.restamp(self.get_clock().now().nanoseconds * 1e-9)
                 self._wall_t0 = time.monotonic() - self._robot.time_s
-                return self._snapshot_locked(self._robot.observe())
+                return self._sim.snapshot()
             late_s = time.monotonic() - deadline
             if late_s > 2 * self._dt_s:  # re-anchor rather than racing to catch up
                 self.get_logger().warning(f"sim step {late_s:.3f} s behind real time", throttle_duration_sec=5.0)
                 self._wall_t0 += late_s
             return self._step_locked()
 
-    def _fast_wait_and_step(self) -> tuple | None:
+    def _fast_wait_and_step(self) -> SimSnapshot | None:
         """Lockstep: step once the next step's command is known, or after `lockstep_timeout_s`."""
         with self._cond:
             waited_from = time.monotonic()
             while not self._stop.is_set():
                 if self._running and self._robot.done and self._auto_reset():
                     self._start_episode_locked()
-                    return self._snapshot_locked(self._robot.observe())
+                    return self._sim.snapshot()
                 if not self._running or self._robot.done:
                     self._running = False
                     self._cond.wait(0.1)  # idle until ~/reset
                     # Time stands still, but late joiners still learn what time it is (as a paused simulator).
-                    self._clock_pub.publish(Clock(clock=_time_msg(self._clock_s)))
+                    self._clock_pub.publish(Clock(clock=seconds_to_time(self._clock_s)))
                     waited_from = time.monotonic()
                     continue
-                if self._command_known_locked():
+                if self._sim.command_known():
                     return self._step_locked()
                 remaining = waited_from + self._params.value("lockstep_timeout_s") - time.monotonic()
-                if remaining <= 0 and self._awaiting_command:  # time passes, the episode has not started
-                    self._episode_start_ros_s += self._dt_s
-                    return self._snapshot_locked(self._robot.observe())
+                if remaining <= 0 and self._sim.awaiting_command:  # time passes, the episode has not started
+                    self._sim.wait_a_step()
+                    return self._sim.snapshot()
                 if remaining <= 0:
                     self.lockstep_timeouts += 1
                     return self._step_locked()
                 self._cond.wait(remaining)
         return None
 
-    def _command_known_locked(self) -> bool:
-        lockstep = self._p["lockstep"]
-        if lockstep == "each_step":
-            return self._fresh_command
-        if lockstep == "chunk":
-            return self._fresh_command or self._schedule.covers(self._robot.time_s, self._dt_s)
-        return True
-
-    def _step_locked(self) -> tuple:
-        target = self._schedule.target_for_step(self._robot.time_s, self._dt_s)
-        self._fresh_command = False
-        obs = self._robot.step(target)
+    def _step_locked(self) -> SimSnapshot:
+        snapshot = self._sim.step()
         for observer in self.step_observers:
             observer(self._robot)
-        return self._snapshot_locked(obs)
-
-    def _snapshot_locked(self, obs: PushTObservation) -> tuple:
-        """(observation, its ROS stamp in s, status values), taken under the lock so a reset cannot mix them."""
-        stamp_s = self._episode_start_ros_s + obs.time_s
-        status = [obs.coverage, float(obs.success), float(obs.step), float(self._current_episode),
-                  float(self._robot.done)]
-        return obs, stamp_s, status
+        return snapshot
 
     # --- output ---
-    def _publish(self, snapshot: tuple) -> None:
-        obs, stamp_s, status = snapshot
-        stamp = _time_msg(stamp_s)
-        status = status + [float(stamp.sec), float(stamp.nanosec)]
+    def _publish(self, snapshot: SimSnapshot) -> None:
+        obs, stamp_s = snapshot.obs, snapshot.stamp_s
+        stamp = seconds_to_time(stamp_s)
+        status = replace(snapshot.status, stamp_sec=stamp.sec, stamp_nanosec=stamp.nanosec).to_values()
         frame_id = self._p["frame_id"]
         image = Image()
         image.header.stamp, image.header.frame_id = stamp, frame_id
@@ -440,9 +363,9 @@ class PushTSimNode(Node):
             time.sleep(self._p["obs_settle_s"])
             with self._cond:
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
-                clock = _time_msg(self._clock_s)
+                clock = seconds_to_time(self._clock_s)
                 # an ended episode waits for ~/reset, not for a command
-                self._released_wall = None if status[_DONE] else time.monotonic()
+                self._released_wall = None if snapshot.status.done else time.monotonic()
             self._clock_pub.publish(Clock(clock=clock))
         # Status last: whoever paces itself on it (teleop, the demo) acts once the step is released.
         status_msg = Float64MultiArray(data=status)

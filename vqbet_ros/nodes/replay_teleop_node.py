@@ -38,21 +38,20 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.parameters import NodeParameters
-from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS, STATUS_FIELDS
+from vqbet_ros.nodes.pusht_sim_node import COMMAND_QOS
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
-from vqbet_ros.sim.demo_replay import PushTDemos
-from vqbet_ros.sim.pusht import CONTROL_HZ, JOINT_NAMES
+from vqbet_ros.pusht.demo_replay import PushTDemos
+from vqbet_ros.pusht.robot import CONTROL_HZ, JOINT_NAMES
+from vqbet_ros.pusht.wiring import SIM_NODE, PushTStatus
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
-_STEP, _EPISODE, _DONE, _SEC, _NANOSEC = (
-    STATUS_FIELDS.index(f) for f in ("step", "episode", "done", "stamp_sec", "stamp_nanosec"))
 
 PARAMETERS = {  # name: (default, description)
     "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
     "episodes": ([0], "demo episode indices to replay, in order (unless `num_episodes` is set)"),
     "num_episodes": (0, "> 0: replay demo episodes 0 .. num_episodes - 1 instead of `episodes`"),
     "max_steps": (0, "replay at most this many steps of each demo (0 = all)"),
-    "sim_node": ("pusht_sim", "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
+    "sim_node": (SIM_NODE, "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
     "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
     "command_topic": ("", "where teleop commands go (the sim and the recorder listen); empty = the sim's input "
                           "for `message_type`: pusht/commands or pusht/joint_trajectory"),
@@ -86,7 +85,7 @@ class ReplayTeleopNode(Node):
         try:
             self._demos = PushTDemos(p["zarr_path"])
         except FileNotFoundError as err:
-            raise ConfigError(f"parameter `zarr_path`: {err}") from None
+            raise ConfigError(f"parameter `zarr_path` (a Diffusion Policy PushT zarr): {err}") from None
         source = "num_episodes" if p["num_episodes"] > 0 else "episodes"
         episodes = list(range(p["num_episodes"])) if p["num_episodes"] > 0 else p["episodes"]
         missing = [index for index in episodes if index >= self._demos.num_episodes]
@@ -177,8 +176,9 @@ class ReplayTeleopNode(Node):
         self._send_next_action(stamp)
 
     def _on_status(self, msg: Float64MultiArray) -> None:
-        episode, step = int(msg.data[_EPISODE]), int(msg.data[_STEP])
-        stamp = Time(sec=int(msg.data[_SEC]), nanosec=int(msg.data[_NANOSEC]))
+        status = PushTStatus.from_values(msg.data)
+        episode, step = status.episode, status.step
+        stamp = Time(sec=status.stamp_sec, nanosec=status.stamp_nanosec)
         if step >= self._newest.get(episode, (-1, None))[0]:
             self._newest[episode] = (step, stamp)
         if episode != self._sim_episode:
@@ -189,7 +189,7 @@ class ReplayTeleopNode(Node):
             self._start_recording()  # the hold was executed: the recorder has heard a command
         elif self._phase == "playing" and step > self._last_step:  # else: the still robot, or answered
             self._last_step = step
-            if self._next_action >= len(self._demo) or msg.data[_DONE] > 0.5:
+            if self._next_action >= len(self._demo) or status.done:
                 self._finish_demo()
             else:
                 self._send_next_action(stamp)

@@ -37,12 +37,13 @@ import numpy as np
 import torch
 
 from vqbet_ros import constants
+from vqbet_ros.data.video_encoder import write_video
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.model.normalize import Normalizer
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.pusht.rollout import ChunkPolicy, rollout
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime
-from vqbet_ros.training.pusht_rollout import ChunkPolicy, rollout, write_video
 
 log = logging.getLogger("vqbet_ros.training.evaluate")
 
@@ -188,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
                     "temperature": heads.temperature, "argmax": heads.argmax, "start_seed": args.start_seed,
                     "checkpoint": str(args.checkpoint)})
     if args.video:
-        Path(args.video).parent.mkdir(parents=True, exist_ok=True)
         write_video(result.frames, args.video, fps=loaded.config.spec.fps)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"summary": summary, "episodes": result.episodes()}, indent=1))
+        episodes = [e.to_dict() for e in result.episodes]
+        Path(args.output).write_text(json.dumps({"summary": summary, "episodes": episodes}, indent=1))
     print(f"vqbet-eval: {summary['episodes']} episodes, seeds {seeds[0]}..{seeds[-1]}, {args.protocol} protocol, "
           f"{args.execution} execution")
     print(format_summary(summary))

@@ -319,8 +319,8 @@ class Trainer:
         minutes. Rank 0 evaluates and keeps the checkpoint it scored; the others wait."""
         if self.info.is_main:
             from vqbet_ros.model.normalize import Normalizer
+            from vqbet_ros.pusht.rollout import rollout
             from vqbet_ros.training.evaluate import checkpoint_policy
-            from vqbet_ros.training.pusht_rollout import rollout
 
             r = self.cfg.rollout
             seeds = list(range(r.start_seed, r.start_seed + r.episodes))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vqbet_ros.sim.schedule import TargetSchedule
+from vqbet_ros.pusht.schedule import TargetSchedule
 
 DT = 0.1
 

@@ -5,8 +5,8 @@ import pytest
 pytest.importorskip("gym_pusht")
 pytest.importorskip("zarr")
 
-from vqbet_ros.sim.demo_replay import PushTDemos  # noqa: E402
-from vqbet_ros.sim.pusht import PushTRobot  # noqa: E402
+from vqbet_ros.pusht.demo_replay import PushTDemos  # noqa: E402
+from vqbet_ros.pusht.robot import PushTRobot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,11 @@ def test_replay_reproduces_demo_block_trajectory(demos):
 
 
 def test_demos_missing_path_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="episode_ends"):
+    with pytest.raises(FileNotFoundError, match="nope.zarr` does not exist"):
         PushTDemos(tmp_path / "nope.zarr")
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(FileNotFoundError, match="expected `meta/episode_ends`"):
+        PushTDemos(tmp_path / "empty.zarr")
 
 
 def test_demos_episode_out_of_range_names_range(demos):

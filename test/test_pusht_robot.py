@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("gym_pusht")
 
-from vqbet_ros.sim.pusht import (  # noqa: E402
+from vqbet_ros.pusht.robot import (  # noqa: E402
     IMAGE_SIZE, JOINT_NAMES, LOW_DIM_SIZES, PushTRobot, block_keypoints, official_initial_state,
 )
 

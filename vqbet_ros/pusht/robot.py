@@ -35,6 +35,8 @@ from typing import Literal
 
 import numpy as np
 
+from vqbet_ros.pusht.episode import is_success
+
 # gym_pusht renders with pygame Surfaces only, but pygame may probe a display on import: keep it headless.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -48,14 +50,13 @@ JOINT_NAMES = ("agent_x", "agent_y")
 CAMERA_NAME = "top"
 IMAGE_SIZE = 96  # the demos' and gym_pusht's observation size
 CONTROL_HZ = 10.0  # gym_pusht's fixed control rate (metadata render_fps); the demos were recorded at it
-SUCCESS_COVERAGE = 0.95  # gym_pusht's and the official env's threshold: success is coverage strictly above it
 WORKSPACE_PX = 512.0
 LOW_DIM_SIZES = {"keypoints": 18, "keypoints_gym": 16, "block_pose": 3}
 
 # The 9 block keypoints of the Diffusion Policy demos in the block's body frame (pixels). Upstream samples them
 # once by farthest-point sampling on a rendering (diffusion_policy/env/pusht/pymunk_keypoint_manager.py); these
 # values were fitted from `pusht_cchi_v7_replay.zarr` (`data/keypoint` vs `data/state`; median error < 0.001 px,
-# test/test_sim_pusht.py checks them against the zarr).
+# test/test_pusht_robot.py checks them against the zarr).
 DP_BLOCK_KEYPOINTS = np.array([
     [9.270, 90.041], [-60.983, -1.187], [60.913, -1.393], [-0.271, 25.544], [-14.065, 122.816],
     [39.003, 32.857], [-39.966, 32.730], [-16.824, 62.863], [23.541, -1.700],
@@ -84,11 +85,6 @@ def episode_protocol(name: str) -> EpisodeProtocol:
     if name not in PROTOCOLS:
         raise ValueError(f"unknown PushT protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
     return PROTOCOLS[name]
-
-
-def is_success(coverage):
-    """The block covers the goal (float or array of coverages)."""
-    return coverage > SUCCESS_COVERAGE
 
 
 def official_initial_state(seed: int) -> np.ndarray:
@@ -120,7 +116,7 @@ class PushTObservation:
     keypoints: np.ndarray  # (18,) Diffusion Policy block keypoints
     keypoints_gym: np.ndarray  # (16,) gym_pusht environment_state
     coverage: float  # fraction of the goal covered by the block
-    success: bool  # coverage above SUCCESS_COVERAGE
+    success: bool  # `episode.is_success`: coverage above 0.95
 
     def low_dim(self, name: str) -> np.ndarray:
         if name not in LOW_DIM_SIZES:

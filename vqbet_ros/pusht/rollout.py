@@ -1,10 +1,10 @@
-"""Batched PushT rollouts (gym-pusht through `vqbet_ros.sim.pusht.PushTRobot`) for `vqbet-eval`.
+"""Batched PushT rollouts (gym-pusht through `vqbet_ros.pusht.robot.PushTRobot`) for `vqbet-eval`.
 
 Execution follows the official evaluation (docs/vqbet.md §5): the policy is called every control step on the last
 h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
 average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
 is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. How episodes start
-and end is the protocol's (`sim/pusht.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
+and end is the protocol's (`pusht/robot.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
 protocol) or `gym` (gym-pusht: ends at coverage > 0.95 or after 300 steps).
 
 Each episode is its own experiment: its initial state comes from its seed, and the policy is told each row's
@@ -31,6 +31,7 @@ import numpy as np
 from vqbet_ros import constants
 from vqbet_ros.model.config import FeatureSpec
 from vqbet_ros.model.scheduler import make_scheduler
+from vqbet_ros.pusht.episode import EpisodeResult
 
 log = logging.getLogger(__name__)
 
@@ -68,43 +69,21 @@ def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
 
 @dataclass
 class RolloutResult:
-    seeds: list[int]
     protocol: str
-    final_coverage: np.ndarray  # (N,) coverage after the last step (paper metric, docs/vqbet.md §9)
-    max_coverage: np.ndarray  # (N,) max coverage over the episode (LeRobot metric)
-    steps: np.ndarray  # (N,) control steps taken
+    episodes: list[EpisodeResult]  # in the order of the seeds
     frames: list[np.ndarray] = field(default_factory=list)  # rendered frames of the first episode
-
-    @property
-    def success_ever(self) -> np.ndarray:
-        """The block covered the goal at some step (LeRobot's and gym-pusht's success)."""
-        from vqbet_ros.sim.pusht import is_success
-        return is_success(self.max_coverage)
-
-    @property
-    def success_end(self) -> np.ndarray:
-        """The block still covers the goal after the last step."""
-        from vqbet_ros.sim.pusht import is_success
-        return is_success(self.final_coverage)
 
     def summary(self) -> dict[str, float]:
         def mean_se(values: np.ndarray) -> tuple[float, float]:
             se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
             return float(values.mean()), se
 
-        out: dict[str, float] = {"episodes": len(self.seeds), "protocol": self.protocol}
-        for name, values in (("final_coverage", self.final_coverage), ("max_coverage", self.max_coverage),
-                             ("success_end", self.success_end.astype(float)),
-                             ("success_ever", self.success_ever.astype(float))):
-            out[f"{name}_mean"], out[f"{name}_se"] = mean_se(np.asarray(values, dtype=float))
-        out["mean_steps"] = float(self.steps.mean())
+        out: dict[str, float] = {"episodes": len(self.episodes), "protocol": self.protocol}
+        for name in ("final_coverage", "max_coverage", "success_end", "success_ever"):
+            out[f"{name}_mean"], out[f"{name}_se"] = mean_se(np.array([getattr(e, name) for e in self.episodes],
+                                                                      dtype=float))
+        out["mean_steps"] = float(np.mean([e.steps for e in self.episodes]))
         return out
-
-    def episodes(self) -> list[dict]:
-        return [{"seed": s, "final_coverage": float(f), "max_coverage": float(m), "steps": int(n),
-                 "success_end": bool(e), "success_ever": bool(v)}
-                for s, f, m, n, e, v in zip(self.seeds, self.final_coverage, self.max_coverage, self.steps,
-                                            self.success_end, self.success_ever)]
 
 
 def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: str = "official",
@@ -112,7 +91,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
             max_steps: int | None = None) -> RolloutResult:
     """One episode per seed; `batch` robots run in lock-step so the policy sees batched inputs.
     `max_steps` overrides the protocol's episode length (for short tests)."""
-    from vqbet_ros.sim.pusht import PushTRobot
+    from vqbet_ros.pusht.robot import PushTRobot
 
     if execution not in SCHEDULERS:
         raise ValueError(f"`execution`: expected ensemble or chunk, got {execution!r}")
@@ -162,20 +141,6 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
         best.extend(max_cov)
         steps.extend(n_steps)
         log.info("episodes %d-%d: mean final coverage %.3f", first, first + n - 1, float(coverage.mean()))
-    return RolloutResult([int(s) for s in seeds], protocol, np.array(final), np.array(best), np.array(steps),
-                         frames)
-
-
-def write_video(frames: list[np.ndarray], path, fps: float = 10.0) -> None:
-    """H.264 mp4 of RGB frames (PyAV)."""
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    episodes = [EpisodeResult(int(seed), float(f), float(m), int(n))
+                for seed, f, m, n in zip(seeds, final, best, steps)]
+    return RolloutResult(protocol, episodes, frames)
