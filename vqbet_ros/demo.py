@@ -431,6 +431,19 @@ def run(args: argparse.Namespace) -> DemoSummary:
     return summary
 
 
+def wait_for_inputs(policy, stamp_s: float, timeout_s: float = 0.5) -> None:
+    """A sim's release gate (fast mode, in process): wait until every input of the policy has its newest message
+    at `stamp_s`, so /clock advances only once the policy holds the period's observations. A tick that ran on
+    the previous period's inputs (a loaded machine delivers slower than the sim's `obs_settle_s`) would make
+    two runs of the same seeds differ."""
+    at_s = stamp_s + 1e-6  # where /clock goes (the sims' CLOCK_LEAD_S): stamps went through ns rounding
+    deadline = time.monotonic() + timeout_s
+    while policy.runtime is not None and time.monotonic() < deadline:
+        if all(age is not None and age < 2e-6 for age in policy.runtime.input_ages_s(at_s).values()):
+            return
+        time.sleep(0.0005)
+
+
 def _wait_for(predicate, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames
+from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames, wait_for_inputs
 from vqbet_ros.pusht.episode import EpisodeResult
 from vqbet_ros.pusht.wiring import CHECKPOINT, SIM_NODE, STATUS_FIELDS, STATUS_TOPIC, TRAJECTORY_TOPIC, wiring
 
@@ -59,6 +59,9 @@ class PushTDemo(DemoRobot):
         return PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
 
     def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
+        """The video frames in process; in fast mode the sim advances /clock only once the policy has the
+        step's observations (`demo.wait_for_inputs`), so the demo matches `vqbet-eval` step for step."""
+        sim.release_gates.append(lambda stamp_s: wait_for_inputs(policy, stamp_s))
         if video is not None:
             sim.step_observers.append(video)
 

@@ -11,7 +11,7 @@ sends a chunk every period (`lockstep: each_step`); open-loop execution sends on
 sim runs on while the chunk covers the next period (`lockstep: chunk`), and waits each period for the policy's
 per-tick target (`publish_commands` on `TICK_TOPIC`, the sim's `lockstep_topic`): without that the sim ran ahead
 of the policy's history sampling (measured: block poses 3 periods old at a tick, "stale", the policy holding the
-arm). The sim advances /clock only once the policy has the period's observations (`_delivered`). Either way
+arm). The sim advances /clock only once the policy has the period's observations (`demo.wait_for_inputs`). Either way
 the policy decides at its observation's time, results do not depend on this machine's speed (two runs of the
 same seeds give the same episodes), and no period waits for a timeout (`lockstep_timeouts` and
 `policy_ticks_missed` in the summary say so).
@@ -28,13 +28,12 @@ time a chunk takes over when it arrives, a little later).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames
+from vqbet_ros.demo import DemoRobot, DemoSummary, VideoFrames, wait_for_inputs
 from vqbet_ros.so101.wiring import CHECKPOINT, TRAJECTORY_TOPIC, policy_lockstep, sim_lockstep, wiring
 
 VIDEO_SCALE = 2  # the 128x96 camera images, enlarged in the video
@@ -62,17 +61,6 @@ def motion_traces(ticks: list, seams_s: list, start_s: float, end_s: float) -> l
     return [MotionTrace(times[a:b], commanded[a:b], velocities[a:b],
                         seams[(seams >= times[a] - tick / 2) & (seams <= times[b - 1] + tick / 2)])
             for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= 3]
-
-
-def _delivered(policy, stamp_s: float, timeout_s: float = 0.5) -> None:
-    """Wait until every input of the policy has its newest message at `stamp_s`: a tick that ran on the previous
-    period's inputs (a loaded machine delivers slower than the sim's obs_settle_s) would change the run."""
-    at_s = stamp_s + 1e-6  # where /clock goes (the sim's CLOCK_LEAD_S): stamps went through ns rounding
-    deadline = time.monotonic() + timeout_s
-    while policy.runtime is not None and time.monotonic() < deadline:
-        if all(age is not None and age < 2e-6 for age in policy.runtime.input_ages_s(at_s).values()):
-            return
-        time.sleep(0.0005)
 
 
 @dataclass
@@ -152,13 +140,13 @@ class SO101Demo(DemoRobot):
     def attach(self, node, sim, policy, video: VideoFrames | None) -> None:
         """The sim's ticks in process (its commanded and measured motion, every one, without 150 Hz of
         messages through this process's executor); the chunks and camera images through ROS. In fast mode the
-        sim advances /clock only once the policy has the period's observations (`_delivered`)."""
+        sim advances /clock only once the policy has the period's observations (`demo.wait_for_inputs`)."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from trajectory_msgs.msg import JointTrajectory
 
         sim.tick_observers.append(self._on_tick)
-        sim.release_gates.append(lambda stamp_s: _delivered(policy, stamp_s))
+        sim.release_gates.append(lambda stamp_s: wait_for_inputs(policy, stamp_s))
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_chunk, reliable)
         if video is not None:

@@ -160,6 +160,9 @@ class PushTSimNode(Node):
         # In-process observers called with the robot after every reset and step (under the lock, on the stepping
         # thread): `vqbet-demo` renders its video frames there. Keep them quick.
         self.step_observers: list[Callable[[PushTRobot], None]] = []
+        # Fast mode, in process: gate(stamp_s) returns once a subscriber has the step's observations, before
+        # /clock advances to them (obs_settle_s is a guess; a loaded machine can take longer).
+        self.release_gates: list[Callable[[float], None]] = []
 
         self._image_pub = self.create_publisher(Image, p["image_topic"], SENSOR_QOS)
         self._joint_pub = self.create_publisher(JointState, p["joint_states_topic"], SENSOR_QOS)
@@ -361,6 +364,8 @@ class PushTSimNode(Node):
             # Observations first, then the clock: a use_sim_time subscriber whose timer fires at this
             # instant then already holds the observation stamped with it.
             time.sleep(self._p["obs_settle_s"])
+            for gate in self.release_gates:
+                gate(stamp_s)
             with self._cond:
                 self._clock_s = max(self._clock_s, stamp_s + CLOCK_LEAD_S)
                 clock = seconds_to_time(self._clock_s)
