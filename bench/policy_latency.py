@@ -42,6 +42,7 @@ from vqbet_ros.config_io import from_dict, load_yaml
 from vqbet_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from vqbet_ros.model.config import VQBeTConfig
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.model.scheduler import EXECUTIONS
 from vqbet_ros.runtime.clock import MonotonicClock
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime, resolve_device
@@ -248,7 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cameras", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--jitter-rates", type=float, nargs="*", default=[10.0, 30.0])
     parser.add_argument("--jitter-seconds", type=float, default=5.0)
-    parser.add_argument("--execution", default="ensemble", choices=["ensemble", "open_loop"],
+    parser.add_argument("--execution", default="ensemble", choices=EXECUTIONS,
                         help="execution mode of the jitter runs (the latency runs decide every tick)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

@@ -82,9 +82,9 @@ def drive(context, checkpoint):
         assert reset.wait_for_service(timeout_sec=10.0)
         future = reset.call_async(Trigger.Request())
         wait_for(future.done, 10.0, "the sim's reset")
-        start = sim._robot.agent_xy.copy()
-        wait_for(lambda: sim._robot.step_index >= DRIVE_STEPS, 60.0, "the policy to drive the sim")
-        moved = float(np.linalg.norm(sim._robot.agent_xy - start))
+        start = sim.robot.agent_xy.copy()
+        wait_for(lambda: sim.robot.step_index >= DRIVE_STEPS, 60.0, "the policy to drive the sim")
+        moved = float(np.linalg.norm(sim.robot.agent_xy - start))
         return moved, policy.runtime.decisions, sim.lockstep_timeouts
     finally:
         policy.trigger_deactivate()

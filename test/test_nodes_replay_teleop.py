@@ -32,7 +32,7 @@ def _run(context, teleop_params, timeout_s=30.0):
 
     def service(name):
         def handle(request, response):
-            calls.append((name, sim._robot.step_index))
+            calls.append((name, sim.robot.step_index))
             response.success = True
             return response
         fake_recorder.create_service(Trigger, f"~/{name}", handle)
@@ -49,7 +49,7 @@ def _run(context, teleop_params, timeout_s=30.0):
     deadline = time.monotonic() + timeout_s
     while not teleop.finished and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
-    final = sim._robot.observe()
+    final = sim.robot.observe()
     executor.shutdown()
     for node in (teleop, fake_recorder, sim):
         node.destroy_node()

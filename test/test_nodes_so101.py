@@ -236,6 +236,8 @@ def test_so101_teleop_places_the_block_through_ros(probe_factory):
     probe = probe_factory(mode="fast", lockstep="each_step", cameras=[], lockstep_timeout_s=120.0,
                           autostart=False, teleop_params={"num_episodes": 1})
     _start_with_teleop(probe)
-    assert probe.spin_until(lambda: probe.teleop.finished, timeout_s=600.0)
-    final = probe.status[-1].data
-    assert final[STATUS_FIELDS.index("done")] == 1.0 and final[STATUS_FIELDS.index("success")] == 1.0
+    done = STATUS_FIELDS.index("done")
+    # the teleop and this probe hear the final status independently: wait for both
+    assert probe.spin_until(lambda: probe.teleop.finished and probe.status and probe.status[-1].data[done] == 1.0,
+                            timeout_s=600.0)
+    assert probe.status[-1].data[STATUS_FIELDS.index("success")] == 1.0

@@ -45,6 +45,8 @@ from typing import Callable
 import numpy as np
 
 from vqbet_ros.model.checkpoint_search import CheckpointName, find_checkpoint
+from vqbet_ros.model.scheduler import EXECUTIONS
+from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SO-101: place (the block resting on either pad, default) or lift")
     p.add_argument("--episode-s", type=float, default=20.0,
                    help="SO-101: episode length in seconds of sim time (default 20); an episode ends at success")
-    p.add_argument("--execution", choices=["ensemble", "open_loop"], default="ensemble",
+    p.add_argument("--execution", choices=EXECUTIONS, default="ensemble",
                    help="policy chunk execution (default ensemble, the official rule vqbet-eval uses)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--realtime", action="store_true",
@@ -436,7 +438,7 @@ def wait_for_inputs(policy, stamp_s: float, timeout_s: float = 0.5) -> None:
     at `stamp_s`, so /clock advances only once the policy holds the period's observations. A tick that ran on
     the previous period's inputs (a loaded machine delivers slower than the sim's `obs_settle_s`) would make
     two runs of the same seeds differ."""
-    at_s = stamp_s + 1e-6  # where /clock goes (the sims' CLOCK_LEAD_S): stamps went through ns rounding
+    at_s = stamp_s + CLOCK_LEAD_S  # where /clock goes; the stamps went through ns rounding
     deadline = time.monotonic() + timeout_s
     while policy.runtime is not None and time.monotonic() < deadline:
         if all(age is not None and age < 2e-6 for age in policy.runtime.input_ages_s(at_s).values()):

@@ -76,9 +76,12 @@ class TemporalEnsembler:
         return total / count
 
 
+EXECUTIONS = ("ensemble", "open_loop")  # the chunk execution modes, by the names every CLI and config uses
+
+
 def make_scheduler(execution: str, chunk_size: int) -> OpenLoopScheduler | TemporalEnsembler:
     if execution == "open_loop":
         return OpenLoopScheduler(chunk_size)
     if execution == "ensemble":
         return TemporalEnsembler(chunk_size)
-    raise ValueError(f"`execution`: got {execution!r}, expected 'ensemble' or 'open_loop'")
+    raise ValueError(f"`execution`: got {execution!r}, expected one of {list(EXECUTIONS)}")

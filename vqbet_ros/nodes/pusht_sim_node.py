@@ -70,6 +70,7 @@ from vqbet_ros.config_io import ConfigError
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
 from vqbet_ros.nodes.trajectory import seconds_to_time
 from vqbet_ros.pusht.robot import JOINT_NAMES, LOW_DIM_SIZES, PROTOCOLS, PushTRobot
 from vqbet_ros.pusht.sim import FAST_CLOCK_START_S, LOCKSTEP_MODES, PushTSim, SimSnapshot
@@ -83,9 +84,6 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # /clock: only the newest tick matters; RELIABLE also matches rclpy's BEST_EFFORT clock subscription.
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
-# Fast mode's /clock runs this far ahead of the observation it releases, so that a use_sim_time timer due at
-# the observation's stamp (computed as t0 + k * dt, with float error) fires at it and not one step later.
-CLOCK_LEAD_S = 1e-6
 
 PARAMETERS = {  # name: (default, description)
     "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)"),
@@ -180,6 +178,11 @@ class PushTSimNode(Node):
             self._running = p["autostart"]
         self._thread = threading.Thread(target=self._loop, name="pusht_sim_step", daemon=True)
         self._thread.start()
+
+    @property
+    def robot(self) -> PushTRobot:
+        """The simulated robot, for in-process readers (`vqbet-demo`, tests); read it between steps only."""
+        return self._robot
 
     # --- parameters ---
     def _read_parameters(self) -> dict:

@@ -37,7 +37,6 @@ import time
 from typing import Callable
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -50,6 +49,8 @@ from trajectory_msgs.msg import JointTrajectory
 from vqbet_ros.nodes.entry import run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
+from vqbet_ros.nodes.trajectory import seconds_to_time
 from vqbet_ros.so101.robot import CameraConfig, SO101Cameras, SO101Config, SO101Robot
 from vqbet_ros.so101.scene import CAMERA_NAMES, JOINT_NAMES
 from vqbet_ros.so101.trajectory import TIME_EPS_S, TrajectoryExecutor
@@ -63,10 +64,8 @@ SENSOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 JOINT_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# Fast mode's clock starts here, not at 0 (a zero stamp means "now"), and runs this far ahead of the
-# observation it releases so that a use_sim_time timer due at the stamp fires at it (as pusht_sim_node).
+# Fast mode's clock starts here, not at 0 (a zero stamp means "now").
 FAST_CLOCK_START_S = 1.0
-CLOCK_LEAD_S = 1e-6
 
 PARAMETERS = {  # name: (default, description)
     "mode": ("realtime", "`realtime` (wall clock) or `fast` (publishes /clock, lockstep with the commander)"),
@@ -95,11 +94,6 @@ PARAMETERS = {  # name: (default, description)
     "trajectory_topic": ("arm_controller/joint_trajectory", "JointTrajectory input (joint_trajectory_controller)"),
     "command_topic": ("forward_position_controller/commands", "Float64MultiArray input, six positions"),
 }
-
-
-def _time_msg(stamp_s: float) -> Time:
-    ns = int(round(stamp_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class SO101SimNode(Node):
@@ -292,7 +286,7 @@ class SO101SimNode(Node):
             if not self._running or self._done:
                 self._running = False
                 self._lock.wait(0.1)  # idle until ~/reset; late joiners still learn what time it is
-                self._clock_pub.publish(Clock(clock=_time_msg(self._clock_s)))
+                self._clock_pub.publish(Clock(clock=seconds_to_time(self._clock_s)))
                 waited_from = time.monotonic()
                 continue
             if self._command_known_locked():
@@ -317,7 +311,7 @@ class SO101SimNode(Node):
             gate(snapshots[-1]["stamp_s"])
         with self._lock:
             self._clock_s = max(self._clock_s, snapshots[-1]["stamp_s"] + CLOCK_LEAD_S)
-            clock = _time_msg(self._clock_s)
+            clock = seconds_to_time(self._clock_s)
         self._clock_pub.publish(Clock(clock=clock))
         self._status_pub.publish(snapshots[-1]["status"])
 
@@ -346,7 +340,7 @@ class SO101SimNode(Node):
                     "velocities": self._robot.joint_velocities}
         if control:
             robot = self._robot
-            stamp = _time_msg(stamp_s)
+            stamp = seconds_to_time(stamp_s)
             status = [float(robot.success), float(robot.lifted),
                       -1.0 if robot.placed_pad is None else float(robot.placed_pad), robot.time_s,
                       float(self._episode), float(self._done), float(stamp.sec), float(stamp.nanosec)]
@@ -357,7 +351,7 @@ class SO101SimNode(Node):
 
     # --- output ---
     def _publish(self, snapshot: dict) -> None:
-        stamp = _time_msg(snapshot["stamp_s"])
+        stamp = seconds_to_time(snapshot["stamp_s"])
         joints = JointState(name=list(JOINT_NAMES), position=snapshot["positions"].tolist(),
                             velocity=snapshot["velocities"].tolist())
         joints.header.stamp = stamp
@@ -404,7 +398,7 @@ class SO101SimNode(Node):
                     (qpos, stamp_s), self._frame_request = self._frame_request, None
                     skipped = self._frames_pending - 1
                 images = cameras.render(qpos)
-                stamp = _time_msg(stamp_s)
+                stamp = seconds_to_time(stamp_s)
                 for name, image in images.items():
                     msg = Image(height=image.shape[0], width=image.shape[1], encoding="rgb8", is_bigendian=0,
                                 step=image.shape[1] * 3, data=image.tobytes())

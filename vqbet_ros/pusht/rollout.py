@@ -2,7 +2,7 @@
 
 Execution follows the official evaluation (docs/vqbet.md §5): the policy is called every control step on the last
 h observations (pre-filled with copies of the first frame at reset), and the executed action is the uniform
-average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="chunk"`
+average of the current-time entries of the last W predicted chunks (temporal ensembling). `execution="open_loop"`
 is LeRobot's alternative: run each predicted chunk open-loop, re-plan when it is used up. How episodes start
 and end is the protocol's (`pusht/robot.py` `PROTOCOLS`): `official` (302 steps, never ended early, the paper's
 protocol) or `gym` (gym-pusht: ends at coverage > 0.95 or after 300 steps).
@@ -30,14 +30,13 @@ import numpy as np
 
 from vqbet_ros import constants
 from vqbet_ros.model.config import FeatureSpec
-from vqbet_ros.model.scheduler import make_scheduler
+from vqbet_ros.model.scheduler import EXECUTIONS, make_scheduler
 from vqbet_ros.pusht.episode import EpisodeResult
 
 log = logging.getLogger(__name__)
 
 # (n, h, ...) observation history per dataset key, the n episodes' seeds -> (n, W, A) chunks in env units.
 ChunkPolicy = Callable[[dict[str, np.ndarray], list[int]], np.ndarray]
-SCHEDULERS = {"ensemble": "ensemble", "chunk": "open_loop"}  # `execution` -> the runtime's name of the mode
 
 
 def observation_frame(obs, spec: FeatureSpec) -> dict[str, np.ndarray]:
@@ -93,8 +92,8 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
     `max_steps` overrides the protocol's episode length (for short tests)."""
     from vqbet_ros.pusht.robot import PushTRobot
 
-    if execution not in SCHEDULERS:
-        raise ValueError(f"`execution`: expected ensemble or chunk, got {execution!r}")
+    if execution not in EXECUTIONS:
+        raise ValueError(f"`execution`: expected one of {list(EXECUTIONS)}, got {execution!r}")
     h, w = spec.n_obs_steps, spec.chunk_size
     final, best, steps, frames = [], [], [], []
     for first in range(0, len(seeds), batch):
@@ -106,7 +105,7 @@ def rollout(policy: ChunkPolicy, spec: FeatureSpec, seeds: list[int], protocol: 
             frame = observation_frame(robot.reset(seed=seed), spec)
             history.append([frame] * h)  # pre-filled with the first frame (docs/vqbet.md §3)
         n = len(robots)
-        schedulers = [make_scheduler(SCHEDULERS[execution], w) for _ in robots]
+        schedulers = [make_scheduler(execution, w) for _ in robots]
         coverage = np.array([r.coverage for r in robots])
         max_cov = coverage.copy()
         done = np.array([r.done for r in robots])

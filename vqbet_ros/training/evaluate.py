@@ -12,7 +12,7 @@ paper's metric, coverage after the last step (mean over episodes, docs/vqbet.md 
 success (coverage > 0.95) at the end and at any step, each as mean ± standard error.
 
 Execution is the official per-step replanning with uniform temporal ensembling over the last W chunks
-(`--execution ensemble`, docs/vqbet.md §5) or LeRobot's open-loop chunks (`--execution chunk`). Episode i uses
+(`--execution ensemble`, docs/vqbet.md §5) or LeRobot's open-loop chunks (`--execution open_loop`). Episode i uses
 seed start-seed + i for its initial state and for its own code-sampling generator, so its result is the same
 whatever `--batch` is and whichever episodes run beside it.
 
@@ -41,6 +41,7 @@ from vqbet_ros.data.video_encoder import write_video
 from vqbet_ros.model.checkpoint import load_checkpoint
 from vqbet_ros.model.normalize import Normalizer
 from vqbet_ros.model.policy import VQBeTPolicy
+from vqbet_ros.model.scheduler import EXECUTIONS
 from vqbet_ros.pusht.rollout import ChunkPolicy, rollout
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import PolicyRuntime
@@ -79,7 +80,7 @@ def checkpoint_policy(policy: VQBeTPolicy, normalizer: Normalizer, device: str =
 def runtime_policy(runtime: PolicyRuntime) -> ChunkPolicy:
     """A chunk policy that steps `runtime` on the newest observation of one episode and returns the runtime's
     command for now as a one-step chunk: the runtime executes chunks (ensembling or open loop) itself, so the
-    rollout applies one command per call (its `chunk` execution). A new seed starts a new episode: history
+    rollout applies one command per call (its `open_loop` execution). A new seed starts a new episode: history
     and plan cleared, codes sampled from a generator seeded with it. Stamps run on one timeline across
     episodes, one control period per step, so the runtime never sees its clock step back."""
     spec = runtime.spec
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="official: the public VQ-BeT evaluation (302 steps, no early end, the paper's); "
                              "gym: gym-pusht's PushT-v0 (ends at success or after 300 steps)")
     parser.add_argument("--max-steps", type=int, help="episode length (default: the protocol's, 302 or 300)")
-    parser.add_argument("--execution", choices=["ensemble", "chunk"], default="ensemble")
+    parser.add_argument("--execution", choices=EXECUTIONS, default="ensemble")
     parser.add_argument("--temperature", type=float, help="code sampling temperature (default: checkpoint's)")
     parser.add_argument("--argmax", action="store_true", help="most likely codes instead of sampling")
     parser.add_argument("--batch", type=int, default=50, help="environments run in lock-step")
@@ -167,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     policy = checkpoint_policy(loaded.policy, loaded.normalizer, args.device)
     execution, batch = args.execution, args.batch
     if args.runtime or args.compile_mode != "none" or args.autocast != "none":
-        config = RuntimeConfig(execution="ensemble" if args.execution == "ensemble" else "open_loop",
-                               device=args.device, compile_mode=args.compile_mode, autocast=args.autocast,
-                               seed=args.start_seed)
+        config = RuntimeConfig(execution=args.execution, device=args.device, compile_mode=args.compile_mode,
+                               autocast=args.autocast, seed=args.start_seed)
         runtime = PolicyRuntime(loaded, config)
         runtime.warmup()  # compiles the optimized path, as the node does at configure
-        policy, execution, batch = runtime_policy(runtime), "chunk", 1  # one command per call, see runtime_policy
+        # one command per call (see runtime_policy), applied as it comes
+        policy, execution, batch = runtime_policy(runtime), "open_loop", 1
     t0 = time.perf_counter()
     try:
         result = rollout(policy, loaded.config.spec, seeds, protocol=args.protocol, execution=execution,
