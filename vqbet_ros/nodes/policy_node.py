@@ -50,7 +50,7 @@ from vqbet_ros.nodes.msg_convert import (
     joint_state_to_array,
     pose_stamped_to_array,
 )
-from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.parameters import NodeParameters, config_parameters
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, StepResult, camera_stream, low_dim_stream
@@ -60,30 +60,8 @@ SENSOR_QOS = qos_profile_sensor_data  # cameras and joint states: BEST_EFFORT he
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # what controllers subscribe with
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-# RuntimeConfig fields set by parameters of the same name: name -> (default, description).
-RUNTIME_PARAMETERS = {
-    "execution": ("ensemble", "ensemble: decide every step, average the overlapping chunks (official VQ-BeT); "
-                              "open_loop: execute each chunk to its end (LeRobot)"),
-    "device": ("auto", "auto (CUDA when available) | cuda | cpu"),
-    "compile_mode": ("none", "none | freeze (inductor, weights as constants: the fast CPU path) | default | "
-                             "reduce-overhead (CUDA graphs) | max-autotune: torch.compile"),
-    "autocast": ("none", "none | bf16 (CUDA, or a CPU with AVX512-BF16/AMX; else fp32 and a warning)"),
-    "parity_tolerance": (0.02, "an optimized path is used only if its first chunk is within this of eager fp32 "
-                               "(normalized action units), else eager fp32; see /diagnostics `inference`"),
-    "cpu_threads": (0, "torch CPU threads (process-wide); 0 = torch default"),
-    "warmup_steps": (3, "forward passes at configure"),
-    "seed": (-1, "seed of code sampling, reset by ~/reset; -1 = unseeded"),
-    "image_max_age_s": (0.0, "camera frames older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "joint_max_age_s": (0.0, "joint states older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "low_dim_max_age_s": (0.0, "low-dim inputs older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "resize_images": (True, "centre-crop and resize frames to the checkpoint's size; false: refuse other sizes"),
-    "enable_control": (False, "false: dry run, chunks only on preview_topic; ~/enable switches it at run time"),
-    "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
-    "joint_upper_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
-    "max_delta_per_step": (Parameter.Type.DOUBLE_ARRAY,
-                           "largest change per control step vs the measured joint state (1 or one per joint)"),
-    "hold_on_fault": (True, "send an empty trajectory (hold) when commands stop"),
-}
+# RuntimeConfig fields set by parameters of the same name (defaults and descriptions live in the dataclass).
+RUNTIME_PARAMETERS = config_parameters(RuntimeConfig)
 NODE_PARAMETERS = {
     "checkpoint": ("", "checkpoint directory (config.yaml, model.safetensors, stats.safetensors)"),
     "autostart": (False, "configure and activate on start (ros2 run); the launch file uses lifecycle events"),
@@ -128,8 +106,7 @@ class PolicyNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("policy_node", **kwargs)
         self.params = NodeParameters(self)
-        for name, (default, description) in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}.items():
-            self.params.declare(name, default, description)
+        self.params.declare_all({**RUNTIME_PARAMETERS, **NODE_PARAMETERS})
         self.runtime: PolicyRuntime | None = None
         self.worker: PolicyWorker | None = None
         self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
@@ -151,7 +128,7 @@ class PolicyNode(LifecycleNode):
         """Load + warm up the checkpoint, create entities. FAILURE (with one error line) -> unconfigured."""
         params = self.params
         try:
-            config = from_dict(RuntimeConfig, {name: params.value(name) for name in RUNTIME_PARAMETERS})
+            config = from_dict(RuntimeConfig, params.values(RUNTIME_PARAMETERS))
             checkpoint = params.value("checkpoint")
             if not checkpoint:
                 raise ConfigError("parameter `checkpoint` is empty; pass checkpoint:=/path/to/checkpoint_dir")

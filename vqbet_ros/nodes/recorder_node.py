@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass
 
 import rclpy
-from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -45,10 +44,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
+from vqbet_ros.config_io import from_dict
 from vqbet_ros.data.lerobot_sink import LeRobotSink, LeRobotSinkConfig
 from vqbet_ros.nodes import msg_convert
 from vqbet_ros.nodes.entry import run_node
-from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.parameters import NodeParameters, config_parameters
 from vqbet_ros.runtime.recorder import EpisodeRecorder, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
@@ -61,50 +61,28 @@ STREAM_QOS = {
     "best_effort": qos_profile_sensor_data,
 }
 
-_S = ParameterType.PARAMETER_STRING
-_SA = ParameterType.PARAMETER_STRING_ARRAY
-_I = ParameterType.PARAMETER_INTEGER
-_D = ParameterType.PARAMETER_DOUBLE
-_B = ParameterType.PARAMETER_BOOL
-PARAMETERS = {  # name: (default, type, description)
-    "root": ("~/.cache/huggingface/lerobot", _S, "folder holding datasets (LeRobot's HF_LEROBOT_HOME default)"),
-    "dataset_name": ("", _S, "dataset folder under root, e.g. `pick_cube` or `user/pick_cube` (required)"),
-    "task": ("", _S, "task text stored with every episode (required)"),
-    "robot_type": ("", _S, "free text stored in meta/info.json"),
-    "fps": (30, _I, "sampling rate and dataset fps"),
-    "camera_names": ([], _SA, "camera names; dataset keys become observation.images.<name>"),
-    "camera_topics": ([], _SA, "one topic per camera, same order as camera_names"),
-    "camera_transports": ([], _SA, "per camera `raw` (sensor_msgs/Image) or `compressed` (CompressedImage); "
-                                   "empty = all raw"),
-    "state_topic": ("/joint_states", _S, "sensor_msgs/JointState of the robot -> observation.state (positions)"),
-    "action_topic": ("", _S, "the teleop command topic -> action (required)"),
-    "action_type": ("JointState", _S, "JointState | JointTrajectory (first point) | Float64MultiArray"),
-    "joint_names": ([], _SA, "joints of observation.state, in order (required)"),
-    "low_dim_names": ([], _SA, "extra low-dim observations (object pose, keypoints); dataset keys "
-                               "observation.<name>"),
-    "low_dim_topics": ([], _SA, "one topic per low-dim name, same order"),
-    "low_dim_types": ([], _SA, "per low-dim name `Float64MultiArray` or `PoseStamped` ([x, y, z, qx, qy, qz, qw]); "
-                               "empty = all Float64MultiArray"),
-    "action_joint_names": ([], _SA, "joints of action, in order; empty = joint_names"),
-    "state_max_age_s": (0.1, _D, "state older than this at a tick is stale"),
-    "action_max_age_s": (0.1, _D, "teleop command older than this at a tick is stale"),
-    "camera_max_age_s": (0.2, _D, "camera frame older than this at a tick is stale"),
-    "low_dim_max_age_s": (0.1, _D, "low-dim input older than this at a tick is stale"),
-    "sample_delay_s": (0.05, _D, "a tick is sampled this long after its time (transport latency allowance)"),
-    "reject_stale_fraction": (1.0, _D, "discard an episode at stop when more than this fraction of frames had a "
-                                       "stale stream (1.0 = keep all)"),
-    "video_codec": ("libsvtav1", _S, "libsvtav1 (AV1, LeRobot default) or libx264 (H.264, less CPU)"),
-    "video_crf": (30, _I, "constant rate factor (quality; lower = better, bigger)"),
-    "video_preset": ("", _S, "encoder preset: svtav1 -1..13 (higher = faster), x264 ultrafast..veryslow; "
-                             "empty = the codec's real-time preset"),
-    "video_gop": (2, _I, "keyframe interval in frames (LeRobot uses 2 for fast random access)"),
-    "encoder_threads": (1, _I, "encoder threads per camera (0 = encoder default)"),
-    "max_queue_s": (10.0, _D, "seconds of frames per camera that may wait for the encoder before recording "
-                              "stops with an error"),
-    "stream_qos": ("reliable", _S, "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
-                                   "(hears every publisher)"),
-    "autostart": (False, _B, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
+_SA = Parameter.Type.STRING_ARRAY
+# Parameters of the recorder and the dataset: their fields, under the same names (defaults and descriptions live
+# in the dataclasses); the cameras and low-dim inputs come from the streams below.
+RECORDER_PARAMETERS = config_parameters(RecorderConfig, exclude=("cameras", "low_dim"))
+DATASET_PARAMETERS = config_parameters(LeRobotSinkConfig)
+NODE_PARAMETERS = {  # name: (default, description)
+    "camera_names": (_SA, "camera names; dataset keys become observation.images.<name>"),
+    "camera_topics": (_SA, "one topic per camera, same order as camera_names"),
+    "camera_transports": (_SA, "per camera `raw` (sensor_msgs/Image) or `compressed` (CompressedImage); "
+                               "empty = all raw"),
+    "state_topic": ("/joint_states", "sensor_msgs/JointState of the robot -> observation.state (positions)"),
+    "action_topic": ("", "the teleop command topic -> action (required)"),
+    "action_type": ("JointState", "JointState | JointTrajectory (first point) | Float64MultiArray"),
+    "low_dim_names": (_SA, "extra low-dim observations (object pose, keypoints); dataset keys observation.<name>"),
+    "low_dim_topics": (_SA, "one topic per low-dim name, same order"),
+    "low_dim_types": (_SA, "per low-dim name `Float64MultiArray` or `PoseStamped` ([x, y, z, qx, qy, qz, qw]); "
+                           "empty = all Float64MultiArray"),
+    "stream_qos": ("reliable", "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
+                               "(hears every publisher)"),
+    "autostart": (False, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
 }
+PARAMETERS = {**RECORDER_PARAMETERS, **DATASET_PARAMETERS, **NODE_PARAMETERS}
 
 
 def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, kinds: tuple[str, ...]
@@ -174,9 +152,7 @@ class RecorderNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
         self._params = NodeParameters(self)
-        for name, (default, kind, description) in PARAMETERS.items():
-            # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
-            self._params.declare(name, Parameter.Type(kind) if default == [] else default, description)
+        self._params.declare_all(PARAMETERS)
         self._recorder: EpisodeRecorder | None = None
         self._setup: RecorderSetup | None = None
         self._active = False
@@ -202,7 +178,7 @@ class RecorderNode(LifecycleNode):
 
     # ----------------------------------------------------------------------------------------- parameters
     def read_config(self) -> RecorderSetup:
-        p = {name: self._params.value(name) for name in PARAMETERS}
+        p = self._params.values(PARAMETERS)
         cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
         if p["stream_qos"] not in STREAM_QOS:
             raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
@@ -214,19 +190,10 @@ class RecorderNode(LifecycleNode):
             raise ValueError(f"`action_type` is {p['action_type']!r}; expected {', '.join(ACTION_TYPES)}")
         low_dims = _per_stream_lists(p, "low_dim_names", "low_dim_topics", "low_dim_types",
                                      ("Float64MultiArray", "PoseStamped"))
-        recorder = RecorderConfig(
-            task=p["task"], fps=p["fps"], cameras=tuple(n for n, _, _ in cameras),
-            low_dim=tuple(n for n, _, _ in low_dims), low_dim_max_age_s=p["low_dim_max_age_s"],
-            joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
-            state_max_age_s=p["state_max_age_s"], action_max_age_s=p["action_max_age_s"],
-            camera_max_age_s=p["camera_max_age_s"], sample_delay_s=p["sample_delay_s"],
-            reject_stale_fraction=p["reject_stale_fraction"],
-        )
-        dataset = LeRobotSinkConfig(
-            root=p["root"], dataset_name=p["dataset_name"], robot_type=p["robot_type"],
-            video_codec=p["video_codec"], video_crf=p["video_crf"], video_preset=p["video_preset"],
-            video_gop=p["video_gop"], encoder_threads=p["encoder_threads"], max_queue_s=p["max_queue_s"],
-        )
+        recorder = from_dict(RecorderConfig, {**{name: p[name] for name in RECORDER_PARAMETERS},
+                                              "cameras": [n for n, _, _ in cameras],
+                                              "low_dim": [n for n, _, _ in low_dims]})
+        dataset = from_dict(LeRobotSinkConfig, {name: p[name] for name in DATASET_PARAMETERS})
         topics = {constants.STATE: (p["state_topic"], "JointState"),
                   constants.ACTION: (p["action_topic"], p["action_type"])}
         topics.update({constants.image_key(n): (t, kind) for n, t, kind in cameras})

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 
 from vqbet_ros import constants
+from vqbet_ros.config_io import described
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 logger = logging.getLogger(__name__)
@@ -94,18 +95,20 @@ class RecorderConfig:
             stale stream (1.0 keeps every episode; 0.0 rejects any stale frame).
     """
 
-    task: str
-    joint_names: tuple[str, ...]
-    action_joint_names: tuple[str, ...] = ()
-    cameras: tuple[str, ...] = ()
-    low_dim: tuple[str, ...] = ()
-    fps: int = 30
-    state_max_age_s: float = 0.1
-    action_max_age_s: float = 0.1
-    camera_max_age_s: float = 0.2
-    low_dim_max_age_s: float = 0.1
-    sample_delay_s: float = 0.05
-    reject_stale_fraction: float = 1.0
+    task: str = described(description="task text stored with every episode (required)")
+    joint_names: tuple[str, ...] = described(description="joints of observation.state, in order (required)")
+    action_joint_names: tuple[str, ...] = described((), "joints of action, in order; empty = joint_names")
+    cameras: tuple[str, ...] = ()  # named by the node's wiring
+    low_dim: tuple[str, ...] = ()  # named by the node's wiring
+    fps: int = described(30, "sampling rate and dataset fps")
+    state_max_age_s: float = described(0.1, "state older than this at a tick is stale")
+    action_max_age_s: float = described(0.1, "teleop command older than this at a tick is stale")
+    camera_max_age_s: float = described(0.2, "camera frame older than this at a tick is stale")
+    low_dim_max_age_s: float = described(0.1, "low-dim input older than this at a tick is stale")
+    sample_delay_s: float = described(0.05, "a tick is sampled this long after its time (transport latency "
+                                            "allowance)")
+    reject_stale_fraction: float = described(1.0, "discard an episode at stop when more than this fraction of "
+                                                   "frames had a stale stream (1.0 = keep all)")
 
     def __post_init__(self):
         if not self.task.strip():
