@@ -82,6 +82,17 @@ class NodeParameters:
         """name -> checked value (`value()`) for each of `names` (a table's keys)."""
         return {name: self.value(name) for name in names}
 
+    def refuse_renamed(self, renamed: dict[str, str]) -> None:
+        """Raise a `ConfigError` naming the replacement when a parameter of an old name (`renamed`: old name ->
+        what to set instead) is given: rclpy ignores a parameter nobody declares without a word. Call it
+        before `declare`; the old names are declared only for this check."""
+        for old, new in renamed.items():
+            self._node.declare_parameter(old, None, ParameterDescriptor(dynamic_typing=True))
+            given = self._node.get_parameter(old).value
+            self._node.undeclare_parameter(old)
+            if given is not None:
+                raise ConfigError(f"parameter `{old}` is no longer read; set {new} instead")
+
     def value(self, name: str, proposed=_CURRENT):
         """The checked value of a declared parameter (see the module docstring), or of `proposed`, a value
         handed to an on-set-parameters callback."""
