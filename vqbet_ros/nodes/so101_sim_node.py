@@ -102,9 +102,8 @@ class SO101SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("so101_sim", **kwargs)
         params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            params.declare(name, default, description)
-        p = {name: params.value(name) for name in PARAMETERS}
+        params.declare_all(PARAMETERS)
+        p = params.values(PARAMETERS)
         for name in ("joint_states_topic", "block_pose_topic", "status_topic", "trajectory_topic",
                      "command_topic"):
             params.topic(name)

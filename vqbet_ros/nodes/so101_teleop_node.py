@@ -57,9 +57,8 @@ class SO101TeleopNode(Node):
     def __init__(self, **kwargs):
         super().__init__("so101_teleop", **kwargs)
         params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            params.declare(name, default, description)
-        self._p = {name: params.value(name) for name in PARAMETERS}
+        params.declare_all(PARAMETERS)
+        self._p = params.values(PARAMETERS)
         for name in ("status_topic", "block_pose_topic", "command_topic"):
             params.topic(name)
         for name in ("start_episode_service", "stop_episode_service", "discard_episode_service"):
