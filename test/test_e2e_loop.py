@@ -38,7 +38,7 @@ def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_param
     from vqbet_ros.nodes.recorder_node import RecorderNode
     from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode
 
-    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False))
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", first_episode_at_start=False))
     recorder = RecorderNode(context=context, parameter_overrides=_params(
         root=str(root), dataset_name="pusht_ros", task="Push the T onto the target.", robot_type="pusht_sim",
         fps=10, camera_names=["top"], **{"cameras.top.topic": "/camera/image_raw"}, joint_states_topic="/joint_states",
@@ -65,7 +65,7 @@ def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_param
 def drive(context, checkpoint):
     from vqbet_ros.nodes.policy_node import PolicyNode
 
-    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False, seed=3))
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", first_episode_at_start=False, seed=3))
     policy = PolicyNode(context=context, parameter_overrides=_params(
         checkpoint=str(checkpoint), use_sim_time=True, enable_control=True, device="cpu", warmup_steps=1,
         trajectory_topic="/pusht/joint_trajectory", joint_states_topic="/joint_states",

@@ -46,7 +46,7 @@ def record(context, root, episodes=2, discard_failed=False):
     from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode
 
     sim = SO101SimNode(context=context, parameter_overrides=_params(
-        mode="fast", autostart=False, episode_s=EPISODE_S, lockstep_timeout_s=30.0))
+        mode="fast", first_episode_at_start=False, episode_s=EPISODE_S, lockstep_timeout_s=30.0))
     recorder = RecorderNode(context=context, parameter_overrides=_params(
         root=str(root), dataset_name="so101_ros", task="pick and place", robot_type="so101", fps=30,
         camera_names=["scene", "wrist"], **{"cameras.scene.topic": "/scene_camera/image_raw",
@@ -83,7 +83,7 @@ def drive(context, checkpoint):
     from vqbet_ros.nodes.policy_node import PolicyNode
 
     sim = SO101SimNode(context=context, parameter_overrides=_params(
-        mode="fast", autostart=False, seed=7, cameras=[], lockstep_timeout_s=30.0))
+        mode="fast", first_episode_at_start=False, seed=7, cameras=[], lockstep_timeout_s=30.0))
     policy = PolicyNode(context=context, parameter_overrides=_params(
         checkpoint=str(checkpoint), use_sim_time=True, enable_control=True, device="cpu", warmup_steps=1,
         trajectory_topic="/arm_controller/joint_trajectory", joint_states_topic="/joint_states",

@@ -94,6 +94,7 @@ BAD_PARAMETERS = {  # case -> (node module, parameter given, texts its one error
     "replay_missing_zarr": ("replay_teleop_node", "zarr_path:=/nonexistent/demos.zarr",
                             ("`zarr_path`", "/nonexistent/demos.zarr", "Diffusion Policy PushT zarr")),
     "recorder_renamed": ("recorder_node", "camera_topics:=[/cam]", ("`camera_topics`", "`cameras.<name>.topic`")),
+    "sim_renamed": ("pusht_sim_node", "autostart:=false", ("`autostart`", "`first_episode_at_start`")),
 }
 
 

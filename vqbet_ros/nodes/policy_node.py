@@ -40,7 +40,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError, from_dict
-from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.entry import AUTOSTART_PARAMETERS, configure_and_activate_when_spun, run_node
 from vqbet_ros.nodes.inputs import (
     JOINT_STATES_PARAMETERS,
     Input,
@@ -63,7 +63,7 @@ DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 RUNTIME_PARAMETERS = config_parameters(RuntimeConfig)
 NODE_PARAMETERS = {
     "checkpoint": ("", "checkpoint directory (config.yaml, model.safetensors, stats.safetensors)"),
-    "autostart": (False, "configure and activate on start (ros2 run); the launch file uses lifecycle events"),
+    **AUTOSTART_PARAMETERS,
     **JOINT_STATES_PARAMETERS,
     "joint_name_map": (Parameter.Type.STRING_ARRAY,
                        "entries 'checkpoint_name:robot_name' when the robot's joints are named differently"),
@@ -120,6 +120,8 @@ class PolicyNode(LifecycleNode):
         self._last_status = "inactive"
         self._output_lock = threading.Lock()  # see "Output atomicity" in the module docstring
         self._outputs_open = False  # the worker's results may be published (active, not stopping)
+        if self.params.value("autostart"):
+            configure_and_activate_when_spun(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -399,15 +401,8 @@ class PolicyNode(LifecycleNode):
         return array
 
 
-def _create_node() -> PolicyNode:
-    node = PolicyNode()
-    if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
-    return node
-
-
 def main(args=None) -> None:
-    run_node(_create_node, args)
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

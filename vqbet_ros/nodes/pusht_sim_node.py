@@ -67,7 +67,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError
-from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.entry import SIM_RENAMED, run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
@@ -91,7 +91,8 @@ PARAMETERS = {  # name: (default, description[, allowed values: NodeParameters.d
     # seed + n seeds NumPy's legacy generator (< 2**32)
     "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))",
              {"low": 0, "high": 2**31 - 1}),
-    "autostart": (True, "ready episode 0 at launch (it starts with the first command); false: wait for ~/reset"),
+    "first_episode_at_start": (True, "ready episode 0 at start-up (it starts with the first command); false: wait "
+                                     "for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
     "protocol": ("official", "how episodes start and end (pusht/robot.py PROTOCOLS): official = the public VQ-BeT "
                  "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps",
@@ -170,8 +171,8 @@ class PushTSimNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
 
         with self._cond:
-            self._start_episode_locked(count=p["autostart"])
-            self._running = p["autostart"]
+            self._start_episode_locked(count=p["first_episode_at_start"])
+            self._running = p["first_episode_at_start"]
         self._thread = threading.Thread(target=self._loop, name="pusht_sim_step", daemon=True)
         self._thread.start()
 
@@ -182,6 +183,7 @@ class PushTSimNode(Node):
 
     # --- parameters ---
     def _read_parameters(self) -> dict:
+        self._params.refuse_renamed(SIM_RENAMED)
         p = self._params.values(PARAMETERS)
         for name in PARAMETERS:
             if name.endswith("_topic"):

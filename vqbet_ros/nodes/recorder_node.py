@@ -48,7 +48,7 @@ from vqbet_ros import constants
 from vqbet_ros.config_io import ConfigError, from_dict
 from vqbet_ros.data.lerobot_sink import LeRobotSink, LeRobotSinkConfig
 from vqbet_ros.nodes import msg_convert
-from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.entry import AUTOSTART_PARAMETERS, configure_and_activate_when_spun, run_node
 from vqbet_ros.nodes.inputs import (
     JOINT_STATES_PARAMETERS,
     Input,
@@ -85,7 +85,7 @@ NODE_PARAMETERS = {  # name: (default, description); each camera and low-dim inp
                            "`low_dim.<name>.type`); dataset keys observation.<name>"),
     "stream_qos": ("reliable", "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
                                "(hears every publisher)"),
-    "autostart": (False, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
+    **AUTOSTART_PARAMETERS,
 }
 PARAMETERS = {**RECORDER_PARAMETERS, **DATASET_PARAMETERS, **NODE_PARAMETERS}
 # Names the recorder read before it shared the policy node's vocabulary (nodes/inputs.py): refused with the
@@ -167,14 +167,8 @@ class RecorderNode(LifecycleNode):
         self._stream_subs = []
         self._refused: dict[str, str] = {}  # key -> why its latest message was refused (cleared by a good one)
         self._timer = None
-        if self.get_parameter("autostart").value:
-            # A one-shot timer so configure/activate run inside the executor, like a lifecycle manager's calls.
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
-
-    def _autostart(self) -> None:
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+        if self._params.value("autostart"):
+            configure_and_activate_when_spun(self)
 
     # ----------------------------------------------------------------------------------------- parameters
     def read_config(self) -> RecorderSetup:
