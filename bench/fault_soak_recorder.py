@@ -111,9 +111,9 @@ def main() -> None:
     rclpy.init(context=context)
     robot = FaultyRobot(context)
     params = {"root": str(root), "dataset_name": "soak", "task": "soak", "fps": 30, "camera_names": ["cam"],
-              "camera_topics": ["cam"], "state_topic": "joint_states", "action_topic": "leader",
-              "joint_names": JOINTS, "video_codec": "libx264", "sample_delay_s": 0.1, "state_max_age_s": 0.3,
-              "action_max_age_s": 0.3, "camera_max_age_s": 0.3, "reject_stale_fraction": 0.5}
+              "cameras.cam.topic": "cam", "joint_states_topic": "joint_states", "action_topic": "leader",
+              "joint_names": JOINTS, "video_codec": "libx264", "sample_delay_s": 0.1, "joint_max_age_s": 0.3,
+              "action_max_age_s": 0.3, "image_max_age_s": 0.3, "reject_stale_fraction": 0.5}
     recorder = RecorderNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     client = Node("soak_client", context=context)
     logs: list[str] = []

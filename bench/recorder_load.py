@@ -164,9 +164,9 @@ def main(argv=None) -> int:
     params = {
         "root": str(root), "dataset_name": "bench", "task": "bench", "fps": args.fps,
         "camera_names": [f"cam{i}" for i in range(args.cameras)],
-        "camera_topics": [f"bench/cam{i}/image_raw" for i in range(args.cameras)],
-        "state_topic": "bench/joint_states", "action_topic": "bench/leader/joint_states",
-        "action_type": "JointState", "joint_names": JOINTS,
+        **{f"cameras.cam{i}.topic": f"bench/cam{i}/image_raw" for i in range(args.cameras)},
+        "joint_states_topic": "bench/joint_states", "action_topic": "bench/leader/joint_states",
+        "action_type": "joint_state", "joint_names": JOINTS,
         "video_codec": args.codec, "video_preset": args.preset, "video_crf": args.crf,
         "encoder_threads": args.encoder_threads,
     }

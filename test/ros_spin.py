@@ -1,4 +1,5 @@
-"""What the end-to-end tests share (not a test module): nodes spun in the background, and a wall-clock wait."""
+"""What the end-to-end tests share (not a test module): nodes spun in the background, a wall-clock wait, and the
+parameters of a params file as ROS names."""
 from __future__ import annotations
 
 import threading
@@ -26,3 +27,13 @@ def wait_for(predicate, timeout_s, what):
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
+
+
+def flat_parameters(tree: dict, prefix: str = ""):
+    """(name, value) of each parameter under a params file's `ros__parameters`: nested keys joined by dots
+    (`cameras: {front: {topic: t}}` -> `cameras.front.topic`), as ROS reads them."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from flat_parameters(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

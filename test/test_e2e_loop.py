@@ -38,11 +38,11 @@ def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_param
     from vqbet_ros.nodes.recorder_node import RecorderNode
     from vqbet_ros.nodes.replay_teleop_node import ReplayTeleopNode
 
-    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False))
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", first_episode_at_start=False))
     recorder = RecorderNode(context=context, parameter_overrides=_params(
         root=str(root), dataset_name="pusht_ros", task="Push the T onto the target.", robot_type="pusht_sim",
-        fps=10, camera_names=["top"], camera_topics=["/camera/image_raw"], state_topic="/joint_states",
-        action_topic="/pusht/joint_trajectory", action_type="JointTrajectory", joint_names=["agent_x", "agent_y"],
+        fps=10, camera_names=["top"], **{"cameras.top.topic": "/camera/image_raw"}, joint_states_topic="/joint_states",
+        action_topic="/pusht/joint_trajectory", action_type="joint_trajectory", joint_names=["agent_x", "agent_y"],
         action_max_age_s=0.25, video_codec="libx264", video_preset="ultrafast", use_sim_time=True,
         **recorder_params))
     assert recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -65,7 +65,7 @@ def record(context, zarr, root, episodes=EPISODES, steps=STEPS, **recorder_param
 def drive(context, checkpoint):
     from vqbet_ros.nodes.policy_node import PolicyNode
 
-    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False, seed=3))
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", first_episode_at_start=False, seed=3))
     policy = PolicyNode(context=context, parameter_overrides=_params(
         checkpoint=str(checkpoint), use_sim_time=True, enable_control=True, device="cpu", warmup_steps=1,
         trajectory_topic="/pusht/joint_trajectory", joint_states_topic="/joint_states",
@@ -148,8 +148,8 @@ def test_e2e_recorder_records_pusht_low_dim_topics_in_step(ros_context, shared_d
     # sampled only after its messages had time to be handled on a loaded machine.
     record(ros_context, zarr, tmp_path / "data", episodes=[5], steps=30,  # the T moves from step 18 on
            sample_delay_s=0.3, low_dim_names=["environment_state", "block_pose"],
-           low_dim_topics=["/pusht/keypoints", "/pusht/block_pose_stamped"],
-           low_dim_types=["Float64MultiArray", "PoseStamped"])
+           **{"low_dim.environment_state.topic": "/pusht/keypoints",
+              "low_dim.block_pose.topic": "/pusht/block_pose_stamped", "low_dim.block_pose.type": "pose_stamped"})
     dataset = LeRobotDataset(tmp_path / "data" / "pusht_ros")
     keypoints = dataset.read_column(constants.low_dim_key("environment_state"))
     pose = dataset.read_column(constants.low_dim_key("block_pose"))

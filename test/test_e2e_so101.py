@@ -46,14 +46,16 @@ def record(context, root, episodes=2, discard_failed=False):
     from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode
 
     sim = SO101SimNode(context=context, parameter_overrides=_params(
-        mode="fast", autostart=False, episode_s=EPISODE_S, lockstep_timeout_s=30.0))
+        mode="fast", first_episode_at_start=False, episode_s=EPISODE_S, lockstep_timeout_s=30.0))
     recorder = RecorderNode(context=context, parameter_overrides=_params(
         root=str(root), dataset_name="so101_ros", task="pick and place", robot_type="so101", fps=30,
-        camera_names=["scene", "wrist"], camera_topics=["/scene_camera/image_raw", "/wrist_camera/image_raw"],
-        camera_transports=["raw", "raw"], state_topic="/joint_states",
-        action_topic="/forward_position_controller/commands", action_type="Float64MultiArray",
-        joint_names=list(JOINT_NAMES), low_dim_names=["block_pose"], low_dim_topics=["/so101/block_pose"],
-        low_dim_types=["PoseStamped"], video_codec="libx264", video_preset="ultrafast", use_sim_time=True))
+        camera_names=["scene", "wrist"], **{"cameras.scene.topic": "/scene_camera/image_raw",
+                                            "cameras.wrist.topic": "/wrist_camera/image_raw"},
+        joint_states_topic="/joint_states",
+        action_topic="/forward_position_controller/commands", action_type="float64_multi_array",
+        joint_names=list(JOINT_NAMES), low_dim_names=["block_pose"],
+        **{"low_dim.block_pose.topic": "/so101/block_pose", "low_dim.block_pose.type": "pose_stamped"},
+        video_codec="libx264", video_preset="ultrafast", use_sim_time=True))
     assert recorder.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert recorder.trigger_activate() == TransitionCallbackReturn.SUCCESS
     teleop = SO101TeleopNode(context=context, parameter_overrides=_params(
@@ -81,7 +83,7 @@ def drive(context, checkpoint):
     from vqbet_ros.nodes.policy_node import PolicyNode
 
     sim = SO101SimNode(context=context, parameter_overrides=_params(
-        mode="fast", autostart=False, seed=7, cameras=[], lockstep_timeout_s=30.0))
+        mode="fast", first_episode_at_start=False, seed=7, cameras=[], lockstep_timeout_s=30.0))
     policy = PolicyNode(context=context, parameter_overrides=_params(
         checkpoint=str(checkpoint), use_sim_time=True, enable_control=True, device="cpu", warmup_steps=1,
         trajectory_topic="/arm_controller/joint_trajectory", joint_states_topic="/joint_states",

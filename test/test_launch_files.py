@@ -267,9 +267,9 @@ def test_recorder_launch_records_the_sim_and_every_node_exits_0(workspace, tmp_p
     params_file = tmp_path / "recorder.yaml"
     params_file.write_text(yaml.safe_dump({"recorder": {"ros__parameters": {
         "root": str(tmp_path / "datasets"), "dataset_name": "launch_test", "task": "Push the T onto the target.",
-        "fps": 10, "camera_names": ["top"], "camera_topics": ["/camera/image_raw"], "camera_transports": ["raw"],
-        "state_topic": "/joint_states", "joint_names": ["agent_x", "agent_y"],
-        "action_topic": "/pusht/joint_trajectory", "action_type": "JointTrajectory",
+        "fps": 10, "camera_names": ["top"], "cameras": {"top": {"topic": "/camera/image_raw", "compressed": False}},
+        "joint_states_topic": "/joint_states", "joint_names": ["agent_x", "agent_y"],
+        "action_topic": "/pusht/joint_trajectory", "action_type": "joint_trajectory",
         # the policy sends a chunk per 10 Hz tick: allow one late one on a loaded machine
         "action_max_age_s": 0.35, "video_codec": "libx264", "video_preset": "ultrafast"}}}))
     sim = launches(workspace, "vqbet_ros", "sim_demo.launch.py")  # real time: the policy drives the sim

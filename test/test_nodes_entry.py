@@ -93,10 +93,12 @@ BAD_PARAMETERS = {  # case -> (node module, parameter given, texts its one error
                                                                             "'joint_trajectory'")),
     "replay_missing_zarr": ("replay_teleop_node", "zarr_path:=/nonexistent/demos.zarr",
                             ("`zarr_path`", "/nonexistent/demos.zarr", "Diffusion Policy PushT zarr")),
+    "recorder_renamed": ("recorder_node", "camera_topics:=[/cam]", ("`camera_topics`", "`cameras.<name>.topic`")),
+    "sim_renamed": ("pusht_sim_node", "autostart:=false", ("`autostart`", "`first_episode_at_start`")),
 }
 
 
-def test_sim_and_replay_processes_exit_2_with_one_line_naming_a_bad_parameter():
+def test_sim_replay_and_recorder_processes_exit_2_with_one_line_naming_a_bad_parameter():
     """A wrong parameter given on the command line ends the process at start with exit code 2 and one error line
     that names the parameter, the value and what is expected, without a traceback."""
     processes = {case: NodeProcess(module, "-p", param) for case, (module, param, _) in BAD_PARAMETERS.items()}

@@ -356,16 +356,10 @@ def test_policy_node_configure_fails_naming_missing_checkpoint(ros_context, tmp_
         node.destroy_node()
 
 
-def _flatten(tree, prefix=""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def test_policy_yaml_documents_every_parameter_and_configures(ros_context, checkpoint):
     import yaml
+
+    from ros_spin import flat_parameters
 
     from vqbet_ros.nodes.policy_node import NODE_PARAMETERS, RUNTIME_PARAMETERS
 
@@ -373,7 +367,7 @@ def test_policy_yaml_documents_every_parameter_and_configures(ros_context, check
     text = path.read_text()
     for name in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}:
         assert f" {name}:" in text or f"# {name}:" in text, f"{name} is not documented in {path}"
-    values = dict(_flatten(yaml.safe_load(text)["/**"]["ros__parameters"]))
+    values = dict(flat_parameters(yaml.safe_load(text)["/**"]["ros__parameters"]))
     values.update(checkpoint=str(checkpoint), device="cpu", warmup_steps=0, cpu_threads=1)
     node = PolicyNode(context=ros_context, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
     try:

@@ -76,7 +76,7 @@ def test_sim_node_publishes_rgb8_image_joints_and_status_with_same_stamp(probe_f
 
 
 def test_sim_node_follows_float64_multiarray_target(probe_factory):
-    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], first_episode_at_start=False)
     probe.wait_matched()
     probe.reset()
     probe.cmd_pub.publish(Float64MultiArray(data=[200.0, 100.0]))
@@ -85,7 +85,7 @@ def test_sim_node_follows_float64_multiarray_target(probe_factory):
 
 
 def test_sim_node_reset_uses_seed_plus_episode(probe_factory):
-    probe = probe_factory(mode="realtime", seed=7, autostart=False)
+    probe = probe_factory(mode="realtime", seed=7, first_episode_at_start=False)
     probe.wait_matched()
     response = probe.reset()
     assert response.success and "seed 7" in response.message
@@ -116,7 +116,7 @@ def _chunk_from(stamp, n=5):
 
 def _fast_probe_after_reset(probe_factory, lockstep: str):
     """A fast-mode sim reset to a known state whose first observation has been released."""
-    probe = probe_factory(mode="fast", lockstep=lockstep, autostart=False,
+    probe = probe_factory(mode="fast", lockstep=lockstep, first_episode_at_start=False,
                           initial_state=[100.0, 100.0, 300.0, 300.0, 0.0])
     probe.wait_matched()
     probe.reset()
@@ -157,7 +157,7 @@ def test_sim_node_fast_mode_each_step_waits_for_a_command_per_step(probe_factory
 
 
 def test_sim_node_refuses_trajectory_with_unknown_joints(probe_factory):
-    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], first_episode_at_start=False)
     probe.wait_matched()
     probe.reset()
     msg = JointTrajectory(joint_names=["shoulder", "elbow"])
@@ -176,7 +176,7 @@ def test_sim_node_refuses_initial_state_of_wrong_length(probe_factory):
 def test_sim_node_accepts_integers_for_float_parameters(probe_factory):
     """`lockstep_timeout_s: 1` and an integer `initial_state`, as a shell or a YAML file writes them."""
     probe = probe_factory(mode="realtime", initial_state=[120, 110, 300, 300, 0], lockstep_timeout_s=1,
-                          obs_settle_s=0, autostart=False)
+                          obs_settle_s=0, first_episode_at_start=False)
     probe.wait_matched()
     assert "initial_state [120.0, 110.0, 300.0, 300.0, 0.0]" in probe.reset().message
     assert probe.spin_until(lambda: len(probe.joints) >= 2)
@@ -194,7 +194,7 @@ def test_sim_node_accepts_integers_for_float_parameters(probe_factory):
     ("image_size", 128, "`image_size` is read at start-up only"),
 ])
 def test_sim_node_refuses_bad_parameter_change_with_its_reason(probe_factory, name, value, expected):
-    probe = probe_factory(mode="realtime", autostart=False)
+    probe = probe_factory(mode="realtime", first_episode_at_start=False)
     result = probe.sim.set_parameters([Parameter(name, value=value)])
     assert not result[0].successful and expected in result[0].reason, result[0].reason
     assert probe.reset().success  # the node works on with its previous values
@@ -205,7 +205,7 @@ def test_sim_node_episode_clock_starts_with_the_first_command(probe_factory, mod
     """A policy still loading loses no step: the sim shows the initial state (and, fast, advances /clock) until
     the first command arrives."""
     step = STATUS_FIELDS.index("step")
-    probe = probe_factory(mode=mode, lockstep_timeout_s=0.05)  # autostart: episode 0 is ready at start-up
+    probe = probe_factory(mode=mode, lockstep_timeout_s=0.05)  # first_episode_at_start: episode 0 is ready at start-up
     probe.wait_matched()
     assert probe.spin_until(lambda: len(probe.status) >= 5)
     assert {m.data[step] for m in probe.status} == {0.0}
@@ -216,7 +216,7 @@ def test_sim_node_episode_clock_starts_with_the_first_command(probe_factory, mod
 
 
 def test_sim_node_realtime_steps_at_control_rate_on_a_stamp_grid(probe_factory):
-    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], autostart=False)
+    probe = probe_factory(mode="realtime", initial_state=[100.0, 100.0, 300.0, 300.0, 0.0], first_episode_at_start=False)
     probe.wait_matched()
     probe.reset()
     probe.cmd_pub.publish(Float64MultiArray(data=[300.0, 100.0]))  # keeps it stepping (not done)

@@ -93,10 +93,11 @@ def _params(root: Path, **extra):
     values = {
         "root": str(root), "dataset_name": "demo", "task": "push the T", "robot_type": "fake", "fps": FPS,
         "camera_names": ["front", "wrist"],
-        "camera_topics": ["cam/front/image_raw", "cam/wrist/image_raw/compressed"],
-        "camera_transports": ["raw", "compressed"],
-        "state_topic": "joint_states", "action_topic": "leader/joint_trajectory", "action_type": "JointTrajectory",
-        "joint_names": JOINTS, "state_max_age_s": 0.5, "action_max_age_s": 0.5, "camera_max_age_s": 0.5,
+        "cameras.front.topic": "cam/front/image_raw",
+        "cameras.wrist.topic": "cam/wrist/image_raw/compressed", "cameras.wrist.compressed": True,
+        "joint_states_topic": "joint_states", "action_topic": "leader/joint_trajectory",
+        "action_type": "joint_trajectory",
+        "joint_names": JOINTS, "joint_max_age_s": 0.5, "action_max_age_s": 0.5, "image_max_age_s": 0.5,
         # Generous on a loaded 2-core CI machine, where a callback can wait a few tenths of a second for a core:
         # every message stamped <= a tick has arrived when the tick is sampled (a late one would be sampled
         # as the previous message, and the data checks below would fail).
@@ -361,10 +362,11 @@ def test_recorder_start_refusal_explains_best_effort_publisher(ros_context, tmp_
     "extra",
     [
         {"dataset_name": ""},
-        {"camera_topics": ["only_one"]},
+        {"cameras.front.topic": ""},
         {"joint_names": ["shoulder", "shoulder"]},
         {"action_type": "Twist"},
-        {"camera_transports": ["raw", "theora"]},
+        {"cameras.wrist.compressed": "theora"},
+        {"low_dim_names": ["pose"], "low_dim.pose.type": "Pose"},
         {"stream_qos": "fast"},
     ],
 )
@@ -413,19 +415,21 @@ def test_record_keys_client_calls_recorder_services(ros_context, tmp_path):
 
 def test_recorder_yaml_documents_every_parameter_and_configures(ros_context, tmp_path):
     import yaml
+    from ros_spin import flat_parameters
 
     from vqbet_ros.nodes.recorder_node import PARAMETERS
 
     path = Path(__file__).resolve().parents[1] / "config" / "recorder.yaml"
-    values = yaml.safe_load(path.read_text())["recorder"]["ros__parameters"]
     text = path.read_text()
+    values = dict(flat_parameters(yaml.safe_load(text)["recorder"]["ros__parameters"]))
     assert [name for name in PARAMETERS if f" {name}:" not in text] == []  # set or shown commented out
-    assert set(values) - {"use_sim_time"} <= set(PARAMETERS)
     values.update(root=str(tmp_path))
     overrides = [Parameter(k, value=v) for k, v in values.items() if k != "use_sim_time"]
     node = RecorderNode(context=ros_context, parameter_overrides=overrides)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        # every parameter of the file is one the node reads (the camera blocks are declared at configure)
+        assert [name for name in values if not node.has_parameter(name)] == []
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     finally:
         node.destroy_node()
@@ -493,7 +497,7 @@ def test_record_keys_cli_drives_the_recorder_from_piped_keys(ros_context, tmp_pa
     import sys
 
     # The CLI's start must not meet a stream that a starved robot left stale for a moment: this test is about keys.
-    h = Harness(ros_context, tmp_path, state_max_age_s=2.0, action_max_age_s=2.0, camera_max_age_s=2.0)
+    h = Harness(ros_context, tmp_path, joint_max_age_s=2.0, action_max_age_s=2.0, image_max_age_s=2.0)
     try:
         _activate(h)
         _start_until(h)  # every stream has arrived
@@ -514,11 +518,13 @@ def test_record_keys_cli_drives_the_recorder_from_piped_keys(ros_context, tmp_pa
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"camera_topics": ["cam/front/image_raw"]}, "`camera_names` (2), `camera_topics` (1) and `camera_transports` (2)"),
-    ({"camera_transports": ["raw", "jpeg"]}, "`camera_transports` has ['jpeg']; each entry is one of"),
-    ({"low_dim_names": ["pose"], "low_dim_topics": ["p"], "low_dim_types": ["Pose"]}, "`low_dim_types` has ['Pose']"),
+    ({"cameras.wrist.compressed": "yes"}, "parameter `cameras.wrist.compressed` is 'yes'; expected true or false"),
+    ({"low_dim_names": ["pose"], "low_dim.pose.type": "PoseStamped"},
+     "parameter `low_dim.pose.type` is 'PoseStamped'; expected one of 'float64_multi_array', 'pose_stamped'"),
+    ({"action_type": "JointTrajectory"}, "`action_type` is 'JointTrajectory'; expected joint_state, "
+                                         "joint_trajectory, float64_multi_array (`joint_trajectory` for"),
 ])
-def test_recorder_config_refuses_mismatched_stream_lists(ros_context, tmp_path, params, message):
+def test_recorder_config_refuses_a_bad_stream_parameter_naming_it(ros_context, tmp_path, params, message):
     node = RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path, **params))
     try:
         with pytest.raises(ValueError) as err:
@@ -526,6 +532,23 @@ def test_recorder_config_refuses_mismatched_stream_lists(ros_context, tmp_path, 
         assert message in str(err.value)
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("old, value, new", [
+    ("camera_topics", ["/cam"], "`cameras.<name>.topic`"),
+    ("camera_transports", ["compressed"], "`cameras.<name>.compressed: true`"),
+    ("low_dim_topics", ["/pose"], "`low_dim.<name>.topic`"),
+    ("low_dim_types", ["PoseStamped"], "`low_dim.<name>.type`"),
+    ("state_topic", "/joint_states", "`joint_states_topic`"),
+    ("state_max_age_s", 0.5, "`joint_max_age_s`"),
+    ("camera_max_age_s", 0.5, "`image_max_age_s`"),
+])
+def test_recorder_refuses_a_renamed_parameter_naming_its_replacement(ros_context, tmp_path, old, value, new):
+    """A parameter the recorder read under another name before is refused at start (the process exits 2 with
+    this line, `entry.run_node`), not ignored."""
+    with pytest.raises(ValueError) as err:
+        RecorderNode(context=ros_context, parameter_overrides=_params(tmp_path, **{old: value}))
+    assert f"parameter `{old}` is no longer read; set {new}" in str(err.value)
 
 
 def test_recorder_ends_an_episode_whose_camera_changes_resolution_and_saves_every_other(ros_context, tmp_path):
@@ -615,7 +638,7 @@ def test_recorder_start_refusal_names_the_type_the_teleop_topic_is_published_wit
     leader_executor.add_node(leader)
     leader_thread = threading.Thread(target=leader_executor.spin, daemon=True)
     leader_thread.start()
-    h = Harness(ros_context, tmp_path, action_topic="leader/cmd", action_type="JointState")
+    h = Harness(ros_context, tmp_path, action_topic="leader/cmd", action_type="joint_state")
     try:
         _activate(h)
         # The hint needs the leader to be discovered: "nobody publishes" until then.

@@ -26,7 +26,7 @@ def _params(**values):
 
 
 def _run(context, teleop_params, timeout_s=30.0):
-    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", autostart=False))
+    sim = PushTSimNode(context=context, parameter_overrides=_params(mode="fast", first_episode_at_start=False))
     fake_recorder = Node("fake_recorder", context=context)
     calls = []
 

@@ -107,7 +107,7 @@ def test_so101_sim_publishes_joint_states_on_the_tick_grid_and_both_cameras_stam
 
 
 def test_so101_sim_follows_forward_command(probe_factory):
-    probe = probe_factory(mode="realtime", cameras=[], autostart=False)
+    probe = probe_factory(mode="realtime", cameras=[], first_episode_at_start=False)
     probe.wait_matched()
     probe.reset()
     target = HOME_POSITION + np.array([0.4, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -116,7 +116,7 @@ def test_so101_sim_follows_forward_command(probe_factory):
 
 
 def test_so101_sim_refuses_trajectory_with_unknown_joints(probe_factory):
-    probe = probe_factory(mode="realtime", cameras=[], autostart=False)
+    probe = probe_factory(mode="realtime", cameras=[], first_episode_at_start=False)
     probe.wait_matched()
     probe.reset()
     msg = JointTrajectory(joint_names=["a", "b", "c", "d", "e", "f"])
@@ -128,7 +128,7 @@ def test_so101_sim_refuses_trajectory_with_unknown_joints(probe_factory):
 
 
 def test_so101_sim_reset_puts_the_block_at_the_seeded_pose(probe_factory):
-    probe = probe_factory(mode="realtime", cameras=[], seed=7, autostart=False)
+    probe = probe_factory(mode="realtime", cameras=[], seed=7, first_episode_at_start=False)
     probe.wait_matched()
     response = probe.reset()
     assert response.success and "seed 7" in response.message
@@ -157,7 +157,7 @@ def _status_stamp_s(msg):
 
 
 def test_so101_sim_fast_mode_executes_a_trajectory_by_time_then_waits(probe_factory):
-    probe = probe_factory(mode="fast", lockstep="chunk", cameras=[], autostart=False, lockstep_timeout_s=120.0)
+    probe = probe_factory(mode="fast", lockstep="chunk", cameras=[], first_episode_at_start=False, lockstep_timeout_s=120.0)
     probe.wait_matched()
     probe.reset()
     # The episode's initial state is published, then /clock advanced to it, then the status.
@@ -185,7 +185,7 @@ def test_so101_sim_chunk_lockstep_with_a_tick_topic_runs_one_period_per_tick(pro
     """An open-loop commander's chunk covers six periods, but the sim runs one per tick it hears: it never runs
     ahead of the commander's observation history."""
     probe = probe_factory(mode="fast", lockstep="chunk", lockstep_topic="/commander/ticks", cameras=[],
-                          autostart=False, lockstep_timeout_s=120.0)
+                          first_episode_at_start=False, lockstep_timeout_s=120.0)
     ticks = probe.node.create_publisher(Float64MultiArray, "/commander/ticks", COMMAND_QOS)
     probe.wait_matched()
     assert probe.spin_until(lambda: ticks.get_subscription_count() > 0)
@@ -214,7 +214,7 @@ def _start_with_teleop(probe):
 
 def test_so101_teleop_commands_move_the_arm_towards_the_block(probe_factory):
     probe = probe_factory(mode="fast", lockstep="each_step", cameras=[], lockstep_timeout_s=120.0,
-                          autostart=False, teleop_params={"num_episodes": 1})
+                          first_episode_at_start=False, teleop_params={"num_episodes": 1})
     _start_with_teleop(probe)
     assert probe.spin_until(lambda: len(probe.commands) >= 45, timeout_s=90.0)  # 1.5 s: the reach phase
     assert probe.sim.lockstep_timeouts == 0  # every period was commanded
@@ -234,7 +234,7 @@ def test_so101_teleop_commands_move_the_arm_towards_the_block(probe_factory):
 @pytest.mark.slow
 def test_so101_teleop_places_the_block_through_ros(probe_factory):
     probe = probe_factory(mode="fast", lockstep="each_step", cameras=[], lockstep_timeout_s=120.0,
-                          autostart=False, teleop_params={"num_episodes": 1})
+                          first_episode_at_start=False, teleop_params={"num_episodes": 1})
     _start_with_teleop(probe)
     done = STATUS_FIELDS.index("done")
     # the teleop and this probe hear the final status independently: wait for both

@@ -77,8 +77,8 @@ class MemorySink:
 
 
 def _config(**kw) -> RecorderConfig:
-    base = dict(task="t", joint_names=("a",), cameras=("cam",), fps=FPS, sample_delay_s=0.0, state_max_age_s=0.15,
-                action_max_age_s=0.15, camera_max_age_s=0.15)
+    base = dict(task="t", joint_names=("a",), cameras=("cam",), fps=FPS, sample_delay_s=0.0, joint_max_age_s=0.15,
+                action_max_age_s=0.15, image_max_age_s=0.15)
     base.update(kw)
     return RecorderConfig(**base)
 
@@ -370,8 +370,8 @@ def test_low_dim_input_that_changes_size_ends_the_episode_naming_it():
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"state_max_age_s": float("inf")}, "`state_max_age_s` is inf"),
-        ({"camera_max_age_s": float("nan")}, "`camera_max_age_s` is nan"),
+        ({"joint_max_age_s": float("inf")}, "`joint_max_age_s` is inf"),
+        ({"image_max_age_s": float("nan")}, "`image_max_age_s` is nan"),
         ({"sample_delay_s": float("nan")}, "`sample_delay_s`"),
         ({"reject_stale_fraction": float("nan")}, "`reject_stale_fraction`"),
     ],

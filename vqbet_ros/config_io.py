@@ -22,6 +22,16 @@ class ConfigError(ValueError):
     """A config value a user wrote is wrong; the message names the key path and what is expected."""
 
 
+def described(default: Any = dataclasses.MISSING, description: str = "") -> Any:
+    """A dataclass field with a one-line `description` in its metadata: what a node declaring the config's
+    fields as ROS parameters shows for each (`nodes/parameters.py`). A list default is copied per instance;
+    no default makes the field required."""
+    metadata = {"description": description}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

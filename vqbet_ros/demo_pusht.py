@@ -53,7 +53,7 @@ class PushTDemo(DemoRobot):
 
         from vqbet_ros.nodes.pusht_sim_node import PushTSimNode
 
-        params = {"mode": "realtime" if args.realtime else "fast", "autostart": False, "seed": args.seed,
+        params = {"mode": "realtime" if args.realtime else "fast", "first_episode_at_start": False, "seed": args.seed,
                   "protocol": args.protocol, "max_episode_steps": args.max_steps,
                   "lockstep": "each_step" if args.execution == "ensemble" else "chunk"}
         return PushTSimNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])

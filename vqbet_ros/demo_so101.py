@@ -130,7 +130,7 @@ class SO101Demo(DemoRobot):
         # Only the cameras someone looks at are rendered: rendering is most of the sim's cost (docs/so101.md).
         cameras = [c for c in CAMERA_NAMES if c in spec.cameras or video]
         params = [Parameter("mode", value="realtime" if args.realtime else "fast"),
-                  Parameter("autostart", value=False), Parameter("seed", value=args.seed),
+                  Parameter("first_episode_at_start", value=False), Parameter("seed", value=args.seed),
                   Parameter("task", value=args.task), Parameter("episode_s", value=float(args.episode_s)),
                   Parameter("end_on_success", value=True),
                   *[Parameter(k, value=v) for k, v in sim_lockstep(args.execution).items()],

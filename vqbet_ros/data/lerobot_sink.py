@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from vqbet_ros import constants
+from vqbet_ros.config_io import described
 from vqbet_ros.data import lerobot_layout as layout
 from vqbet_ros.data.lerobot_writer import LeRobotWriter, RootLock, WriterError
 from vqbet_ros.data.video_encoder import VideoEncoding
@@ -34,22 +35,26 @@ class LeRobotSinkConfig:
     (config/recorder.yaml documents them).
 
     Args:
-        root / dataset_name: the dataset directory is `root/dataset_name` (LeRobot's `$HF_LEROBOT_HOME/<repo_id>`).
+        dataset_name / root: the dataset directory is `root/dataset_name` (LeRobot's `$HF_LEROBOT_HOME/<repo_id>`).
         robot_type: free text stored in info.json.
         video_codec / video_crf / video_preset / video_gop / encoder_threads: see `VideoEncoding`.
         max_queue_s: seconds of frames per camera that may wait for the encoder before recording stops with
             an error (memory bound: 640x480 RGB is 0.9 MB a frame).
     """
 
-    root: str
-    dataset_name: str
-    robot_type: str = ""
-    video_codec: str = "libsvtav1"
-    video_crf: int = 30
-    video_preset: str = ""
-    video_gop: int = 2
-    encoder_threads: int = 1
-    max_queue_s: float = 10.0
+    dataset_name: str = described(description="dataset folder under root, e.g. `pick_cube` or `user/pick_cube` "
+                                              "(required)")
+    root: str = described("~/.cache/huggingface/lerobot",
+                          "folder holding datasets (LeRobot's HF_LEROBOT_HOME default)")
+    robot_type: str = described("", "free text stored in meta/info.json")
+    video_codec: str = described("libsvtav1", "libsvtav1 (AV1, LeRobot default) or libx264 (H.264, less CPU)")
+    video_crf: int = described(30, "constant rate factor (quality; lower = better, bigger)")
+    video_preset: str = described("", "encoder preset: svtav1 -1..13 (higher = faster), x264 ultrafast..veryslow; "
+                                      "empty = the codec's real-time preset")
+    video_gop: int = described(2, "keyframe interval in frames (LeRobot uses 2 for fast random access)")
+    encoder_threads: int = described(1, "encoder threads per camera (0 = encoder default)")
+    max_queue_s: float = described(10.0, "seconds of frames per camera that may wait for the encoder before "
+                                         "recording stops with an error")
 
     def __post_init__(self):
         if not self.root:

@@ -21,6 +21,7 @@ from typing import Callable, Iterator, NoReturn
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.logging import get_logger
 from rclpy.signals import SignalHandlerOptions
 
@@ -56,6 +57,27 @@ def ros_session(args: list[str] | None = None, *, interrupt: bool = False) -> It
         yield stop
     finally:
         rclpy.try_shutdown()
+
+
+# `autostart` means one thing in every node that has it: a lifecycle node configures and activates itself at
+# start-up, so `ros2 run` needs no lifecycle manager (launch files may drive the transitions instead).
+AUTOSTART_PARAMETERS = {  # name: (default, description), for a lifecycle node's table
+    "autostart": (False, "configure and activate at start-up, without a lifecycle manager (ros2 run)"),
+}
+# The sims' parameter of their first episode was called `autostart` before; refused with its new name
+# (`NodeParameters.refuse_renamed`).
+SIM_RENAMED = {"autostart": "`first_episode_at_start` (a sim readies episode 0 at start-up; `autostart` is a "
+                            "lifecycle node's configure and activate)"}
+
+
+def configure_and_activate_when_spun(node) -> None:
+    """`autostart` of lifecycle node `node`: configure it, then activate it if that succeeded, from a one-shot
+    timer, so both transitions run inside the executor as a lifecycle manager's calls would."""
+    def start() -> None:
+        node.destroy_timer(timer)
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+    timer = node.create_timer(0.0, start)
 
 
 def run_node(make_node: Callable[[], object], args: list[str] | None = None, *,

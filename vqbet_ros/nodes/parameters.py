@@ -17,10 +17,18 @@ Every node declares and reads its parameters through `NodeParameters`, so they a
     params.declare("joint_lower_limits", Parameter.Type.DOUBLE_ARRAY, "per joint; unset = none")
     params.declare("image_size", 96, "camera image side (px)", low=8, high=1024)
     params.value("joint_max_age_s")  # 1.0 for joint_max_age_s:=1
+
+A node's parameters form a table, name -> (default, description) or (default, description, rules), declared
+with `declare_all` and read with `values`. The parameters that configure a dataclass (`RuntimeConfig`,
+`RecorderConfig`, ...) are not typed again in the node: `config_parameters(cls)` makes their table entries
+from the fields (default, the `description` of `config_io.described`, the choices of a `Literal`), and the
+node builds the dataclass from `values` with `config_io.from_dict`, which checks them as any config is.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidTopicNameException, ParameterUninitializedException
@@ -39,6 +47,7 @@ _SCALARS = {
 }
 _ARRAYS = {_T.BOOL_ARRAY: _T.BOOL, _T.INTEGER_ARRAY: _T.INTEGER, _T.DOUBLE_ARRAY: _T.DOUBLE,
            _T.STRING_ARRAY: _T.STRING}
+_ARRAY_OF = {bool: _T.BOOL_ARRAY, int: _T.INTEGER_ARRAY, float: _T.DOUBLE_ARRAY, str: _T.STRING_ARRAY}
 _CURRENT = object()  # `value()` without a proposed value: read the parameter's current one
 
 
@@ -62,6 +71,27 @@ class NodeParameters:
         if not self._node.has_parameter(name):
             self._node.declare_parameter(name, default, ParameterDescriptor(description=description,
                                                                             dynamic_typing=True))
+
+    def declare_all(self, table: dict[str, tuple]) -> None:
+        """Declare every entry of `table`: name -> (default, description) or (default, description, rules),
+        rules being `declare`'s keywords (`choices`, `low`, `high`)."""
+        for name, (default, description, *rules) in table.items():
+            self.declare(name, default, description, **(rules[0] if rules else {}))
+
+    def values(self, names) -> dict:
+        """name -> checked value (`value()`) for each of `names` (a table's keys)."""
+        return {name: self.value(name) for name in names}
+
+    def refuse_renamed(self, renamed: dict[str, str]) -> None:
+        """Raise a `ConfigError` naming the replacement when a parameter of an old name (`renamed`: old name ->
+        what to set instead) is given: rclpy ignores a parameter nobody declares without a word. Call it
+        before `declare`; the old names are declared only for this check."""
+        for old, new in renamed.items():
+            self._node.declare_parameter(old, None, ParameterDescriptor(dynamic_typing=True))
+            given = self._node.get_parameter(old).value
+            self._node.undeclare_parameter(old)
+            if given is not None:
+                raise ConfigError(f"parameter `{old}` is no longer read; set {new} instead")
 
     def value(self, name: str, proposed=_CURRENT):
         """The checked value of a declared parameter (see the module docstring), or of `proposed`, a value
@@ -128,6 +158,29 @@ class NodeParameters:
             raise ConfigError(f"parameter `{name}` is {value!r}{made} not a valid topic name ({reason}); "
                               "letters, digits, `_` and `/`, e.g. /camera/image_raw") from None
         return value
+
+
+def config_parameters(cls, exclude: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """The table entries (see the module docstring) of dataclass `cls`'s fields, but `exclude`: the field's
+    default (a required field: an empty string, or an unset array), its metadata `description` and, for a
+    `Literal` type, its choices."""
+    hints = typing.get_type_hints(cls)
+    table = {}
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        tp = hints[f.name]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "" if tp is str else []
+        if isinstance(default, (list, tuple)) and not default:  # rclpy infers no type from an empty list
+            default = _ARRAY_OF[typing.get_args(tp)[0]]
+        rules = {"choices": typing.get_args(tp)} if typing.get_origin(tp) is typing.Literal else {}
+        table[f.name] = (default, f.metadata["description"], rules)
+    return table
 
 
 def _checked(what: str, value, expected: Parameter.Type):

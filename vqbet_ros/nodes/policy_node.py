@@ -7,7 +7,8 @@ Lifecycle: configure loads the checkpoint on `device` and warms it up, creates s
 services; activate starts the control loop (a worker thread ticking at the checkpoint's fps); deactivate stops
 it and tells the controller to hold; cleanup undoes configure.
 
-Topics (names are parameters and remappable; joint order, image size and fps come from the checkpoint):
+Topics (names are parameters, wired as the recorder's (`nodes/inputs.py`), and remappable; joint order, image
+size and fps come from the checkpoint):
 - in: one camera topic per checkpoint camera (`cameras.<name>.topic`, `sensor_msgs/Image` or, with
   `cameras.<name>.compressed: true`, `sensor_msgs/CompressedImage`; sensor-data QoS), `joint_states_topic`
   (`sensor_msgs/JointState`, matched by joint name), one topic per checkpoint low-dim input
@@ -31,26 +32,24 @@ from __future__ import annotations
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError, from_dict
-from vqbet_ros.nodes.entry import run_node
-from vqbet_ros.nodes.msg_convert import (
-    Stamps,
-    compressed_image_to_rgb,
-    float64_multiarray_to_array,
-    image_to_rgb,
-    joint_state_to_array,
-    pose_stamped_to_array,
+from vqbet_ros.nodes.entry import AUTOSTART_PARAMETERS, configure_and_activate_when_spun, run_node
+from vqbet_ros.nodes.inputs import (
+    JOINT_STATES_PARAMETERS,
+    Input,
+    camera_inputs,
+    joint_states_input,
+    low_dim_inputs,
 )
-from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.msg_convert import Stamps
+from vqbet_ros.nodes.parameters import NodeParameters, config_parameters
 from vqbet_ros.nodes.trajectory import chunk_to_joint_trajectory, hold_trajectory
 from vqbet_ros.runtime.config import RuntimeConfig
 from vqbet_ros.runtime.engine import JOINTS, PolicyRuntime, StepResult, camera_stream, low_dim_stream
@@ -60,34 +59,12 @@ SENSOR_QOS = qos_profile_sensor_data  # cameras and joint states: BEST_EFFORT he
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # what controllers subscribe with
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-# RuntimeConfig fields set by parameters of the same name: name -> (default, description).
-RUNTIME_PARAMETERS = {
-    "execution": ("ensemble", "ensemble: decide every step, average the overlapping chunks (official VQ-BeT); "
-                              "open_loop: execute each chunk to its end (LeRobot)"),
-    "device": ("auto", "auto (CUDA when available) | cuda | cpu"),
-    "compile_mode": ("none", "none | freeze (inductor, weights as constants: the fast CPU path) | default | "
-                             "reduce-overhead (CUDA graphs) | max-autotune: torch.compile"),
-    "autocast": ("none", "none | bf16 (CUDA, or a CPU with AVX512-BF16/AMX; else fp32 and a warning)"),
-    "parity_tolerance": (0.02, "an optimized path is used only if its first chunk is within this of eager fp32 "
-                               "(normalized action units), else eager fp32; see /diagnostics `inference`"),
-    "cpu_threads": (0, "torch CPU threads (process-wide); 0 = torch default"),
-    "warmup_steps": (3, "forward passes at configure"),
-    "seed": (-1, "seed of code sampling, reset by ~/reset; -1 = unseeded"),
-    "image_max_age_s": (0.0, "camera frames older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "joint_max_age_s": (0.0, "joint states older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "low_dim_max_age_s": (0.0, "low-dim inputs older than this stop commands (s); 0 = 3 periods of the checkpoint fps"),
-    "resize_images": (True, "centre-crop and resize frames to the checkpoint's size; false: refuse other sizes"),
-    "enable_control": (False, "false: dry run, chunks only on preview_topic; ~/enable switches it at run time"),
-    "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
-    "joint_upper_limits": (Parameter.Type.DOUBLE_ARRAY, "per commanded joint, checkpoint action order; unset = none"),
-    "max_delta_per_step": (Parameter.Type.DOUBLE_ARRAY,
-                           "largest change per control step vs the measured joint state (1 or one per joint)"),
-    "hold_on_fault": (True, "send an empty trajectory (hold) when commands stop"),
-}
+# RuntimeConfig fields set by parameters of the same name (defaults and descriptions live in the dataclass).
+RUNTIME_PARAMETERS = config_parameters(RuntimeConfig)
 NODE_PARAMETERS = {
     "checkpoint": ("", "checkpoint directory (config.yaml, model.safetensors, stats.safetensors)"),
-    "autostart": (False, "configure and activate on start (ros2 run); the launch file uses lifecycle events"),
-    "joint_states_topic": ("/joint_states", "sensor_msgs/JointState of the arm"),
+    **AUTOSTART_PARAMETERS,
+    **JOINT_STATES_PARAMETERS,
     "joint_name_map": (Parameter.Type.STRING_ARRAY,
                        "entries 'checkpoint_name:robot_name' when the robot's joints are named differently"),
     "trajectory_topic": ("~/joint_trajectory", "JointTrajectory chunks (e.g. /arm_controller/joint_trajectory)"),
@@ -96,7 +73,6 @@ NODE_PARAMETERS = {
     "commands_topic": ("~/commands", "Float64MultiArray targets (e.g. /forward_position_controller/commands)"),
     "diagnostics_period_s": (1.0, "period of /diagnostics (s)"),
 }
-LOW_DIM_TYPES = ("float64_multi_array", "pose_stamped")
 
 
 class NodeClock:
@@ -128,8 +104,7 @@ class PolicyNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("policy_node", **kwargs)
         self.params = NodeParameters(self)
-        for name, (default, description) in {**RUNTIME_PARAMETERS, **NODE_PARAMETERS}.items():
-            self.params.declare(name, default, description)
+        self.params.declare_all({**RUNTIME_PARAMETERS, **NODE_PARAMETERS})
         self.runtime: PolicyRuntime | None = None
         self.worker: PolicyWorker | None = None
         self._labels: dict[str, str] = {}  # stream -> topic, for messages a user reads
@@ -145,13 +120,15 @@ class PolicyNode(LifecycleNode):
         self._last_status = "inactive"
         self._output_lock = threading.Lock()  # see "Output atomicity" in the module docstring
         self._outputs_open = False  # the worker's results may be published (active, not stopping)
+        if self.params.value("autostart"):
+            configure_and_activate_when_spun(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
         """Load + warm up the checkpoint, create entities. FAILURE (with one error line) -> unconfigured."""
         params = self.params
         try:
-            config = from_dict(RuntimeConfig, {name: params.value(name) for name in RUNTIME_PARAMETERS})
+            config = from_dict(RuntimeConfig, params.values(RUNTIME_PARAMETERS))
             checkpoint = params.value("checkpoint")
             if not checkpoint:
                 raise ConfigError("parameter `checkpoint` is empty; pass checkpoint:=/path/to/checkpoint_dir")
@@ -273,81 +250,34 @@ class PolicyNode(LifecycleNode):
     def _create_inputs(self) -> None:
         """Subscriptions in the order cameras, joint states, low-dim inputs: with one executor thread a joint
         state is handled before a header-less message that waits beside it, as `Stamps` needs."""
-        runtime = self.runtime
+        runtime, params = self.runtime, self.params
         self._stamps.reset()
-        params = self.params
-        for camera in runtime.spec.cameras:
-            params.declare(f"cameras.{camera}.topic", f"/{camera}/image_raw", f"topic of checkpoint camera `{camera}`")
-            params.declare(f"cameras.{camera}.compressed", False,
-                           "true: sensor_msgs/CompressedImage (jpeg/png) instead of Image")
-            topic = params.topic(f"cameras.{camera}.topic")
-            compressed = params.value(f"cameras.{camera}.compressed")
-            msg_type = CompressedImage if compressed else Image
-            self._labels[camera_stream(camera)] = topic
-            self._input_subs.append(self.create_subscription(
-                msg_type, topic, lambda msg, c=camera, z=compressed: self._on_image(c, z, msg), SENSOR_QOS))
+        spec = runtime.spec
+        for camera in camera_inputs(params, list(spec.cameras)):
+            self._subscribe(camera_stream(camera.name), camera, runtime.put_image)
         if runtime.joint_input_names:
-            topic = params.topic("joint_states_topic")
-            self._labels[JOINTS] = topic
-            self._joint_query = [self._robot_names[n] for n in runtime.joint_input_names]
-            self._input_subs.append(self.create_subscription(JointState, topic, self._on_joint_state, SENSOR_QOS))
-        for name, size in runtime.spec.low_dim.items():
-            params.declare(f"low_dim.{name}.topic", f"/{name}", f"topic of low-dim input `{name}`")
-            params.declare(f"low_dim.{name}.type", "float64_multi_array",
-                           "float64_multi_array | pose_stamped ([x, y, z, qx, qy, qz, qw])")
-            params.declare(f"low_dim.{name}.indices", Parameter.Type.INTEGER_ARRAY,
-                           f"pick these {size} entries of the message's vector; unset = all")
-            topic = params.topic(f"low_dim.{name}.topic")
-            kind = params.value(f"low_dim.{name}.type")
-            indices = params.value(f"low_dim.{name}.indices")
-            if kind not in LOW_DIM_TYPES:
-                raise ConfigError(f"`low_dim.{name}.type` is {kind!r}; expected one of {list(LOW_DIM_TYPES)}")
-            if indices and len(indices) != size:
-                raise ConfigError(f"`low_dim.{name}.indices` has {len(indices)} entries {indices}; the checkpoint's "
-                                  f"low-dim input `{name}` has {size} values: give {size} indices, or leave it "
-                                  "unset when the message carries exactly those values")
-            self._labels[low_dim_stream(name)] = topic
-            msg_type = PoseStamped if kind == "pose_stamped" else Float64MultiArray
-            pick = list(indices) if indices else None
-            self._input_subs.append(self.create_subscription(
-                msg_type, topic, lambda msg, n=name, p=pick: self._on_low_dim(n, p, msg), SENSOR_QOS))
+            joints = joint_states_input(params, [self._robot_names[n] for n in runtime.joint_input_names])
+            self._subscribe(JOINTS, joints, lambda name, values, stamp: runtime.put_joint_state(values, stamp))
+        for low_dim in low_dim_inputs(params, list(spec.low_dim), list(spec.low_dim.values())):
+            self._subscribe(low_dim_stream(low_dim.name), low_dim, runtime.put_low_dim)
 
     # ---- callbacks: convert, hand to the runtime, return -----------------------------------------------
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, camera: str, compressed: bool, msg) -> None:
-        try:
-            rgb, stamp = (compressed_image_to_rgb if compressed else image_to_rgb)(msg)
-        except ValueError as err:
-            self.runtime.report_bad_input(camera_stream(camera), str(err))
-            return
-        self.runtime.put_image(camera, rgb, self._stamps.stamped(stamp))
+    def _subscribe(self, stream: str, source: Input, put) -> None:
+        """Subscribe `source`; each message goes to `put(name, values, stamp_s)`, or a bad one is reported."""
+        runtime, stamp = self.runtime, source.stamp(self._stamps)
+        self._labels[stream] = source.topic
 
-    def _on_joint_state(self, msg: JointState) -> None:
-        try:
-            positions, stamp = joint_state_to_array(msg, self._joint_query)
-        except ValueError as err:
-            self.runtime.report_bad_input(JOINTS, str(err))
-            return
-        self.runtime.put_joint_state(positions, self._stamps.joint_state(stamp))
-
-    def _on_low_dim(self, name: str, pick: list[int] | None, msg) -> None:
-        try:
-            if isinstance(msg, PoseStamped):
-                values, stamp = pose_stamped_to_array(msg)
-                stamp = self._stamps.stamped(stamp)
-            else:
-                values, stamp = float64_multiarray_to_array(msg)
-                stamp = self._stamps.headerless(stamp)  # no header: the newest joint state's stamp
-            if pick is not None:
-                if max(pick) >= len(values) or min(pick) < -len(values):
-                    raise ValueError(f"`low_dim.{name}.indices` {pick} out of range for {len(values)} values")
-                values = values[pick]
-        except ValueError as err:
-            self.runtime.report_bad_input(low_dim_stream(name), str(err))
-            return
-        self.runtime.put_low_dim(name, values, stamp)
+        def callback(msg) -> None:
+            try:
+                values, stamp_s = source.convert(msg)
+            except ValueError as err:
+                runtime.report_bad_input(stream, str(err))
+                return
+            put(source.name, values, stamp(stamp_s))
+        self._input_subs.append(self.create_subscription(source.msg_type, source.topic, callback, SENSOR_QOS))
 
     def _on_enable(self, request, response):
         with self._output_lock:  # no result of the worker lands between the hold and the state change
@@ -471,15 +401,8 @@ class PolicyNode(LifecycleNode):
         return array
 
 
-def _create_node() -> PolicyNode:
-    node = PolicyNode()
-    if node.get_parameter("autostart").value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-        node.trigger_activate()
-    return node
-
-
 def main(args=None) -> None:
-    run_node(_create_node, args)
+    run_node(PolicyNode, args)
 
 
 if __name__ == "__main__":

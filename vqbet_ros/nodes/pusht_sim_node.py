@@ -67,7 +67,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros.config_io import ConfigError
-from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.entry import SIM_RENAMED, run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
@@ -85,19 +85,27 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
-PARAMETERS = {  # name: (default, description)
-    "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)"),
-    "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))"),
-    "autostart": (True, "ready episode 0 at launch (it starts with the first command); false: wait for ~/reset"),
+PARAMETERS = {  # name: (default, description[, allowed values: NodeParameters.declare's choices / low / high])
+    "mode": ("realtime", "`realtime` (10 Hz on the wall clock) or `fast` (publishes /clock, lockstep)",
+             {"choices": ("realtime", "fast")}),
+    # seed + n seeds NumPy's legacy generator (< 2**32)
+    "seed": (0, "episode n starts from the seeded random state seed + n (as vqbet-eval's env.reset(seed))",
+             {"low": 0, "high": 2**31 - 1}),
+    "first_episode_at_start": (True, "ready episode 0 at start-up (it starts with the first command); false: wait "
+                                     "for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
     "protocol": ("official", "how episodes start and end (pusht/robot.py PROTOCOLS): official = the public VQ-BeT "
-                 "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps"),
-    "max_episode_steps": (0, "episode length in control steps; 0 = the protocol's (official 302, gym 300)"),
-    "image_size": (96, "camera image height = width in pixels"),
+                 "evaluation's resets, 302 steps, no end at success; gym = gym_pusht's, ends at success or 300 steps",
+                 {"choices": tuple(PROTOCOLS)}),
+    "max_episode_steps": (0, "episode length in control steps; 0 = the protocol's (official 302, gym 300)",
+                          {"low": 0}),
+    "image_size": (96, "camera image height = width in pixels", {"low": 8, "high": 1024}),
     "lockstep": ("each_step", "fast mode: step when `each_step` a new command arrived, when the `chunk` covers "
-                              "the next step, or `off` (as fast as possible)"),
-    "lockstep_timeout_s": (2.0, "fast mode: wall seconds to wait for a command before holding the last target"),
-    "obs_settle_s": (0.005, "fast mode: wall seconds between publishing observations and advancing /clock"),
+                              "the next step, or `off` (as fast as possible)", {"choices": LOCKSTEP_MODES}),
+    "lockstep_timeout_s": (2.0, "fast mode: wall seconds to wait for a command before holding the last target",
+                           {"low": 1e-3, "high": 3600.0}),
+    "obs_settle_s": (0.005, "fast mode: wall seconds between publishing observations and advancing /clock",
+                     {"low": 0.0, "high": 1.0}),
     "frame_id": ("pusht_world", "frame of the camera image and the block pose"),
     "image_topic": ("camera/image_raw", "camera output (sensor_msgs/Image rgb8)"),
     "joint_states_topic": ("joint_states", "agent position as joints agent_x, agent_y"),
@@ -107,16 +115,6 @@ PARAMETERS = {  # name: (default, description)
     "block_pose_stamped_topic": ("pusht/block_pose_stamped", "block pose as geometry_msgs/PoseStamped"),
     "trajectory_topic": ("pusht/joint_trajectory", "JointTrajectory chunks to execute by time"),
     "command_topic": ("pusht/commands", "Float64MultiArray targets [agent_x, agent_y]"),
-}
-PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices / low / high)
-    "mode": {"choices": ("realtime", "fast")},
-    "seed": {"low": 0, "high": 2**31 - 1},  # seed + n seeds NumPy's legacy generator (< 2**32)
-    "protocol": {"choices": tuple(PROTOCOLS)},
-    "max_episode_steps": {"low": 0},
-    "image_size": {"low": 8, "high": 1024},
-    "lockstep": {"choices": LOCKSTEP_MODES},
-    "lockstep_timeout_s": {"low": 1e-3, "high": 3600.0},
-    "obs_settle_s": {"low": 0.0, "high": 1.0},
 }
 # May change while the node runs (checked when set); the others are read at start-up only.
 DYNAMIC_PARAMETERS = ("seed", "auto_reset", "lockstep_timeout_s", "initial_state")
@@ -128,8 +126,7 @@ class PushTSimNode(Node):
     def __init__(self, **kwargs):
         super().__init__(SIM_NODE, **kwargs)
         self._params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))
+        self._params.declare_all(PARAMETERS)
         self._params.declare("initial_state", Parameter.Type.DOUBLE_ARRAY, "5 values [agent x, y, block x, y, "
                              "angle]: every reset starts there; empty: use the seed")
         try:  # before anything is built; a ConfigError ends the process with one line (entry.run_node)
@@ -174,8 +171,8 @@ class PushTSimNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
 
         with self._cond:
-            self._start_episode_locked(count=p["autostart"])
-            self._running = p["autostart"]
+            self._start_episode_locked(count=p["first_episode_at_start"])
+            self._running = p["first_episode_at_start"]
         self._thread = threading.Thread(target=self._loop, name="pusht_sim_step", daemon=True)
         self._thread.start()
 
@@ -186,7 +183,8 @@ class PushTSimNode(Node):
 
     # --- parameters ---
     def _read_parameters(self) -> dict:
-        p = {name: self._params.value(name) for name in PARAMETERS}
+        self._params.refuse_renamed(SIM_RENAMED)
+        p = self._params.values(PARAMETERS)
         for name in PARAMETERS:
             if name.endswith("_topic"):
                 self._params.topic(name)

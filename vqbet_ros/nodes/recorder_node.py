@@ -1,13 +1,15 @@
 """Recorder node: teleop demonstrations -> LeRobotDataset v3.0, sampled at exactly `fps`.
 
-A managed (lifecycle) node; `config/recorder.yaml` documents every parameter.
-- configure: parameters -> `RecorderConfig` (what to sample), `LeRobotSinkConfig` (the dataset) and the topics;
+A managed (lifecycle) node; `config/recorder.yaml` documents every parameter. Cameras, joint states and low-dim
+inputs are wired with the policy node's parameters (`nodes/inputs.py`); a name the recorder read before that
+(`RENAMED`) ends the process at start with one line naming its replacement.
+- configure: parameters -> `RecorderConfig` (what to sample), `LeRobotSinkConfig` (the dataset) and the inputs;
   builds the dataset sink (`data/lerobot_sink.py`: checks the root is writable and locks it; an existing
   dataset is opened for append, leftovers of a crash are removed) and the recorder; creates the services. Any
   error is logged as one line and the transition FAILS.
 - activate: subscribes the cameras (`sensor_msgs/Image` or `CompressedImage`), the state
-  (`sensor_msgs/JointState`) and the teleop command (`JointState`, `JointTrajectory` first point, or
-  `Float64MultiArray`), and starts the sampling timer on the node clock (`use_sim_time` works).
+  (`sensor_msgs/JointState`), the teleop command (`JointState`, `JointTrajectory` first point, or
+  `Float64MultiArray`) and the low-dim inputs, and starts the sampling timer on the node clock (`use_sim_time` works).
 - services (effective while active): `~/start_episode` (refused while a stream is stale; the reply names it),
   `~/stop_episode` (keeps every tick up to now, then saves in the background), `~/discard_episode`;
   all `std_srvs/Trigger`. `vqbet-record-keys` calls them from a keyboard.
@@ -32,23 +34,30 @@ import time
 from dataclasses import dataclass
 
 import rclpy
-from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from geometry_msgs.msg import PoseStamped
-from sensor_msgs.msg import CompressedImage, Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vqbet_ros import constants
+from vqbet_ros.config_io import ConfigError, from_dict
 from vqbet_ros.data.lerobot_sink import LeRobotSink, LeRobotSinkConfig
 from vqbet_ros.nodes import msg_convert
-from vqbet_ros.nodes.entry import run_node
-from vqbet_ros.nodes.parameters import NodeParameters
+from vqbet_ros.nodes.entry import AUTOSTART_PARAMETERS, configure_and_activate_when_spun, run_node
+from vqbet_ros.nodes.inputs import (
+    JOINT_STATES_PARAMETERS,
+    Input,
+    camera_inputs,
+    joint_states_input,
+    low_dim_inputs,
+    message_input,
+)
+from vqbet_ros.nodes.parameters import NodeParameters, config_parameters
 from vqbet_ros.runtime.recorder import EpisodeRecorder, RecorderConfig
 
 # Stream QoS (parameter `stream_qos`). RELIABLE is the default because a recorder must not lose frames: on a loaded
@@ -61,87 +70,52 @@ STREAM_QOS = {
     "best_effort": qos_profile_sensor_data,
 }
 
-_S = ParameterType.PARAMETER_STRING
-_SA = ParameterType.PARAMETER_STRING_ARRAY
-_I = ParameterType.PARAMETER_INTEGER
-_D = ParameterType.PARAMETER_DOUBLE
-_B = ParameterType.PARAMETER_BOOL
-PARAMETERS = {  # name: (default, type, description)
-    "root": ("~/.cache/huggingface/lerobot", _S, "folder holding datasets (LeRobot's HF_LEROBOT_HOME default)"),
-    "dataset_name": ("", _S, "dataset folder under root, e.g. `pick_cube` or `user/pick_cube` (required)"),
-    "task": ("", _S, "task text stored with every episode (required)"),
-    "robot_type": ("", _S, "free text stored in meta/info.json"),
-    "fps": (30, _I, "sampling rate and dataset fps"),
-    "camera_names": ([], _SA, "camera names; dataset keys become observation.images.<name>"),
-    "camera_topics": ([], _SA, "one topic per camera, same order as camera_names"),
-    "camera_transports": ([], _SA, "per camera `raw` (sensor_msgs/Image) or `compressed` (CompressedImage); "
-                                   "empty = all raw"),
-    "state_topic": ("/joint_states", _S, "sensor_msgs/JointState of the robot -> observation.state (positions)"),
-    "action_topic": ("", _S, "the teleop command topic -> action (required)"),
-    "action_type": ("JointState", _S, "JointState | JointTrajectory (first point) | Float64MultiArray"),
-    "joint_names": ([], _SA, "joints of observation.state, in order (required)"),
-    "low_dim_names": ([], _SA, "extra low-dim observations (object pose, keypoints); dataset keys "
-                               "observation.<name>"),
-    "low_dim_topics": ([], _SA, "one topic per low-dim name, same order"),
-    "low_dim_types": ([], _SA, "per low-dim name `Float64MultiArray` or `PoseStamped` ([x, y, z, qx, qy, qz, qw]); "
-                               "empty = all Float64MultiArray"),
-    "action_joint_names": ([], _SA, "joints of action, in order; empty = joint_names"),
-    "state_max_age_s": (0.1, _D, "state older than this at a tick is stale"),
-    "action_max_age_s": (0.1, _D, "teleop command older than this at a tick is stale"),
-    "camera_max_age_s": (0.2, _D, "camera frame older than this at a tick is stale"),
-    "low_dim_max_age_s": (0.1, _D, "low-dim input older than this at a tick is stale"),
-    "sample_delay_s": (0.05, _D, "a tick is sampled this long after its time (transport latency allowance)"),
-    "reject_stale_fraction": (1.0, _D, "discard an episode at stop when more than this fraction of frames had a "
-                                       "stale stream (1.0 = keep all)"),
-    "video_codec": ("libsvtav1", _S, "libsvtav1 (AV1, LeRobot default) or libx264 (H.264, less CPU)"),
-    "video_crf": (30, _I, "constant rate factor (quality; lower = better, bigger)"),
-    "video_preset": ("", _S, "encoder preset: svtav1 -1..13 (higher = faster), x264 ultrafast..veryslow; "
-                             "empty = the codec's real-time preset"),
-    "video_gop": (2, _I, "keyframe interval in frames (LeRobot uses 2 for fast random access)"),
-    "encoder_threads": (1, _I, "encoder threads per camera (0 = encoder default)"),
-    "max_queue_s": (10.0, _D, "seconds of frames per camera that may wait for the encoder before recording "
-                              "stops with an error"),
-    "stream_qos": ("reliable", _S, "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
-                                   "(hears every publisher)"),
-    "autostart": (False, _B, "configure and activate on start-up (for `ros2 run` without a lifecycle manager)"),
+_SA = Parameter.Type.STRING_ARRAY
+# Parameters of the recorder and the dataset: their fields, under the same names (defaults and descriptions live
+# in the dataclasses); the cameras and low-dim inputs are the node's `camera_names` and `low_dim_names`.
+RECORDER_PARAMETERS = config_parameters(RecorderConfig, exclude=("cameras", "low_dim"))
+DATASET_PARAMETERS = config_parameters(LeRobotSinkConfig)
+NODE_PARAMETERS = {  # name: (default, description); each camera and low-dim input is wired as in nodes/inputs.py
+    "camera_names": (_SA, "cameras (`cameras.<name>.topic`, `cameras.<name>.compressed`); dataset keys "
+                          "observation.images.<name>"),
+    **JOINT_STATES_PARAMETERS,
+    "action_topic": ("", "the teleop command topic -> action (required)"),
+    "action_type": ("joint_state", "joint_state | joint_trajectory (first point) | float64_multi_array"),
+    "low_dim_names": (_SA, "extra low-dim observations (object pose, keypoints: `low_dim.<name>.topic`, "
+                           "`low_dim.<name>.type`); dataset keys observation.<name>"),
+    "stream_qos": ("reliable", "`reliable` (no lost frames; needs RELIABLE publishers) or `best_effort` "
+                               "(hears every publisher)"),
+    **AUTOSTART_PARAMETERS,
 }
-
-
-def _per_stream_lists(p: dict, names_key: str, topics_key: str, kinds_key: str, kinds: tuple[str, ...]
-                      ) -> list[tuple[str, str, str]]:
-    """Parallel list parameters (one entry per stream) -> (name, topic, kind) triples; an empty kinds list
-    means the first kind for every stream."""
-    names, topics = list(p[names_key]), list(p[topics_key])
-    chosen = list(p[kinds_key]) or [kinds[0]] * len(names)
-    if not len(names) == len(topics) == len(chosen):
-        raise ValueError(f"`{names_key}` ({len(names)}), `{topics_key}` ({len(topics)}) and `{kinds_key}` "
-                         f"({len(chosen)}) must have one entry per stream")
-    bad = [k for k in chosen if k not in kinds]
-    if bad:
-        raise ValueError(f"`{kinds_key}` has {bad}; each entry is one of {list(kinds)}")
-    empty = [name for name, topic in zip(names, topics) if not topic]
-    if empty:
-        raise ValueError(f"`{topics_key}` has an empty topic for {empty}; give every stream its topic")
-    return list(zip(names, topics, chosen))
-
+PARAMETERS = {**RECORDER_PARAMETERS, **DATASET_PARAMETERS, **NODE_PARAMETERS}
+# Names the recorder read before it shared the policy node's vocabulary (nodes/inputs.py): refused with the
+# replacement, since a parameter nobody declares is ignored without a word.
+RENAMED = {
+    "camera_topics": "`cameras.<name>.topic` for each camera",
+    "camera_transports": "`cameras.<name>.compressed: true` for each compressed camera",
+    "low_dim_topics": "`low_dim.<name>.topic` for each low-dim input",
+    "low_dim_types": "`low_dim.<name>.type` (float64_multi_array | pose_stamped) for each low-dim input",
+    "state_topic": "`joint_states_topic`",
+    "state_max_age_s": "`joint_max_age_s`",
+    "camera_max_age_s": "`image_max_age_s`",
+}
 
 # `action_type` -> (message type, converter); a Float64MultiArray has no header (`msg_convert.Stamps.headerless`).
 ACTION_TYPES = {
-    "JointState": (JointState, msg_convert.joint_state_to_array),
-    "JointTrajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array),
-    "Float64MultiArray": (Float64MultiArray, msg_convert.float64_multiarray_to_array),
+    "joint_state": (JointState, msg_convert.joint_state_to_array),
+    "joint_trajectory": (JointTrajectory, msg_convert.joint_trajectory_to_array),
+    "float64_multi_array": (Float64MultiArray, msg_convert.float64_multiarray_to_array),
 }
 
 
 @dataclass(frozen=True)
 class RecorderSetup:
     """The node's parameters, sorted: what the recorder samples, where the dataset goes, and per stream
-    (dataset key) its topic and the parameter value choosing its message type (`raw`/`compressed`, an
-    `action_type`, a `low_dim_types` entry; `JointState` for the state)."""
+    (dataset key) where it comes from (cameras, state, action, low-dim inputs, in the order of subscription)."""
 
     recorder: RecorderConfig
     dataset: LeRobotSinkConfig
-    topics: dict[str, tuple[str, str]]
+    inputs: dict[str, Input]
 
 
 class _OrderedStreams:
@@ -174,9 +148,12 @@ class RecorderNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
         self._params = NodeParameters(self)
-        for name, (default, kind, description) in PARAMETERS.items():
-            # rclpy cannot infer a type from an empty list: declare those by type (unset until given).
-            self._params.declare(name, Parameter.Type(kind) if default == [] else default, description)
+        try:  # a ConfigError ends the process with one line (entry.run_node)
+            self._params.refuse_renamed(RENAMED)
+        except ConfigError:
+            super().destroy_node()  # else the context destroys this half-built node at shutdown
+            raise
+        self._params.declare_all(PARAMETERS)
         self._recorder: EpisodeRecorder | None = None
         self._setup: RecorderSetup | None = None
         self._active = False
@@ -188,22 +165,15 @@ class RecorderNode(LifecycleNode):
         self._ordered: _OrderedStreams | None = None  # state + header-less streams, while active
         self._episode_services = []
         self._stream_subs = []
-        self._topics: dict[str, tuple[str, str, str | None]] = {}  # key -> (topic, type, parameter choosing it)
         self._refused: dict[str, str] = {}  # key -> why its latest message was refused (cleared by a good one)
         self._timer = None
-        if self.get_parameter("autostart").value:
-            # A one-shot timer so configure/activate run inside the executor, like a lifecycle manager's calls.
-            self._autostart_timer = self.create_timer(0.0, self._autostart)
-
-    def _autostart(self) -> None:
-        self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+        if self._params.value("autostart"):
+            configure_and_activate_when_spun(self)
 
     # ----------------------------------------------------------------------------------------- parameters
     def read_config(self) -> RecorderSetup:
-        p = {name: self._params.value(name) for name in PARAMETERS}
-        cameras = _per_stream_lists(p, "camera_names", "camera_topics", "camera_transports", ("raw", "compressed"))
+        params = self._params
+        p = params.values(PARAMETERS)
         if p["stream_qos"] not in STREAM_QOS:
             raise ValueError(f"`stream_qos` is {p['stream_qos']!r}; expected `reliable` or `best_effort`")
         if not p["dataset_name"]:
@@ -211,27 +181,20 @@ class RecorderNode(LifecycleNode):
         if not p["action_topic"]:
             raise ValueError("`action_topic` is not set; give the teleop command topic")
         if p["action_type"] not in ACTION_TYPES:
-            raise ValueError(f"`action_type` is {p['action_type']!r}; expected {', '.join(ACTION_TYPES)}")
-        low_dims = _per_stream_lists(p, "low_dim_names", "low_dim_topics", "low_dim_types",
-                                     ("Float64MultiArray", "PoseStamped"))
-        recorder = RecorderConfig(
-            task=p["task"], fps=p["fps"], cameras=tuple(n for n, _, _ in cameras),
-            low_dim=tuple(n for n, _, _ in low_dims), low_dim_max_age_s=p["low_dim_max_age_s"],
-            joint_names=tuple(p["joint_names"]), action_joint_names=tuple(p["action_joint_names"]),
-            state_max_age_s=p["state_max_age_s"], action_max_age_s=p["action_max_age_s"],
-            camera_max_age_s=p["camera_max_age_s"], sample_delay_s=p["sample_delay_s"],
-            reject_stale_fraction=p["reject_stale_fraction"],
-        )
-        dataset = LeRobotSinkConfig(
-            root=p["root"], dataset_name=p["dataset_name"], robot_type=p["robot_type"],
-            video_codec=p["video_codec"], video_crf=p["video_crf"], video_preset=p["video_preset"],
-            video_gop=p["video_gop"], encoder_threads=p["encoder_threads"], max_queue_s=p["max_queue_s"],
-        )
-        topics = {constants.STATE: (p["state_topic"], "JointState"),
-                  constants.ACTION: (p["action_topic"], p["action_type"])}
-        topics.update({constants.image_key(n): (t, kind) for n, t, kind in cameras})
-        topics.update({constants.low_dim_key(n): (t, kind) for n, t, kind in low_dims})
-        return RecorderSetup(recorder, dataset, topics)
+            spelled = {name.replace("_", ""): name for name in ACTION_TYPES}.get(p["action_type"].lower())
+            raise ValueError(f"`action_type` is {p['action_type']!r}; expected {', '.join(ACTION_TYPES)}"
+                             + (f" (`{spelled}` for {p['action_type']})" if spelled else ""))
+        recorder = from_dict(RecorderConfig, {**{name: p[name] for name in RECORDER_PARAMETERS},
+                                              "cameras": p["camera_names"], "low_dim": p["low_dim_names"]})
+        dataset = from_dict(LeRobotSinkConfig, {name: p[name] for name in DATASET_PARAMETERS})
+        msg_type, convert = ACTION_TYPES[p["action_type"]]
+        action = message_input(constants.ACTION, params.topic("action_topic"), msg_type,
+                               lambda m: convert(m, recorder.action_names), "action_type")
+        # The state before the header-less streams: created first, it is handled first when both have a message.
+        inputs = {constants.image_key(c.name): c for c in camera_inputs(params, recorder.cameras)}
+        inputs.update({constants.STATE: joint_states_input(params, recorder.joint_names), constants.ACTION: action})
+        inputs.update({constants.low_dim_key(i.name): i for i in low_dim_inputs(params, recorder.low_dim)})
+        return RecorderSetup(recorder, dataset, inputs)
 
     # -------------------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -239,7 +202,7 @@ class RecorderNode(LifecycleNode):
         try:
             self._setup = setup = self.read_config()
             sink = LeRobotSink(setup.dataset, setup.recorder.fps, setup.recorder.streams())
-            sources = {key: topic for key, (topic, _) in setup.topics.items()}
+            sources = {key: source.topic for key, source in setup.inputs.items()}
             self._recorder = EpisodeRecorder(setup.recorder, sink, sources, on_saved=self._on_saved)
         except Exception as err:  # noqa: BLE001 - any configuration error is reported the same way
             self.get_logger().error(f"configure failed: {err}")
@@ -257,34 +220,11 @@ class RecorderNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe and start sampling; SUCCESS -> active."""
-        cfg, topics = self._setup.recorder, self._setup.topics
-        stamps = self._stamps
-        stamps.reset()
+        cfg = self._setup.recorder
+        self._stamps.reset()
         self._ordered = _OrderedStreams(self)
-        for name in cfg.cameras:
-            key = constants.image_key(name)
-            topic, transport = topics[key]
-            compressed = transport == "compressed"
-            msg_type = CompressedImage if compressed else Image
-            convert = msg_convert.compressed_image_to_rgb if compressed else msg_convert.image_to_rgb
-            self._subscribe(msg_type, topic, key, convert, stamps.stamped, "camera_transports")
-        # The state before the header-less streams: created first, it is handled first when both have a message.
-        self._subscribe(JointState, topics[constants.STATE][0], constants.STATE,
-                        lambda m: msg_convert.joint_state_to_array(m, cfg.joint_names), stamps.joint_state, None)
-        action_topic, action_type = topics[constants.ACTION]
-        msg_type, convert = ACTION_TYPES[action_type]
-        stamp = stamps.headerless if msg_type is Float64MultiArray else stamps.stamped
-        self._subscribe(msg_type, action_topic, constants.ACTION, lambda m: convert(m, cfg.action_names), stamp,
-                        "action_type")
-        for name in cfg.low_dim:
-            key = constants.low_dim_key(name)
-            topic, kind = topics[key]
-            if kind == "PoseStamped":
-                self._subscribe(PoseStamped, topic, key, msg_convert.pose_stamped_to_array, stamps.stamped,
-                                "low_dim_types")
-            else:
-                self._subscribe(Float64MultiArray, topic, key, msg_convert.float64_multiarray_to_array,
-                                stamps.headerless, "low_dim_types")
+        for key, source in self._setup.inputs.items():
+            self._subscribe(key, source)
         self._timer = self.create_timer(1.0 / cfg.fps, self._tick_cb, callback_group=self._control_group)
         self._active = True
         self.get_logger().info("active: call ~/start_episode to record")
@@ -357,11 +297,12 @@ class RecorderNode(LifecycleNode):
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _subscribe(self, msg_type, topic: str, key: str, convert, stamp, type_parameter: str | None) -> None:
-        """`convert(msg)` -> (value, header stamp or None); `stamp(that)` -> the stamp on the node clock (one of
-        `self._stamps`' rules). The state and the header-less streams it stamps go to `_OrderedStreams`.
-        `type_parameter` is the parameter that selects `msg_type` (for hints)."""
+    def _subscribe(self, key: str, source: Input) -> None:
+        """Subscribe `source` for dataset key `key`: each message converted, stamped on the node clock by its
+        rule (`msg_convert.Stamps`) and put into the recorder. The state and the header-less streams it stamps
+        go to `_OrderedStreams`."""
         recorder = self._recorder  # bound now: a callback still in flight after cleanup must not see None
+        stamp = source.stamp(self._stamps)
         label = recorder.labels[key]
         warned = []
 
@@ -369,7 +310,7 @@ class RecorderNode(LifecycleNode):
             # No message content may end the process (an exception here would leave the executor): a message
             # that cannot be converted is dropped, logged once per stream, and named when a start is refused.
             try:
-                value, stamp_s = convert(msg)
+                value, stamp_s = source.convert(msg)
             except Exception as err:  # noqa: BLE001 - decoders raise more than ValueError on corrupt data
                 self._refused[key] = str(err)
                 if not warned:  # once per stream: a wrong topic floods otherwise
@@ -379,12 +320,12 @@ class RecorderNode(LifecycleNode):
             self._refused.pop(key, None)
             recorder.put(key, value, stamp(stamp_s))
 
-        self._topics[key] = (topic, _type_name(msg_type), type_parameter)
         qos = STREAM_QOS[self._params.value("stream_qos")]
-        if stamp in (self._stamps.joint_state, self._stamps.headerless):
-            self._ordered.node.create_subscription(msg_type, self.resolve_topic_name(topic), callback, qos)
+        if source.stamp_rule in ("joint_state", "headerless"):
+            self._ordered.node.create_subscription(source.msg_type, self.resolve_topic_name(source.topic), callback,
+                                                   qos)
         else:
-            self._stream_subs.append(self.create_subscription(msg_type, topic, callback, qos,
+            self._stream_subs.append(self.create_subscription(source.msg_type, source.topic, callback, qos,
                                                               callback_group=self._sensor_group))
 
     def _tick_cb(self) -> None:
@@ -421,7 +362,8 @@ class RecorderNode(LifecycleNode):
         publishes it, or with a QoS the subscription cannot match."""
         hints = []
         for key, reason in sorted(self._recorder.cache.sample(now_s).stale.items()):
-            topic, type_name, type_parameter = self._topics[key]
+            source = self._setup.inputs[key]
+            topic, type_name, type_parameter = source.topic, _type_name(source.msg_type), source.type_parameter
             refused = self._refused.get(key)
             if refused:
                 hints.append(f"messages on `{topic}` are refused: {refused}")

@@ -46,24 +46,19 @@ from vqbet_ros.pusht.wiring import SIM_NODE, PushTStatus
 
 DEFAULT_ZARR = Path(__file__).resolve().parents[2].parent / "shared/external/pusht_cchi_v7_replay.zarr"
 
-PARAMETERS = {  # name: (default, description)
+PARAMETERS = {  # name: (default, description[, allowed values: NodeParameters.declare's choices / low / high])
     "zarr_path": (str(DEFAULT_ZARR), "Diffusion Policy PushT zarr with the human demos"),
-    "episodes": ([0], "demo episode indices to replay, in order (unless `num_episodes` is set)"),
-    "num_episodes": (0, "> 0: replay demo episodes 0 .. num_episodes - 1 instead of `episodes`"),
-    "max_steps": (0, "replay at most this many steps of each demo (0 = all)"),
+    "episodes": ([0], "demo episode indices to replay, in order (unless `num_episodes` is set)", {"low": 0}),
+    "num_episodes": (0, "> 0: replay demo episodes 0 .. num_episodes - 1 instead of `episodes`", {"low": 0}),
+    "max_steps": (0, "replay at most this many steps of each demo (0 = all)", {"low": 0}),
     "sim_node": (SIM_NODE, "name of the sim node (its `initial_state` parameter and `~/reset` service)"),
     "status_topic": ("pusht/status", "the sim's status topic (its step counter paces the replay)"),
     "command_topic": ("", "where teleop commands go (the sim and the recorder listen); empty = the sim's input "
                           "for `message_type`: pusht/commands or pusht/joint_trajectory"),
     "message_type": ("joint_trajectory", "`joint_trajectory` (stamped with the observation it answers) or "
-                                         "`float64_multiarray` (no stamp)"),
+                                         "`float64_multiarray` (no stamp)",
+                     {"choices": ("joint_trajectory", "float64_multiarray")}),
     **SERVICE_PARAMETERS,
-}
-PARAMETER_LIMITS = {  # name: allowed values (NodeParameters.declare's choices / low / high)
-    "episodes": {"low": 0},
-    "num_episodes": {"low": 0},
-    "max_steps": {"low": 0},
-    "message_type": {"choices": ("joint_trajectory", "float64_multiarray")},
 }
 
 
@@ -73,10 +68,9 @@ class ReplayTeleopNode(Node):
     def __init__(self, **kwargs):
         super().__init__("replay_teleop", **kwargs)
         self._params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            self._params.declare(name, default, description, **PARAMETER_LIMITS.get(name, {}))
+        self._params.declare_all(PARAMETERS)
         # A ConfigError ends the process with one line (entry.run_node).
-        p = {name: self._params.value(name) for name in PARAMETERS}
+        p = self._params.values(PARAMETERS)
         self._params.topic("status_topic")
         self._params.topic("sim_node", suffix="/reset")
         for name in ("command_topic", "start_episode_service", "stop_episode_service"):

@@ -46,7 +46,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vqbet_ros.nodes.entry import run_node
+from vqbet_ros.nodes.entry import SIM_RENAMED, run_node
 from vqbet_ros.nodes.msg_convert import float64_multiarray_to_array, joint_trajectory_to_points
 from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
@@ -70,7 +70,7 @@ FAST_CLOCK_START_S = 1.0
 PARAMETERS = {  # name: (default, description)
     "mode": ("realtime", "`realtime` (wall clock) or `fast` (publishes /clock, lockstep with the commander)"),
     "seed": (0, "episode n puts the block at the pose drawn from seed + n"),
-    "autostart": (True, "start episode 0 at launch; false: wait for ~/reset"),
+    "first_episode_at_start": (True, "start episode 0 at start-up; false: wait for ~/reset"),
     "auto_reset": (False, "start the next episode by itself when one ends"),
     "task": ("place", "`place` (block resting on either pad) or `lift` (block lifted by lift_height_m)"),
     "end_on_success": (True, "end the episode as soon as the task succeeds"),
@@ -102,9 +102,9 @@ class SO101SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("so101_sim", **kwargs)
         params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            params.declare(name, default, description)
-        p = {name: params.value(name) for name in PARAMETERS}
+        params.refuse_renamed(SIM_RENAMED)
+        params.declare_all(PARAMETERS)
+        p = params.values(PARAMETERS)
         for name in ("joint_states_topic", "block_pose_topic", "status_topic", "trajectory_topic",
                      "command_topic"):
             params.topic(name)
@@ -157,7 +157,7 @@ class SO101SimNode(Node):
         self._frame_cond = threading.Condition()
         self._frames_pending = 0
         with self._lock:
-            if p["autostart"]:
+            if p["first_episode_at_start"]:
                 self._start_episode_locked()
         self._render_thread = threading.Thread(target=self._render_loop, name="so101_render", daemon=True)
         self._render_thread.start()

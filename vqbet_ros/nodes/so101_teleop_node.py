@@ -43,7 +43,7 @@ PARAMETERS = {  # name: (default, description)
     "block_pose_topic": ("so101/block_pose", "the sim's block pose (the expert looks at it once per episode)"),
     "command_topic": ("forward_position_controller/commands", "where the joint targets go"),
     "reset_first": (False, "start the first episode itself (the sim's `~/reset`) once the sim and the recorder "
-                           "answer; for a sim started with `autostart: false`"),
+                           "answer; for a sim started with `first_episode_at_start: false`"),
     **SERVICE_PARAMETERS,
     "discard_episode_service": ("", "recorder service called after a failed demo when `discard_failed` "
                                     "(std_srvs/Trigger); empty = failed demos are saved too"),
@@ -57,9 +57,8 @@ class SO101TeleopNode(Node):
     def __init__(self, **kwargs):
         super().__init__("so101_teleop", **kwargs)
         params = NodeParameters(self)
-        for name, (default, description) in PARAMETERS.items():
-            params.declare(name, default, description)
-        self._p = {name: params.value(name) for name in PARAMETERS}
+        params.declare_all(PARAMETERS)
+        self._p = params.values(PARAMETERS)
         for name in ("status_topic", "block_pose_topic", "command_topic"):
             params.topic(name)
         for name in ("start_episode_service", "stop_episode_service", "discard_episode_service"):

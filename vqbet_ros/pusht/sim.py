@@ -63,7 +63,8 @@ class PushTSim:
     def start_episode(self, now_s: float, seed: int, initial_state: list[float] = (), count: bool = True) -> str:
         """Reset the robot for the next episode at ROS time `now_s`: from `initial_state` (5 values) if given,
         else from seed `seed` + the number of episodes started. `count`: the episode counts as started (false
-        for the one readied at launch without autostart). Returns what it started from."""
+        for the one readied at start-up when the node's `first_episode_at_start` is false). Returns what it
+        started from."""
         if initial_state:
             self.robot.reset(state=np.asarray(initial_state))
             origin = f"initial_state {list(initial_state)}"

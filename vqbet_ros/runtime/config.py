@@ -1,8 +1,9 @@
 """Runtime configuration: how a checkpoint is executed on a robot (history, chunk execution, safety, device).
 
 Everything here is a deployment choice; what the policy observes and commands (camera shapes, joint order,
-fps, history length, chunk length) comes only from the checkpoint's `FeatureSpec`. The policy node builds
-this dataclass from its ROS parameters with `config_io.from_dict`, so a wrong value is refused with its name.
+fps, history length, chunk length) comes only from the checkpoint's `FeatureSpec`. The policy node declares
+one ROS parameter per field (its default and `described` text) and builds this dataclass from them with
+`config_io.from_dict`, so a wrong value is refused with its name.
 
 Args you will most likely change: `execution`, `enable_control`, the safety limits and the max ages.
 
@@ -45,10 +46,10 @@ Args:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from vqbet_ros.config_io import ConfigError
+from vqbet_ros.config_io import ConfigError, described
 
 # Default max age of an input, in control periods. Two periods (0.2 s at 10 Hz) let one late message on a busy
 # machine stop the robot: in 2 of 3 long sim_demo runs an input was 0.220 s old for one tick.
@@ -58,25 +59,38 @@ DEFAULT_MAX_AGE_PERIODS = 3
 @dataclass
 class RuntimeConfig:
     # execution
-    execution: Literal["ensemble", "open_loop"] = "ensemble"
-    device: Literal["auto", "cuda", "cpu"] = "auto"
-    compile_mode: Literal["none", "freeze", "default", "reduce-overhead", "max-autotune"] = "none"
-    autocast: Literal["none", "bf16"] = "none"
-    parity_tolerance: float = 0.02
-    cpu_threads: int = 0
-    warmup_steps: int = 3
-    seed: int = -1
+    execution: Literal["ensemble", "open_loop"] = described(
+        "ensemble", "ensemble: decide every step, average the overlapping chunks (official VQ-BeT); "
+                    "open_loop: execute each chunk to its end (LeRobot)")
+    device: Literal["auto", "cuda", "cpu"] = described("auto", "auto (CUDA when available) | cuda | cpu")
+    compile_mode: Literal["none", "freeze", "default", "reduce-overhead", "max-autotune"] = described(
+        "none", "none | freeze (inductor, weights as constants: the fast CPU path) | default | "
+                "reduce-overhead (CUDA graphs) | max-autotune: torch.compile")
+    autocast: Literal["none", "bf16"] = described(
+        "none", "none | bf16 (CUDA, or a CPU with AVX512-BF16/AMX; else fp32 and a warning)")
+    parity_tolerance: float = described(
+        0.02, "an optimized path is used only if its first chunk is within this of eager fp32 "
+              "(normalized action units), else eager fp32; see /diagnostics `inference`")
+    cpu_threads: int = described(0, "torch CPU threads (process-wide); 0 = torch default")
+    warmup_steps: int = described(3, "forward passes at configure")
+    seed: int = described(-1, "seed of code sampling, reset by ~/reset; -1 = unseeded")
     # inputs
-    image_max_age_s: float = 0.0
-    joint_max_age_s: float = 0.0
-    low_dim_max_age_s: float = 0.0
-    resize_images: bool = True
+    image_max_age_s: float = described(
+        0.0, "camera frames older than this stop commands (s); 0 = 3 periods of the checkpoint fps")
+    joint_max_age_s: float = described(
+        0.0, "joint states older than this stop commands (s); 0 = 3 periods of the checkpoint fps")
+    low_dim_max_age_s: float = described(
+        0.0, "low-dim inputs older than this stop commands (s); 0 = 3 periods of the checkpoint fps")
+    resize_images: bool = described(
+        True, "centre-crop and resize frames to the checkpoint's size; false: refuse other sizes")
     # safety
-    enable_control: bool = False
-    joint_lower_limits: list[float] = field(default_factory=list)
-    joint_upper_limits: list[float] = field(default_factory=list)
-    max_delta_per_step: list[float] = field(default_factory=list)
-    hold_on_fault: bool = True
+    enable_control: bool = described(
+        False, "false: dry run, chunks only on preview_topic; ~/enable switches it at run time")
+    joint_lower_limits: list[float] = described([], "per commanded joint, checkpoint action order; unset = none")
+    joint_upper_limits: list[float] = described([], "per commanded joint, checkpoint action order; unset = none")
+    max_delta_per_step: list[float] = described(
+        [], "largest change per control step vs the measured joint state (1 or one per joint)")
+    hold_on_fault: bool = described(True, "send an empty trajectory (hold) when commands stop")
 
     def __post_init__(self):
         for name in ("image_max_age_s", "joint_max_age_s", "low_dim_max_age_s"):

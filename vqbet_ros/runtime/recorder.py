@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 
 from vqbet_ros import constants
+from vqbet_ros.config_io import described
 from vqbet_ros.runtime.stream_cache import StreamCache
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class RecorderConfig:
         low_dim: extra low-dimensional streams (object poses, keypoints), each `observation.<name>`, float32
             of the size of its first message.
         joint_names: joint order of `observation.state` (and of `action` unless `action_joint_names` is set).
-        state_max_age_s / action_max_age_s / camera_max_age_s / low_dim_max_age_s: a stream older than this
+        joint_max_age_s / action_max_age_s / image_max_age_s / low_dim_max_age_s: a stream older than this
             at a tick is stale.
             The teleop command may be published only on change; raise `action_max_age_s` for such leaders.
         sample_delay_s: how long after a tick it is sampled (transport latency allowance).
@@ -94,18 +95,20 @@ class RecorderConfig:
             stale stream (1.0 keeps every episode; 0.0 rejects any stale frame).
     """
 
-    task: str
-    joint_names: tuple[str, ...]
-    action_joint_names: tuple[str, ...] = ()
-    cameras: tuple[str, ...] = ()
-    low_dim: tuple[str, ...] = ()
-    fps: int = 30
-    state_max_age_s: float = 0.1
-    action_max_age_s: float = 0.1
-    camera_max_age_s: float = 0.2
-    low_dim_max_age_s: float = 0.1
-    sample_delay_s: float = 0.05
-    reject_stale_fraction: float = 1.0
+    task: str = described(description="task text stored with every episode (required)")
+    joint_names: tuple[str, ...] = described(description="joints of observation.state, in order (required)")
+    action_joint_names: tuple[str, ...] = described((), "joints of action, in order; empty = joint_names")
+    cameras: tuple[str, ...] = ()  # the recorder node's `camera_names`
+    low_dim: tuple[str, ...] = ()  # the recorder node's `low_dim_names`
+    fps: int = described(30, "sampling rate and dataset fps")
+    joint_max_age_s: float = described(0.1, "joint state (observation.state) older than this at a tick is stale")
+    action_max_age_s: float = described(0.1, "teleop command older than this at a tick is stale")
+    image_max_age_s: float = described(0.2, "camera frame older than this at a tick is stale")
+    low_dim_max_age_s: float = described(0.1, "low-dim input older than this at a tick is stale")
+    sample_delay_s: float = described(0.05, "a tick is sampled this long after its time (transport latency "
+                                            "allowance)")
+    reject_stale_fraction: float = described(1.0, "discard an episode at stop when more than this fraction of "
+                                                   "frames had a stale stream (1.0 = keep all)")
 
     def __post_init__(self):
         if not self.task.strip():
@@ -128,7 +131,7 @@ class RecorderConfig:
         if len(set(self.low_dim)) != len(self.low_dim):
             raise ValueError(f"`low_dim_names` has duplicates: {list(self.low_dim)}")
         # Written so that NaN fails every check (a comparison with NaN is false).
-        for name in ("state_max_age_s", "action_max_age_s", "camera_max_age_s", "low_dim_max_age_s"):
+        for name in ("joint_max_age_s", "action_max_age_s", "image_max_age_s", "low_dim_max_age_s"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(f"`{name}` is {getattr(self, name)}; expected a finite number of seconds > 0")
         if not 0 <= self.sample_delay_s < 1.0:
@@ -203,8 +206,8 @@ class EpisodeRecorder:
         self.period_s = 1.0 / config.fps
         # History must cover sample_delay_s plus a late timer: 1000 joint messages (5 s at 200 Hz) and 2 s of
         # camera frames (55 MB per 640x480 camera at 30 fps; values are shared, never copied).
-        ages = {constants.STATE: config.state_max_age_s, constants.ACTION: config.action_max_age_s}
-        ages.update({constants.image_key(name): config.camera_max_age_s for name in config.cameras})
+        ages = {constants.STATE: config.joint_max_age_s, constants.ACTION: config.action_max_age_s}
+        ages.update({constants.image_key(name): config.image_max_age_s for name in config.cameras})
         low_dim_keys = [constants.low_dim_key(name) for name in config.low_dim]
         ages.update({key: config.low_dim_max_age_s for key in low_dim_keys})
         vectors = [constants.STATE, constants.ACTION, *low_dim_keys]
