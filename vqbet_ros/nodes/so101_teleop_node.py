@@ -126,8 +126,10 @@ class SO101TeleopNode(Node):
         if self._phase == "preroll" and t > self._preroll_time:
             # The hold was executed, so the recorder has heard a command. The sim now waits (no command)
             # until the recorder has started: a demo begins at the episode's start however long that takes.
+            # Each refusal (a stream not heard yet, typically at start-up) lets the sim run one more period at
+            # rest, so every stream is published again and the recorder hears a fresh command.
             self._phase = "starting"
-            self._recorder.start(self._on_recording_started, self._fail, on_refused=self._hold)
+            self._recorder.start(self._on_recording_started, self._fail, on_refused=self._command)
         elif self._phase in ("preroll", "playing"):
             self._command()
 
@@ -140,11 +142,6 @@ class SO101TeleopNode(Node):
         else:
             target = self.expert.target(0.0)
         self._command_pub.publish(Float64MultiArray(data=target.tolist()))
-
-    def _hold(self) -> None:
-        """The recorder refused to start (a stream not heard yet, typically at start-up): let the sim run one
-        more period at rest, so every stream is published again and the recorder hears a fresh command."""
-        self._command()
 
     def _on_recording_started(self) -> None:
         self._phase = "playing"
