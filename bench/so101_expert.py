@@ -1,13 +1,16 @@
 """Success rate of the scripted SO-101 expert, without ROS and without rendering.
 
-    PYTHONPATH=$PWD nice -n 15 python bench/so101_expert.py --episodes 50 [--first-seed 0]
+    PYTHONPATH=$PWD nice -n 15 python bench/so101_expert.py --episodes 50 [--first-seed 0] [--disturbance-rad 0.03]
 
 Episode n resets the block from seed first_seed + n and lets the expert (its variation drawn from the same
 seed) command the arm at the control rate for its whole path plus 1 s; prints each episode and the total.
+With --disturbance-rad the arm is pushed off the path on the way to the block, as the teleop does while
+recording (`so101.disturbance`).
 """
 import argparse
 import time
 
+from vqbet_ros.so101.disturbance import FADE_S, FollowerDisturbance, fade_out
 from vqbet_ros.so101.expert import ScriptedExpert
 from vqbet_ros.so101.robot import SO101Config, SO101Robot
 
@@ -16,17 +19,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--disturbance-rad", type=float, default=0.0)
+    parser.add_argument("--disturbance-time-constant-s", type=float, default=0.5)
     args = parser.parse_args()
     robot = SO101Robot(SO101Config(cameras={}))
     expert = ScriptedExpert(robot.model)
+    disturbance = FollowerDisturbance(args.disturbance_rad, args.disturbance_time_constant_s,
+                                      robot.config.control_hz)
     successes, pads, cpu0 = 0, [0, 0], time.process_time()
     for seed in range(args.first_seed, args.first_seed + args.episodes):
         robot.reset(seed)
         choice = expert.plan(robot.block_pose, seed)
+        disturbance.reset(seed)
         target = None
         while robot.time_s < expert.duration_s + 1.0:
             if robot.tick_index % robot.config.ticks_per_control == 0:
-                target = expert.target(robot.time_s)
+                scale = fade_out(robot.time_s, expert.descent_time_s, FADE_S)
+                target = expert.target(robot.time_s) + disturbance.step(scale)
             robot.tick(target)
         successes += robot.success
         pads[choice.pad] += 1

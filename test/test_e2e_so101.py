@@ -41,7 +41,8 @@ def _params(**values):
 
 
 def record(context, root, episodes=2, discard_failed=False):
-    """Run the scripted teleop for `episodes` episodes into a recorder; return (teleop, the commands it sent)."""
+    """Run the scripted teleop for `episodes` episodes into a recorder, pushing the follower as
+    config/so101_record.yaml does; return (teleop, the leader's targets, the follower's commands)."""
     from vqbet_ros.nodes.recorder_node import RecorderNode
     from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode
 
@@ -52,7 +53,7 @@ def record(context, root, episodes=2, discard_failed=False):
         camera_names=["scene", "wrist"], **{"cameras.scene.topic": "/scene_camera/image_raw",
                                             "cameras.wrist.topic": "/wrist_camera/image_raw"},
         joint_states_topic="/joint_states",
-        action_topic="/forward_position_controller/commands", action_type="float64_multi_array",
+        action_topic="/leader/joint_commands", action_type="float64_multi_array",
         joint_names=list(JOINT_NAMES), low_dim_names=["block_pose"],
         **{"low_dim.block_pose.topic": "/so101/block_pose", "low_dim.block_pose.type": "pose_stamped"},
         video_codec="libx264", video_preset="ultrafast", use_sim_time=True))
@@ -61,15 +62,18 @@ def record(context, root, episodes=2, discard_failed=False):
     teleop = SO101TeleopNode(context=context, parameter_overrides=_params(
         num_episodes=episodes, reset_first=True, discard_failed=discard_failed,
         start_episode_service="/recorder/start_episode", stop_episode_service="/recorder/stop_episode",
-        discard_episode_service="/recorder/discard_episode"))
+        discard_episode_service="/recorder/discard_episode", disturbance_rad=0.04,
+        leader_topic="/leader/joint_commands"))
     listener = Node("command_listener", context=context)
-    commands = []
-    listener.create_subscription(Float64MultiArray, "/forward_position_controller/commands",
+    commands, follower = [], []
+    listener.create_subscription(Float64MultiArray, "/leader/joint_commands",
                                  lambda m: commands.append(np.array(m.data)), 1000)
+    listener.create_subscription(Float64MultiArray, "/forward_position_controller/commands",
+                                 lambda m: follower.append(np.array(m.data)), 1000)
     spinner = Spinner(context, [sim, recorder, teleop, listener])
     try:
         wait_for(lambda: teleop.finished, 120.0, "the teleop's episodes")
-        return teleop, commands
+        return teleop, commands, follower
     finally:
         recorder.trigger_deactivate()  # saves what is still open
         recorder.trigger_cleanup()  # waits for every save
@@ -118,7 +122,7 @@ def test_e2e_so101_record_train_deploy_through_ros(ros_context, tmp_path):
     from vqbet_ros.data.lerobot_reader import LeRobotDataset
 
     # 1. record the scripted leader arm through the recorder
-    teleop, commands = record(ros_context, tmp_path / "data")
+    teleop, commands, follower = record(ros_context, tmp_path / "data")
     assert teleop.saved == [0, 1] and teleop.discarded == []
     dataset = LeRobotDataset(tmp_path / "data" / "so101_ros")
     assert dataset.num_episodes == 2 and dataset.fps == 30
@@ -130,7 +134,10 @@ def test_e2e_so101_record_train_deploy_through_ros(ros_context, tmp_path):
     action = dataset.read_column(constants.ACTION)
     pose = dataset.read_column(constants.low_dim_key("block_pose"))
     assert state.shape[1:] == (6,) and action.shape[1:] == (6,) and pose.shape[1:] == (7,)
-    # every recorded action is a command the leader sent, in the order it sent them
+    # the follower was pushed off the leader's targets (DART-style demos, so101/disturbance.py) ...
+    leader = np.array(commands)
+    assert max(np.abs(leader - command).max(axis=1).min() for command in follower) > 0.01
+    # ... and every recorded action is a target the leader sent, undisturbed, in the order it sent them
     sent = np.array(commands, dtype=np.float32)
     order = [int(np.argmin(np.abs(sent - row).max(axis=1))) for row in action]
     assert all(np.abs(sent[i] - row).max() < 1e-6 for i, row in zip(order, action))
@@ -157,7 +164,7 @@ def test_e2e_so101_record_train_deploy_through_ros(ros_context, tmp_path):
 
 
 def test_e2e_so101_teleop_discards_failed_demos(ros_context, tmp_path):
-    teleop, _ = record(ros_context, tmp_path / "data", discard_failed=True)
+    teleop, _, _ = record(ros_context, tmp_path / "data", discard_failed=True)
     assert teleop.saved == [] and teleop.discarded == [0, 1]
     info = tmp_path / "data" / "so101_ros" / "meta" / "info.json"
     assert not info.exists() or json.loads(info.read_text())["total_episodes"] == 0

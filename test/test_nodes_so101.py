@@ -24,6 +24,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 from sim_probe import SpinningProbe, closing_factory  # noqa: E402
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
 from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode  # noqa: E402
+from vqbet_ros.so101.disturbance import FollowerDisturbance  # noqa: E402
 from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
 from vqbet_ros.so101.robot import HOME_POSITION, SO101Config, SO101Robot  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
@@ -229,6 +230,34 @@ def test_so101_teleop_commands_move_the_arm_towards_the_block(probe_factory):
     np.testing.assert_allclose([m.data for m in probe.commands[:30]], expected, atol=1e-6)
     hover = expert.target(expert.keyframes[0].time_s)
     assert np.linalg.norm(probe.joints[-1].position - hover) < 0.6 * np.linalg.norm(HOME_POSITION - hover)
+
+
+def test_so101_teleop_pushes_the_follower_and_publishes_the_leaders_own_targets(probe_factory):
+    probe = probe_factory(mode="fast", lockstep="each_step", cameras=[], lockstep_timeout_s=120.0,
+                          first_episode_at_start=False, teleop_params={
+                              "num_episodes": 1, "disturbance_rad": 0.04, "leader_topic": "leader/joint_commands"})
+    leader = []
+    probe.node.create_subscription(Float64MultiArray, "leader/joint_commands", leader.append, 50)
+    _start_with_teleop(probe)
+    assert probe.spin_until(lambda: len(probe.commands) >= 30 and len(leader) >= 30, timeout_s=90.0)
+    robot = SO101Robot(SO101Config(cameras={}))
+    robot.reset(seed=0)
+    expert = ScriptedExpert(robot.model)
+    expert.plan(robot.block_pose, seed=0)
+    # the leader's targets are the expert's, undisturbed (what a recorder records as the action) ...
+    expected = np.array([expert.target((k + 1) / 30) for k in range(30)])
+    np.testing.assert_allclose([m.data for m in leader[:30]], expected, atol=1e-6)
+    # ... and the follower is commanded those plus the seeded disturbance (full strength while reaching)
+    disturbance = FollowerDisturbance(0.04, 0.5, 30.0)
+    disturbance.reset(0)
+    pushed = np.array([m.data for m in probe.commands[:30]]) - expected
+    np.testing.assert_allclose(pushed, [disturbance.step() for _ in range(30)], atol=1e-6)
+    assert np.abs(pushed[:, :5]).max() > 0.01 and np.abs(pushed[:, 5]).max() < 1e-9
+
+
+def test_so101_teleop_refuses_a_disturbance_that_a_recorder_would_record(ros_context):
+    with pytest.raises(ValueError, match="`leader_topic`"):
+        SO101TeleopNode(context=ros_context, parameter_overrides=[Parameter("disturbance_rad", value=0.04)])
 
 
 @pytest.mark.slow

@@ -5,9 +5,11 @@ It watches the sim's status and the block pose. At the first status of each epis
 pose (the expert's variation drawn from `seed` + episode), then answers every status (one per control period)
 with the six joint targets for the end of the next period, as `std_msgs/Float64MultiArray` in
 `so101.scene.JOINT_NAMES` order on `command_topic` (the sim's forward-command input, where a recorder also
-hears it). In lockstep (`mode: fast` of the sim) that is exactly one command per period. When the sim
-reports an episode done, it asks the sim for the next one (`~/reset`) until `num_episodes` have run, then
-the node is finished (its process exits).
+hears it). With `disturbance_rad` > 0 the follower is pushed off the path on the way to the block (DART-style
+demos, `so101/disturbance.py`): `command_topic` gets the targets plus the push, and `leader_topic` the
+targets alone, for the recorder to record as the action. In lockstep (`mode: fast` of the sim) that is
+exactly one command per period. When the sim reports an episode done, it asks the sim for the next one
+(`~/reset`) until `num_episodes` have run, then the node is finished (its process exits).
 
 With a recorder (`start_episode_service` set) each episode is one demo, as an operator records one: the arm is
 held at its rest pose (the expert's first target) until the recorder has heard that command and started the
@@ -17,6 +19,7 @@ set, since a failed demonstration teaches the policy to fail.
 """
 from __future__ import annotations
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -29,6 +32,7 @@ from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SENSOR_QOS, STATUS_FIELDS
 from vqbet_ros.so101 import scene
+from vqbet_ros.so101.disturbance import FADE_S, FollowerDisturbance, fade_out
 from vqbet_ros.so101.expert import ScriptedExpert
 
 _SUCCESS, _TIME, _EPISODE, _DONE, _SEC, _NANOSEC = (
@@ -42,6 +46,12 @@ PARAMETERS = {  # name: (default, description)
     "status_topic": ("so101/status", "the sim's status (paces the commands)"),
     "block_pose_topic": ("so101/block_pose", "the sim's block pose (the expert looks at it once per episode)"),
     "command_topic": ("forward_position_controller/commands", "where the joint targets go"),
+    "leader_topic": ("", "where the leader's own targets also go, undisturbed (what a recorder records as the "
+                         "action when `disturbance_rad` > 0); empty = nowhere"),
+    "disturbance_rad": (0.0, "push the follower off the expert's path on the way to the block: a smooth random "
+                             "offset of this standard deviation on each arm joint's command (so101/disturbance.py), "
+                             "faded out before the descent; needs `leader_topic`. 0 = off"),
+    "disturbance_time_constant_s": (0.5, "how slowly the disturbance wanders (its correlation time)"),
     "reset_first": (False, "start the first episode itself (the sim's `~/reset`) once the sim and the recorder "
                            "answer; for a sim started with `first_episode_at_start: false`"),
     **SERVICE_PARAMETERS,
@@ -61,11 +71,23 @@ class SO101TeleopNode(Node):
         self._p = params.values(PARAMETERS)
         for name in ("status_topic", "block_pose_topic", "command_topic"):
             params.topic(name)
+        if self._p["leader_topic"]:
+            params.topic("leader_topic")
         for name in ("start_episode_service", "stop_episode_service", "discard_episode_service"):
             if self._p[name]:
                 params.topic(name)
         if self._p["control_hz"] <= 0:
             raise ValueError(f"parameter `control_hz` is {self._p['control_hz']}; expected Hz > 0")
+        if self._p["disturbance_rad"] < 0 or self._p["disturbance_time_constant_s"] <= 0:
+            raise ValueError(f"parameters `disturbance_rad` = {self._p['disturbance_rad']} and "
+                             f"`disturbance_time_constant_s` = {self._p['disturbance_time_constant_s']}: "
+                             "expected radians >= 0 and seconds > 0")
+        if self._p["disturbance_rad"] > 0 and not self._p["leader_topic"]:
+            raise ValueError(f"parameter `disturbance_rad` is {self._p['disturbance_rad']} but `leader_topic` is "
+                             "empty: a recorder would record the disturbed commands as the action; set "
+                             "`leader_topic` (and the recorder's `action_topic` to it) or `disturbance_rad: 0`")
+        self.disturbance = FollowerDisturbance(self._p["disturbance_rad"],
+                                               self._p["disturbance_time_constant_s"], self._p["control_hz"])
         self.expert = ScriptedExpert(scene.build_spec().compile())
         self.finished = False
         self.failed = False  # finished because it gave up (the process exits 1)
@@ -80,6 +102,8 @@ class SO101TeleopNode(Node):
         self._t0: float | None = None  # the status time at which the expert's path starts
         self._block_pose = None
         self._command_pub = self.create_publisher(Float64MultiArray, self._p["command_topic"], COMMAND_QOS)
+        self._leader_pub = (self.create_publisher(Float64MultiArray, self._p["leader_topic"], COMMAND_QOS)
+                            if self._p["leader_topic"] else None)
         self.create_subscription(PoseStamped, self._p["block_pose_topic"], self._on_block_pose, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, self._p["status_topic"], self._on_status, COMMAND_QOS)
         self._reset = self.create_client(Trigger, f"{self._p['sim_node']}/reset")
@@ -119,6 +143,7 @@ class SO101TeleopNode(Node):
             if self._block_pose is None or self._block_pose[0] != stamp:
                 return
             choice = self.expert.plan(self._block_pose[1], seed=self._p["seed"] + episode)
+            self.disturbance.reset(self._p["seed"] + episode)
             self._episode, self._t0 = episode, None
             self.get_logger().info(f"episode {episode}: {choice}")
             self._phase, self._preroll_time = ("preroll", t) if self._recorder.records else ("playing", t)
@@ -135,13 +160,19 @@ class SO101TeleopNode(Node):
 
     def _command(self) -> None:
         """Answer the newest status: the expert's targets for the end of the next period, or the rest pose
-        before the demo has started."""
+        before the demo has started. The leader's targets go out first: in lockstep the sim moves on as soon
+        as it has the follower's command, and a recorder must already hold the action of that period."""
+        disturbance = np.zeros(len(scene.JOINT_NAMES))
         if self._phase == "playing":
             self._t0 = self._status_time if self._t0 is None else self._t0
-            target = self.expert.target(self._status_time - self._t0 + 1.0 / self._p["control_hz"])
+            t = self._status_time - self._t0 + 1.0 / self._p["control_hz"]
+            target = self.expert.target(t)
+            disturbance = self.disturbance.step(fade_out(t, self.expert.descent_time_s, FADE_S))
         else:
             target = self.expert.target(0.0)
-        self._command_pub.publish(Float64MultiArray(data=target.tolist()))
+        if self._leader_pub is not None:
+            self._leader_pub.publish(Float64MultiArray(data=target.tolist()))
+        self._command_pub.publish(Float64MultiArray(data=(target + disturbance).tolist()))
 
     def _on_recording_started(self) -> None:
         self._phase = "playing"
