@@ -1,13 +1,17 @@
 """Shared test set-up.
 
-ROS 2 tests run real rclpy over Fast DDS on loopback. Each pytest process picks its own ROS domain so that
-parallel runs on one machine never hear each other's topics.
+ROS 2 tests run real rclpy over Fast DDS on loopback. Each pytest process picks its own ROS domain, one that
+no process on this machine uses (`ros_domain.py`), so parallel runs never hear each other's topics and a
+robot or a recording running here never hears the tests'. VQBET_TEST_ROS_DOMAIN_ID chooses one instead.
 """
 import os
 import random
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+from ros_domain import free_ros_domain
+
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("VQBET_TEST_ROS_DOMAIN_ID") or str(
+    free_ros_domain(random.Random(os.getpid()).sample(range(1, 101), 100)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 
 from pathlib import Path  # noqa: E402
