@@ -1,16 +1,14 @@
 """Shared test set-up.
 
 ROS 2 tests run real rclpy over Fast DDS on loopback. Each pytest process picks its own ROS domain, one that
-no process on this machine uses (`ros_domain.py`), so parallel runs never hear each other's topics and a
-robot or a recording running here never hears the tests'. VQBET_TEST_ROS_DOMAIN_ID chooses one instead.
+no process on this machine uses (`vqbet_ros/nodes/ros_domain.py`), so parallel runs never hear each other's
+topics and a robot or a recording running here never hears the tests'. VQBET_TEST_ROS_DOMAIN_ID chooses one.
 """
 import os
-import random
 
-from ros_domain import free_ros_domain
+from vqbet_ros.nodes.ros_domain import free_ros_domain
 
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("VQBET_TEST_ROS_DOMAIN_ID") or str(
-    free_ros_domain(random.Random(os.getpid()).sample(range(1, 101), 100)))
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("VQBET_TEST_ROS_DOMAIN_ID") or str(free_ros_domain())
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 

@@ -100,3 +100,36 @@ def test_demo_runs_through_ros_step_for_step_like_vqbet_eval(tmp_path, camera):
         assert ros["seed"] == gym["seed"]
         assert ros["final_coverage"] == pytest.approx(gym["final_coverage"], abs=1e-4)  # float32 vs float64 normalisation
         assert ros["max_coverage"] == pytest.approx(gym["max_coverage"], abs=1e-4)  # float32 vs float64 normalisation
+
+
+def test_demo_stays_off_the_shells_ros_domain_unless_asked(tmp_path, ros_context):
+    """The demo's sim publishes `/joint_states` and its policy commands the arm's topics: by default it runs on
+    a domain no process here uses, so a robot on the shell's domain (ROS_DOMAIN_ID) never hears it."""
+    pytest.importorskip("rclpy")
+    pytest.importorskip("gym_pusht")
+    import os
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    checkpoint = _tiny_checkpoint(tmp_path / "ckpt", argmax=True)
+    robot_side = Node("robot_side", context=ros_context)
+    heard = []
+    robot_side.create_subscription(JointState, "/joint_states", heard.append, 100)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(robot_side)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    run = ["--checkpoint", str(checkpoint), "--episodes", "1", "--max-steps", "10", "--device", "cpu", "--no-video",
+           "--quiet"]
+    try:
+        assert main(run) == 0
+        assert heard == []
+        assert main([*run, "--ros-domain", os.environ["ROS_DOMAIN_ID"]]) == 0  # asked: the shell's domain
+        assert len(heard) >= 10
+    finally:
+        executor.shutdown()
+        robot_side.destroy_node()
+    assert main([*run, "--ros-domain", "300"]) == 2

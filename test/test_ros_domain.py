@@ -1,9 +1,10 @@
-"""The tests' own ROS domain (ros_domain.py): a domain a participant on this machine uses is never taken."""
+"""A free ROS domain (nodes/ros_domain.py) for the tests and `vqbet-demo`: one a participant on this machine
+uses is never taken."""
 import os
 
 import pytest
 
-from ros_domain import domain_in_use, free_ros_domain
+from vqbet_ros.nodes.ros_domain import domain_in_use, free_ros_domain
 
 
 def test_the_suite_runs_on_its_own_domain_and_discovers_only_this_host():

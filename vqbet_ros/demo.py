@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ import numpy as np
 
 from vqbet_ros.model.checkpoint_search import CheckpointName, find_checkpoint
 from vqbet_ros.model.scheduler import EXECUTIONS
+from vqbet_ros.nodes.ros_domain import MAX_DOMAIN, free_ros_domain
 from vqbet_ros.nodes.sim_clock import CLOCK_LEAD_S
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="write no video")
     p.add_argument("--episode-timeout-s", type=float, default=600.0, help="wall-clock limit per episode")
     p.add_argument("--json", type=Path, default=None, help="also write the summary as JSON here")
+    p.add_argument("--ros-domain", type=int, default=None,
+                   help="ROS domain of the demo's nodes (default: one no process on this machine uses, with "
+                        "discovery kept on this machine, so the demo never drives a robot on your domain)")
     p.add_argument("--quiet", action="store_true", help="only the summary (no per-episode lines, no ROS logs)")
     return p
 
@@ -323,6 +328,16 @@ class _Driver:
         return True
 
 
+def demo_ros_domain(requested: int | None) -> int:
+    """The demo's ROS domain: `requested`, or one no process on this machine uses, with discovery kept on this
+    machine. The demo's sim publishes `/joint_states` and its policy `arm_controller/joint_trajectory`, the
+    topics of a real arm: on the user's domain they would reach a robot running there."""
+    if requested is not None:
+        return requested
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return free_ros_domain()
+
+
 def run(args: argparse.Namespace) -> DemoSummary:
     import rclpy
     from lifecycle_msgs.msg import Transition
@@ -355,9 +370,14 @@ def run(args: argparse.Namespace) -> DemoSummary:
     want_video = not args.no_video and args.video_episodes > 0
     video_path = args.video or robot.default_video
 
+    domain = demo_ros_domain(args.ros_domain)
+    if not args.quiet:
+        print(f"  ROS domain {domain}" + (" (free on this machine; --ros-domain to choose)"
+                                          if args.ros_domain is None else ""))
     use_short_switch_interval()  # the nodes share one multi-threaded executor, as in a node process
     context = rclpy.context.Context()
-    rclpy.init(args=["--ros-args", "--log-level", "warn" if args.quiet else "info"], context=context)
+    rclpy.init(args=["--ros-args", "--log-level", "warn" if args.quiet else "info"], context=context,
+               domain_id=domain)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     nodes = []
     video = spinner = None
@@ -476,6 +496,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
     if args.episodes < 1 or args.max_steps < 0 or not args.episode_s > 0:
         print("vqbet-demo: `--episodes` must be >= 1, `--max-steps` >= 0 and `--episode-s` > 0", file=sys.stderr)
+        return 2
+    if args.ros_domain is not None and not 0 <= args.ros_domain <= MAX_DOMAIN:
+        print(f"vqbet-demo: `--ros-domain` is {args.ros_domain}; a ROS domain is 0 to {MAX_DOMAIN}", file=sys.stderr)
         return 2
     try:
         summary = run(args)
