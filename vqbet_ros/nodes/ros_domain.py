@@ -6,7 +6,8 @@ robot or a recording already uses, they would drive it or corrupt its data: a te
 domain 31 once fed the recorder a second sim's clock (94 frames of one demo stale). So they do not take
 ROS_DOMAIN_ID from the shell (where a user's robot runs) and skip every domain in use here. A domain is in
 use when the RTPS well-known unicast port of its first participant, 7410 + 250 x domain (the DDS spec's
-default port mapping, which Fast DDS and Cyclone DDS follow), is taken. With discovery kept on this host
+default port mapping, which Fast DDS and Cyclone DDS follow), or that of one of the next participants, is
+taken. With discovery kept on this host
 (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) a robot elsewhere on the network is not reached either.
 """
 from __future__ import annotations
@@ -15,20 +16,26 @@ import random
 import socket
 
 MAX_DOMAIN = 232  # the largest domain id the RTPS port mapping leaves room for
+PARTICIPANTS_CHECKED = 10  # the first participant may have left while later ones of the domain still run
 
 
-def first_participant_port(domain: int) -> int:
-    return 7410 + 250 * domain
+def participant_port(domain: int, participant: int) -> int:
+    """The RTPS well-known metatraffic unicast port of participant `participant` of `domain`."""
+    return 7410 + 250 * domain + 2 * participant
 
 
-def domain_in_use(domain: int) -> bool:
-    """Whether a DDS participant on this machine holds `domain`'s first unicast port."""
+def _port_taken(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.bind(("", first_participant_port(domain)))
+            probe.bind(("", port))
         except OSError:
             return True
     return False
+
+
+def domain_in_use(domain: int) -> bool:
+    """Whether a DDS participant on this machine holds one of `domain`'s first participants' unicast ports."""
+    return any(_port_taken(participant_port(domain, k)) for k in range(PARTICIPANTS_CHECKED))
 
 
 def free_ros_domain(candidates: list[int] | None = None) -> int:
