@@ -41,8 +41,8 @@ def _params(**values):
 
 
 def record(context, root, episodes=2, discard_failed=False):
-    """Run the scripted teleop for `episodes` episodes into a recorder, pushing the follower as
-    config/so101_record.yaml does; return (teleop, the leader's targets, the follower's commands)."""
+    """Run the scripted teleop for `episodes` episodes into a recorder, pushing the follower (DART-style demos,
+    the teleop's `disturbance_rad`); return (teleop, the leader's targets, the follower's commands)."""
     from vqbet_ros.nodes.recorder_node import RecorderNode
     from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode
 

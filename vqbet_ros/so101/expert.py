@@ -5,7 +5,7 @@ path of gripper keyframes in Cartesian space, and turns the path into joint targ
 inverse kinematics: damped least squares on MuJoCo's Jacobian of the grasp point (`scene.GRASP_OFFSET_M` in
 front of the gripper site) and of the gripper's orientation, pointing the fingers straight down.
 
-Path: from the rest pose to a hover point above the block, down, close the jaws on arrival, lift, over a pad, down,
+Path: from the rest pose to a hover point above the block, down, close the jaws, lift, over a pad, down,
 open, up. What varies between episodes, drawn from the episode's seed, so the demonstrations are multimodal:
 - which pad the block goes to (left or right, the two valid placements);
 - from which side the hover point is approached (an offset left or right of the block);
@@ -167,10 +167,8 @@ class ScriptedExpert:
         add(0.0, side, GRIPPER_OPEN)  # reached in joint space from the rest pose (see `target`)
         add(0.6, hover, GRIPPER_OPEN)
         add(1.0, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
-        # The jaws close as the arm arrives, with no still pause first: a pause longer than the policy's
-        # history holds identical observations whose first action is "keep still", and a policy that executes
-        # that action sees the same observations again (the arm stood beside the block, docs/so101.md).
-        add(0.4, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.3, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
+        add(0.5, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
         add(0.8, hover, GRIPPER_CLOSED)
         add(1.4, [pad[0], pad[1], HOVER_HEIGHT_M], GRIPPER_CLOSED)
         add(0.8, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_CLOSED)
