@@ -7,8 +7,8 @@ domain 31 once fed the recorder a second sim's clock (94 frames of one demo stal
 ROS_DOMAIN_ID from the shell (where a user's robot runs) and skip every domain in use here. A domain is in
 use when the RTPS well-known unicast port of its first participant, 7410 + 250 x domain (the DDS spec's
 default port mapping, which Fast DDS and Cyclone DDS follow), or that of one of the next participants, is
-taken. With discovery kept on this host
-(ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) a robot elsewhere on the network is not reached either.
+taken. With discovery kept on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) a robot elsewhere on the
+network is not reached either.
 """
 from __future__ import annotations
 
