@@ -10,7 +10,7 @@ recording (`so101.disturbance`).
 import argparse
 import time
 
-from vqbet_ros.so101.disturbance import FADE_S, FollowerDisturbance, fade_out
+from vqbet_ros.so101.disturbance import FollowerDisturbance
 from vqbet_ros.so101.expert import ScriptedExpert
 from vqbet_ros.so101.robot import SO101Config, SO101Robot
 
@@ -34,8 +34,7 @@ def main():
         target = None
         while robot.time_s < expert.duration_s + 1.0:
             if robot.tick_index % robot.config.ticks_per_control == 0:
-                scale = fade_out(robot.time_s, expert.descent_time_s, FADE_S)
-                target = expert.target(robot.time_s) + disturbance.step(scale)
+                target = expert.target(robot.time_s) + disturbance.step_before(robot.time_s, expert.descent_time_s)
             robot.tick(target)
         successes += robot.success
         pads[choice.pad] += 1

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("vqbet_ros.so101")  # selects headless OpenGL before mujoco is imported
 pytest.importorskip("mujoco")
 
-from vqbet_ros.so101.disturbance import FADE_S, FollowerDisturbance, fade_out  # noqa: E402
+from vqbet_ros.so101.disturbance import FollowerDisturbance, fade_out  # noqa: E402
 from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
 from vqbet_ros.so101.robot import SO101Config, SO101Robot  # noqa: E402
 
@@ -55,8 +55,8 @@ def _run_expert(robot, expert, seed, disturbance=None):
             clean = expert.target(robot.time_s)
             if robot.time_s < expert.descent_time_s:
                 off_path = max(off_path, float(np.abs(robot.joint_positions[:5] - clean[:5]).max()))
-            scale = fade_out(robot.time_s, expert.descent_time_s, FADE_S)
-            target = clean + (disturbance.step(scale) if disturbance is not None else 0.0)
+            push = disturbance.step_before(robot.time_s, expert.descent_time_s) if disturbance is not None else 0.0
+            target = clean + push
         robot.tick(target)
     return off_path
 

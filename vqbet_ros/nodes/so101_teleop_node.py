@@ -32,7 +32,7 @@ from vqbet_ros.nodes.parameters import NodeParameters
 from vqbet_ros.nodes.recorder_client import SERVICE_PARAMETERS, RecorderClient
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SENSOR_QOS, STATUS_FIELDS
 from vqbet_ros.so101 import scene
-from vqbet_ros.so101.disturbance import FADE_S, FollowerDisturbance, fade_out
+from vqbet_ros.so101.disturbance import FollowerDisturbance
 from vqbet_ros.so101.expert import ScriptedExpert
 
 _SUCCESS, _TIME, _EPISODE, _DONE, _SEC, _NANOSEC = (
@@ -167,7 +167,7 @@ class SO101TeleopNode(Node):
             self._t0 = self._status_time if self._t0 is None else self._t0
             t = self._status_time - self._t0 + 1.0 / self._p["control_hz"]
             target = self.expert.target(t)
-            disturbance = self.disturbance.step(fade_out(t, self.expert.descent_time_s, FADE_S))
+            disturbance = self.disturbance.step_before(t, self.expert.descent_time_s)
         else:
             target = self.expert.target(0.0)
         if self._leader_pub is not None:

@@ -49,3 +49,8 @@ class FollowerDisturbance:
         noise = self._rng.standard_normal(ARM_JOINT_COUNT) * self.std_rad * math.sqrt(1 - self._decay ** 2)
         self._offset[:ARM_JOINT_COUNT] = self._decay * self._offset[:ARM_JOINT_COUNT] + noise
         return scale * self._offset
+
+    def step_before(self, t_s: float, descent_time_s: float) -> np.ndarray:
+        """The next period's offset at `t_s` into the episode, faded out over `FADE_S` before the expert's
+        descent to the block (`ScriptedExpert.descent_time_s`) and off after it: what the teleop pushes."""
+        return self.step(fade_out(t_s, descent_time_s, FADE_S))
