@@ -1,5 +1,7 @@
 """The SO-101 sim node and the scripted teleop node in real rclpy: topics, command inputs, reset, /clock."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -22,10 +24,10 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from sim_probe import SpinningProbe, closing_factory  # noqa: E402
-from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
+from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SENSOR_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
 from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode  # noqa: E402
 from vqbet_ros.so101.disturbance import FollowerDisturbance  # noqa: E402
-from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
+from vqbet_ros.so101.expert import GRASP_HEIGHT_M, GRIPPER_CLOSED, ScriptedExpert  # noqa: E402
 from vqbet_ros.so101.robot import HOME_POSITION, SO101Config, SO101Robot  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
 
@@ -253,6 +255,81 @@ def test_so101_teleop_pushes_the_follower_and_publishes_the_leaders_own_targets(
     pushed = np.array([m.data for m in probe.commands[:30]]) - expected
     np.testing.assert_allclose(pushed, [disturbance.step() for _ in range(30)], atol=1e-6)
     assert np.abs(pushed[:, :5]).max() > 0.01 and np.abs(pushed[:, 5]).max() < 1e-9
+
+
+def _spin(executor, predicate, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.02)
+        if predicate():
+            return True
+    return False
+
+
+def test_so101_teleop_grasps_again_when_the_block_still_lies_on_the_table_after_the_lift(ros_context):
+    # This probe plays the sim, one stepped period at a time: the block pose, then the status with the same
+    # stamp; the block never leaves the table, so the jaws closed on nothing.
+    teleop = SO101TeleopNode(context=ros_context, parameter_overrides=[Parameter("num_episodes", value=1)])
+    sim = Node("stepped_sim", context=ros_context)
+    pose_pub = sim.create_publisher(PoseStamped, "so101/block_pose", SENSOR_QOS)
+    status_pub = sim.create_publisher(Float64MultiArray, "so101/status", COMMAND_QOS)
+    commands = []
+    sim.create_subscription(Float64MultiArray, "forward_position_controller/commands",
+                            lambda m: commands.append(np.array(m.data)), COMMAND_QOS)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(teleop)
+    executor.add_node(sim)
+    robot = SO101Robot(SO101Config(cameras={}))
+    robot.reset(seed=0)
+    block = robot.block_pose  # x, y, z, qw, qx, qy, qz
+    pose = PoseStamped()
+    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in block[:3])
+    o = pose.pose.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in block[3:])
+    expert = ScriptedExpert(robot.model)
+    expert.plan(block, seed=0)
+    closed = next(i for i, f in enumerate(expert.keyframes)
+                  if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
+    lift_s = expert.keyframes[closed + 1].time_s  # the jaws have closed and lifted: the teleop looks
+    expected = []
+
+    def period(k):
+        t = k / 30
+        pose.header.stamp.sec, pose.header.stamp.nanosec = 100 + k // 30, (k % 30) * 33_333_333
+        stamp = [float(pose.header.stamp.sec), float(pose.header.stamp.nanosec)]
+        pose_pub.publish(pose)
+        status_pub.publish(Float64MultiArray(data=[0.0, 0.0, -1.0, t, 0.0, 0.0, *stamp]))
+        count = len(commands)
+        assert _spin(executor, lambda: len(commands) > count), f"no command for period {k}"
+        expert.regrasp_if_missed(t + 1 / 30, block)
+        expected.append(expert.target(t + 1 / 30))
+
+    try:
+        assert _spin(executor, lambda: pose_pub.get_subscription_count() and status_pub.get_subscription_count()
+                     and sim.count_publishers("forward_position_controller/commands"))
+        # the first status may come before the teleop hears the pose: it waits for a pose of the same stamp
+        k = 0
+        while not commands:
+            pose.header.stamp.sec = 100
+            pose_pub.publish(pose)
+            status_pub.publish(Float64MultiArray(data=[0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 100.0, 0.0]))
+            _spin(executor, lambda: bool(commands), timeout_s=1.0)
+            k += 1
+            assert k < 10, "the teleop never answered the first status"
+        expert.regrasp_if_missed(1 / 30, block)
+        expected.append(expert.target(1 / 30))
+        for k in range(1, int((lift_s + 1.0) * 30)):
+            period(k)
+    finally:
+        executor.shutdown()
+        teleop.destroy_node()
+        sim.destroy_node()
+    # the teleop grasped again, exactly as the expert does: the jaws reopen after the lift, without a jump
+    assert teleop.expert.attempt == 2 and expert.attempt == 2
+    np.testing.assert_allclose(commands, expected, atol=1e-6)
+    after = np.array(commands)[int(lift_s * 30):, 5]
+    assert after[0] < 0.2 and after[-1] > 0.9
+    assert np.abs(np.diff(np.array(commands)[:, :5], axis=0)).max() < 0.1
 
 
 def test_so101_teleop_refuses_a_disturbance_that_a_recorder_would_record(ros_context):

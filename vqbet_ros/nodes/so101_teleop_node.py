@@ -5,9 +5,10 @@ It watches the sim's status and the block pose. At the first status of each epis
 pose (the expert's variation drawn from `seed` + episode), then answers every status (one per control period)
 with the six joint targets for the end of the next period, as `std_msgs/Float64MultiArray` in
 `so101.scene.JOINT_NAMES` order on `command_topic` (the sim's forward-command input, where a recorder also
-hears it). With `disturbance_rad` > 0 the follower is pushed off the path on the way to the block (DART-style
-demos, `so101/disturbance.py`): `command_topic` gets the targets plus the push, and `leader_topic` the
-targets alone, for the recorder to record as the action. In lockstep (`mode: fast` of the sim) that is
+hears it). It keeps watching the block: when the jaws have closed and lifted but the block still lies on the
+table, the expert grasps again (`grasp_attempts`). With `disturbance_rad` > 0 the follower is pushed off the
+path until the first grasp (DART-style demos, `so101/disturbance.py`): `command_topic` gets the targets plus
+the push, and `leader_topic` the targets alone, for the recorder to record as the action. In lockstep (`mode: fast` of the sim) that is
 exactly one command per period. When the sim reports an episode done, it asks the sim for the next one
 (`~/reset`) until `num_episodes` have run, then the node is finished (its process exits).
 
@@ -44,13 +45,16 @@ PARAMETERS = {  # name: (default, description)
     "control_hz": (30.0, "the sim's control rate: a command is for the end of the next period"),
     "sim_node": ("so101_sim", "name of the sim node (its `~/reset` service)"),
     "status_topic": ("so101/status", "the sim's status (paces the commands)"),
-    "block_pose_topic": ("so101/block_pose", "the sim's block pose (the expert looks at it once per episode)"),
+    "block_pose_topic": ("so101/block_pose", "the sim's block pose (the expert plans from it, and looks again "
+                                             "after each grasp)"),
+    "grasp_attempts": (3, "grasps per episode: after a grasp that did not lift the block the expert opens the "
+                          "jaws and grasps again, this many times in all (1 = never again)"),
     "command_topic": ("forward_position_controller/commands", "where the joint targets go"),
     "leader_topic": ("", "where the leader's own targets also go, undisturbed (what a recorder records as the "
                          "action when `disturbance_rad` > 0); empty = nowhere"),
-    "disturbance_rad": (0.0, "push the follower off the expert's path on the way to the block: a smooth random "
+    "disturbance_rad": (0.0, "push the follower off the expert's path until the first grasp: a smooth random "
                              "offset of this standard deviation on each arm joint's command (so101/disturbance.py), "
-                             "faded out before the descent; needs `leader_topic`. 0 = off"),
+                             "faded out just before the jaws close; needs `leader_topic`. 0 = off"),
     "disturbance_time_constant_s": (0.5, "how slowly the disturbance wanders (its correlation time)"),
     "reset_first": (False, "start the first episode itself (the sim's `~/reset`) once the sim and the recorder "
                            "answer; for a sim started with `first_episode_at_start: false`"),
@@ -78,6 +82,9 @@ class SO101TeleopNode(Node):
                 params.topic(name)
         if self._p["control_hz"] <= 0:
             raise ValueError(f"parameter `control_hz` is {self._p['control_hz']}; expected Hz > 0")
+        if self._p["grasp_attempts"] < 1:
+            raise ValueError(f"parameter `grasp_attempts` is {self._p['grasp_attempts']}; expected at least 1 "
+                             "(1: the expert never grasps again after a miss)")
         if self._p["disturbance_rad"] < 0 or self._p["disturbance_time_constant_s"] <= 0:
             raise ValueError(f"parameters `disturbance_rad` = {self._p['disturbance_rad']} and "
                              f"`disturbance_time_constant_s` = {self._p['disturbance_time_constant_s']}: "
@@ -88,7 +95,7 @@ class SO101TeleopNode(Node):
                              "`leader_topic` (and the recorder's `action_topic` to it) or `disturbance_rad: 0`")
         self.disturbance = FollowerDisturbance(self._p["disturbance_rad"],
                                                self._p["disturbance_time_constant_s"], self._p["control_hz"])
-        self.expert = ScriptedExpert(scene.build_spec().compile())
+        self.expert = ScriptedExpert(scene.build_spec().compile(), self._p["grasp_attempts"])
         self.finished = False
         self.failed = False  # finished because it gave up (the process exits 1)
         self.episodes_done = 0
@@ -166,8 +173,11 @@ class SO101TeleopNode(Node):
         if self._phase == "playing":
             self._t0 = self._status_time if self._t0 is None else self._t0
             t = self._status_time - self._t0 + 1.0 / self._p["control_hz"]
+            if self.expert.regrasp_if_missed(t, self._block_pose[1]):
+                self.get_logger().info(f"episode {self._episode}: the grasp missed the block; grasping again "
+                                       f"(grasp {self.expert.attempt} of {self._p['grasp_attempts']})")
             target = self.expert.target(t)
-            disturbance = self.disturbance.step_before(t, self.expert.descent_time_s)
+            disturbance = self.disturbance.step_before(t, self.expert.first_grasp_time_s)
         else:
             target = self.expert.target(0.0)
         if self._leader_pub is not None:

@@ -6,8 +6,9 @@ error of its own takes it where it has no data, and it copies the motion it sees
 leader's clean `target` as the action: the demos then hold states off the path, each labelled with the way
 back. The disturbance is an Ornstein-Uhlenbeck process per arm joint, so the follower wanders smoothly (no
 jumps a real arm could not follow); the gripper is never disturbed (the jaws would drop the block). The teleop
-fades it out before the descent to the block: the scripted expert plans its path once and cannot correct a
-late push itself: with the push on until the grasp it placed 29 of 40 blocks instead of 39 (docs/so101.md).
+pushes until the expert's first grasp and fades the push out just before the jaws close: a finger pushed 1 cm
+off the path lands on the block's edge, and then the expert sees the missed grasp and grasps again
+(`ScriptedExpert.regrasp_if_missed`), so the demos also show what to do after a miss.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import math
 import numpy as np
 
 ARM_JOINT_COUNT = 5  # the gripper, the sixth, is left alone
-# The teleop fades the disturbance out over this long before the descent to the block, so the follower is back
-# on the expert's path before the jaws come down (a finger 1 cm off lands on the block, docs/so101.md).
+# The teleop fades the disturbance out over this long before the jaws close (the expert's still pause before
+# closing is ~0.3 s), so they close where the expert aimed them.
 FADE_S = 0.3
 
 
@@ -50,7 +51,8 @@ class FollowerDisturbance:
         self._offset[:ARM_JOINT_COUNT] = self._decay * self._offset[:ARM_JOINT_COUNT] + noise
         return scale * self._offset
 
-    def step_before(self, t_s: float, descent_time_s: float) -> np.ndarray:
-        """The next period's offset at `t_s` into the episode, faded out over `FADE_S` before the expert's
-        descent to the block (`ScriptedExpert.descent_time_s`) and off after it: what the teleop pushes."""
-        return self.step(fade_out(t_s, descent_time_s, FADE_S))
+    def step_before(self, t_s: float, end_s: float) -> np.ndarray:
+        """The next period's offset at `t_s` into the episode, faded out over `FADE_S` before `end_s` and off
+        after it: what the teleop pushes, with `end_s` the expert's first grasp
+        (`ScriptedExpert.first_grasp_time_s`)."""
+        return self.step(fade_out(t_s, end_s, FADE_S))

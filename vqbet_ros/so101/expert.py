@@ -33,6 +33,8 @@ HOVER_HEIGHT_M = 0.10  # grasp point above the table while travelling
 GRASP_HEIGHT_M = 0.018  # grasp point height when closing on the block (its centre is at 0.02)
 RELEASE_HEIGHT_M = 0.026  # grasp point height when opening over a pad
 APPROACH_OFFSET_M = 0.04  # sideways offset of the hover point (approach side)
+# Block centre height above which it counts as lifted (it rests at 0.02; held at the hover point it is ~0.10).
+LIFTED_BLOCK_Z_M = 0.05
 
 
 def smoothstep(u: np.ndarray | float):
@@ -120,14 +122,24 @@ class ExpertChoice:
 
 
 class ScriptedExpert:
-    """Plans one episode from the block's pose and gives the leader arm's joint targets at any time."""
+    """Plans one episode from the block's pose and gives the leader arm's joint targets at any time; grasps
+    again when the first grasp missed (`regrasp_if_missed`)."""
 
-    def __init__(self, model: mujoco.MjModel):
+    def __init__(self, model: mujoco.MjModel, grasp_attempts: int = 3):
+        if grasp_attempts < 1:
+            raise ValueError(f"ScriptedExpert(grasp_attempts={grasp_attempts}): expected at least 1")
         self.ik = ArmIK(model)
+        self.grasp_attempts = grasp_attempts
         self.choice: ExpertChoice | None = None
+        self.attempt = 0  # the grasp being made: 1 for the planned one, 2 and on for grasps again
+        self.first_grasp_time_s = 0.0  # when the planned grasp closes the jaws (a regrasp does not move it)
         self._keyframes: list[Keyframe] = []
+        self._rng = np.random.default_rng(0)
+        self._index = {}  # keyframe indices of the current grasp: "hover", "close", "lifted"
+        self._grasp_checked = False
         self._hover_q = HOME_POSITION[:5]
         self._arm_q = HOME_POSITION[:5].copy()  # the last IK solution: the next one's start
+        self._position, self._yaw = np.zeros(3), 0.0  # the grasp point and the jaws' yaw of the last target
 
     @property
     def keyframes(self) -> tuple[Keyframe, ...]:
@@ -137,7 +149,7 @@ class ScriptedExpert:
     @property
     def descent_time_s(self) -> float:
         """When the grasp point reaches the hover point above the block and starts down to it."""
-        return self._keyframes[1].time_s
+        return self._keyframes[self._index["hover"]].time_s
 
     @property
     def duration_s(self) -> float:
@@ -146,58 +158,98 @@ class ScriptedExpert:
     def plan(self, block_pose: np.ndarray, seed: int) -> ExpertChoice:
         """Draw this episode's variation from `seed` and plan the path to grasp the block at `block_pose`
         (x, y, z, qw, qx, qy, qz) and place it on the chosen pad."""
-        rng = np.random.default_rng([seed, 14])
-        block = np.asarray(block_pose[:3], dtype=float)
-        w, x, y, z = block_pose[3:7]
-        block_yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-        choice = ExpertChoice(pad=int(rng.integers(2)), grasp_yaw=grasp_yaw(block, block_yaw),
-                              approach_side=float(rng.choice([-1.0, 1.0])), pace=float(rng.uniform(0.8, 1.25)))
-        pad = np.array([*PAD_CENTERS_M[choice.pad], 0.0])
-        # The block keeps its yaw in the jaws, so it is released with the yaw it was grasped at.
-        yaw, t = choice.grasp_yaw, 0.0
-        frames = []
-
-        def add(duration_s, position, gripper):
-            nonlocal t
-            t += duration_s * choice.pace * rng.uniform(0.9, 1.1)
-            frames.append(Keyframe(t, np.array(position, dtype=float), yaw, gripper))
-
-        hover = [block[0], block[1], HOVER_HEIGHT_M]
+        self._rng = rng = np.random.default_rng([seed, 14])
+        block, block_yaw = _position_yaw(block_pose)
+        self.choice = choice = ExpertChoice(
+            pad=int(rng.integers(2)), grasp_yaw=grasp_yaw(block, block_yaw),
+            approach_side=float(rng.choice([-1.0, 1.0])), pace=float(rng.uniform(0.8, 1.25)))
         side = [block[0], block[1] + choice.approach_side * APPROACH_OFFSET_M, HOVER_HEIGHT_M + 0.02]
-        add(0.0, side, GRIPPER_OPEN)  # reached in joint space from the rest pose (see `target`)
-        add(0.6, hover, GRIPPER_OPEN)
-        add(1.0, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
-        add(0.3, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
-        add(0.5, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
-        add(0.8, hover, GRIPPER_CLOSED)
-        add(1.4, [pad[0], pad[1], HOVER_HEIGHT_M], GRIPPER_CLOSED)
-        add(0.8, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_CLOSED)
-        add(0.4, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_OPEN)
-        add(0.6, [pad[0], pad[1], HOVER_HEIGHT_M + 0.04], GRIPPER_OPEN)
+        frames = []
+        self._add(frames, 0.0, side, choice.grasp_yaw, GRIPPER_OPEN)
+        self._pick_and_place(frames, block, choice.grasp_yaw)
         # The first keyframe is reached from the rest pose in joint space, over `reach_s`.
         reach_s = 1.5 * choice.pace * rng.uniform(0.9, 1.1)
         self._keyframes = [Keyframe(f.time_s + reach_s, f.position, f.yaw, f.gripper) for f in frames]
         self._hover_q, _ = self.ik.solve(HOME_POSITION[:5], self._keyframes[0].position,
-                                         down_orientation(yaw), iterations=200)
+                                         down_orientation(choice.grasp_yaw), iterations=200)
         self._arm_q = self._hover_q.copy()
-        self.choice = choice
+        self.attempt, self._grasp_checked = 1, False
+        self.first_grasp_time_s = self._keyframes[self._index["close"]].time_s
         return choice
+
+    def _add(self, frames: list[Keyframe], duration_s: float, position, yaw: float, gripper: float) -> int:
+        """Append the keyframe reached `duration_s` (times the pace and a jitter) after the last one; its index."""
+        start_s = frames[-1].time_s if frames else 0.0
+        frames.append(Keyframe(start_s + duration_s * self.choice.pace * self._rng.uniform(0.9, 1.1),
+                               np.array(position, dtype=float), yaw, gripper))
+        return len(frames) - 1
+
+    def _pick_and_place(self, frames: list[Keyframe], block: np.ndarray, yaw: float) -> list[Keyframe]:
+        """Extend `frames` with the path from the last of them: over the block, down, a still pause, close the
+        jaws, lift, over the chosen pad, down, open, up. The block keeps its yaw in the jaws, so it is released
+        with the yaw it was grasped at."""
+        pad = np.array([*PAD_CENTERS_M[self.choice.pad], 0.0])
+
+        def add(duration_s, position, gripper, name=None):
+            index = self._add(frames, duration_s, position, yaw, gripper)
+            if name:
+                self._index[name] = index
+
+        hover = [block[0], block[1], HOVER_HEIGHT_M]
+        add(0.6, hover, GRIPPER_OPEN, "hover")
+        add(1.0, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
+        add(0.3, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN, "close")
+        add(0.5, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.8, hover, GRIPPER_CLOSED, "lifted")
+        add(1.4, [pad[0], pad[1], HOVER_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.8, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_CLOSED)
+        add(0.4, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_OPEN)
+        add(0.6, [pad[0], pad[1], HOVER_HEIGHT_M + 0.04], GRIPPER_OPEN)
+        return frames
+
+    def regrasp_if_missed(self, t_s: float, block_pose: np.ndarray) -> bool:
+        """Once the jaws have closed and lifted (at `t_s` seconds into the episode), look at the block
+        (x, y, z, qw, ...) as an operator would: if it still lies on the table, the grasp missed (the jaws
+        closed on nothing, or a finger landed on the block and pushed it), so plan a new one from where the
+        gripper is: open the jaws, go over the block where it now lies, and grasp it as the first time. At most
+        `grasp_attempts` grasps per episode. True when it planned a new grasp.
+
+        Why: a policy's grasp misses now and then, and one that has only seen grasps that hold does not know
+        what to do with empty jaws above the block (it stays there, docs/so101.md). Demos that grasp again
+        show it."""
+        if self._grasp_checked or t_s < self._keyframes[self._index["lifted"]].time_s:
+            return False
+        self._grasp_checked = True
+        block, block_yaw = _position_yaw(block_pose)
+        if block[2] > LIFTED_BLOCK_Z_M or self.attempt >= self.grasp_attempts:
+            return False
+        frames = [Keyframe(t_s, self._position, self._yaw, GRIPPER_CLOSED)]
+        self._add(frames, 0.4, self._position, self._yaw, GRIPPER_OPEN)
+        self._keyframes = self._pick_and_place(frames, block, grasp_yaw(block, block_yaw))
+        self.attempt, self._grasp_checked = self.attempt + 1, False
+        return True
 
     def target(self, t_s: float) -> np.ndarray:
         """The six joint targets (radians) at `t_s` seconds into the episode; hold the last after the end."""
         frames = self._keyframes
         if not frames:
             raise RuntimeError("ScriptedExpert.target before plan(); call plan(block_pose, seed) first")
-        if t_s <= frames[0].time_s:  # from the rest pose to the first keyframe, in joint space
+        if t_s <= frames[0].time_s and self.attempt == 1:  # from the rest pose to the first keyframe
             u = smoothstep(t_s / frames[0].time_s)
             arm = (1 - u) * HOME_POSITION[:5] + u * self._hover_q
             gripper = (1 - u) * HOME_POSITION[5] + u * frames[0].gripper
-            self._arm_q = arm
+            self._arm_q, self._yaw = arm, frames[0].yaw
             return np.append(arm, gripper)
-        k = min(int(np.searchsorted([f.time_s for f in frames], t_s)), len(frames) - 1)
+        k = min(max(int(np.searchsorted([f.time_s for f in frames], t_s)), 1), len(frames) - 1)
         a, b = frames[k - 1], frames[k]
         u = smoothstep((t_s - a.time_s) / max(b.time_s - a.time_s, 1e-9)) if t_s < b.time_s else 1.0
-        position = (1 - u) * a.position + u * b.position
-        yaw = (1 - u) * a.yaw + u * b.yaw
-        self._arm_q, _ = self.ik.solve(self._arm_q, position, down_orientation(yaw))
+        self._position = (1 - u) * a.position + u * b.position
+        self._yaw = (1 - u) * a.yaw + u * b.yaw
+        self._arm_q, _ = self.ik.solve(self._arm_q, self._position, down_orientation(self._yaw))
         return np.append(self._arm_q, (1 - u) * a.gripper + u * b.gripper)
+
+
+def _position_yaw(block_pose: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the block's position (3,), its yaw) from its pose (x, y, z, qw, qx, qy, qz)."""
+    w, x, y, z = block_pose[3:7]
+    return np.asarray(block_pose[:3], dtype=float), math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
