@@ -135,7 +135,7 @@ class ScriptedExpert:
         self.first_grasp_time_s = 0.0  # when the planned grasp closes the jaws (a regrasp does not move it)
         self._keyframes: list[Keyframe] = []
         self._rng = np.random.default_rng(0)
-        self._index = {}  # keyframe indices of the current grasp: "hover", "close", "lifted"
+        self._index = {}  # keyframe indices of the current grasp: "close", "lifted"
         self._grasp_checked = False
         self._hover_q = HOME_POSITION[:5]
         self._arm_q = HOME_POSITION[:5].copy()  # the last IK solution: the next one's start
@@ -145,11 +145,6 @@ class ScriptedExpert:
     def keyframes(self) -> tuple[Keyframe, ...]:
         """The planned path; the first keyframe is reached from the rest pose in joint space."""
         return tuple(self._keyframes)
-
-    @property
-    def descent_time_s(self) -> float:
-        """When the grasp point reaches the hover point above the block and starts down to it."""
-        return self._keyframes[self._index["hover"]].time_s
 
     @property
     def duration_s(self) -> float:
@@ -184,7 +179,7 @@ class ScriptedExpert:
                                np.array(position, dtype=float), yaw, gripper))
         return len(frames) - 1
 
-    def _pick_and_place(self, frames: list[Keyframe], block: np.ndarray, yaw: float) -> list[Keyframe]:
+    def _pick_and_place(self, frames: list[Keyframe], block: np.ndarray, yaw: float) -> None:
         """Extend `frames` with the path from the last of them: over the block, down, a still pause, close the
         jaws, lift, over the chosen pad, down, open, up. The block keeps its yaw in the jaws, so it is released
         with the yaw it was grasped at."""
@@ -196,7 +191,7 @@ class ScriptedExpert:
                 self._index[name] = index
 
         hover = [block[0], block[1], HOVER_HEIGHT_M]
-        add(0.6, hover, GRIPPER_OPEN, "hover")
+        add(0.6, hover, GRIPPER_OPEN)
         add(1.0, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN)
         add(0.3, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_OPEN, "close")
         add(0.5, [block[0], block[1], GRASP_HEIGHT_M], GRIPPER_CLOSED)
@@ -205,7 +200,6 @@ class ScriptedExpert:
         add(0.8, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_CLOSED)
         add(0.4, [pad[0], pad[1], RELEASE_HEIGHT_M], GRIPPER_OPEN)
         add(0.6, [pad[0], pad[1], HOVER_HEIGHT_M + 0.04], GRIPPER_OPEN)
-        return frames
 
     def regrasp_if_missed(self, t_s: float, block_pose: np.ndarray) -> bool:
         """Once the jaws have closed and lifted (at `t_s` seconds into the episode), look at the block
@@ -225,7 +219,8 @@ class ScriptedExpert:
             return False
         frames = [Keyframe(t_s, self._position, self._yaw, GRIPPER_CLOSED)]
         self._add(frames, 0.4, self._position, self._yaw, GRIPPER_OPEN)
-        self._keyframes = self._pick_and_place(frames, block, grasp_yaw(block, block_yaw))
+        self._pick_and_place(frames, block, grasp_yaw(block, block_yaw))
+        self._keyframes = frames
         self.attempt, self._grasp_checked = self.attempt + 1, False
         return True
 
@@ -238,7 +233,7 @@ class ScriptedExpert:
             u = smoothstep(t_s / frames[0].time_s)
             arm = (1 - u) * HOME_POSITION[:5] + u * self._hover_q
             gripper = (1 - u) * HOME_POSITION[5] + u * frames[0].gripper
-            self._arm_q, self._yaw = arm, frames[0].yaw
+            self._arm_q = arm
             return np.append(arm, gripper)
         k = min(max(int(np.searchsorted([f.time_s for f in frames], t_s)), 1), len(frames) - 1)
         a, b = frames[k - 1], frames[k]
