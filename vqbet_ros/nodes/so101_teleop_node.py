@@ -8,9 +8,10 @@ with the six joint targets for the end of the next period, as `std_msgs/Float64M
 hears it). It keeps watching the block: when the jaws have closed and lifted but the block still lies on the
 table, the expert grasps again (`grasp_attempts`). With `disturbance_rad` > 0 the follower is pushed off the
 path until the first grasp (DART-style demos, `so101/disturbance.py`): `command_topic` gets the targets plus
-the push, and `leader_topic` the targets alone, for the recorder to record as the action. In lockstep (`mode: fast` of the sim) that is
-exactly one command per period. When the sim reports an episode done, it asks the sim for the next one
-(`~/reset`) until `num_episodes` have run, then the node is finished (its process exits).
+the push, and `leader_topic` the targets alone, for the recorder to record as the action. In lockstep
+(`mode: fast` of the sim) that is exactly one command per period. When the sim reports an episode done, it
+asks the sim for the next one (`~/reset`) until `num_episodes` have run, then the node is finished (its
+process exits).
 
 With a recorder (`start_episode_service` set) each episode is one demo, as an operator records one: the arm is
 held at its rest pose (the expert's first target) until the recorder has heard that command and started the
