@@ -83,7 +83,9 @@ def drive(context, checkpoint):
         future = reset.call_async(Trigger.Request())
         wait_for(future.done, 10.0, "the sim's reset")
         start = sim.robot.agent_xy.copy()
-        wait_for(lambda: sim.robot.step_index >= DRIVE_STEPS, 60.0, "the policy to drive the sim")
+        # the sim's steps and the policy's decisions are counted in different callbacks: wait for both
+        wait_for(lambda: sim.robot.step_index >= DRIVE_STEPS and policy.runtime.decisions >= DRIVE_STEPS, 60.0,
+                 "the policy to drive the sim")
         moved = float(np.linalg.norm(sim.robot.agent_xy - start))
         return moved, policy.runtime.decisions, sim.lockstep_timeouts
     finally:

@@ -108,7 +108,9 @@ def drive(context, checkpoint):
         assert reset.wait_for_service(timeout_sec=10.0)
         future = reset.call_async(Trigger.Request())
         wait_for(future.done, 10.0, "the sim's reset")
-        wait_for(lambda: len(periods) > DRIVE_PERIODS, 120.0, "the policy to drive the sim")
+        # the sim's statuses and the policy's decisions are counted in different callbacks: wait for both
+        wait_for(lambda: len(periods) > DRIVE_PERIODS and policy.runtime.decisions >= DRIVE_PERIODS, 120.0,
+                 "the policy to drive the sim")
         travel = float(np.abs(positions[-1] - positions[0]).max())
         return travel, policy.runtime.decisions, sim.lockstep_timeouts
     finally:
