@@ -27,7 +27,7 @@ from sim_probe import SpinningProbe, closing_factory  # noqa: E402
 from vqbet_ros.nodes.so101_sim_node import COMMAND_QOS, SENSOR_QOS, STATUS_FIELDS, SO101SimNode  # noqa: E402
 from vqbet_ros.nodes.so101_teleop_node import SO101TeleopNode  # noqa: E402
 from vqbet_ros.so101.disturbance import FollowerDisturbance  # noqa: E402
-from vqbet_ros.so101.expert import GRASP_HEIGHT_M, GRIPPER_CLOSED, ScriptedExpert  # noqa: E402
+from vqbet_ros.so101.expert import ScriptedExpert  # noqa: E402
 from vqbet_ros.so101.robot import HOME_POSITION, SO101Config, SO101Robot  # noqa: E402
 from vqbet_ros.so101.scene import JOINT_NAMES  # noqa: E402
 
@@ -288,9 +288,7 @@ def test_so101_teleop_grasps_again_when_the_block_still_lies_on_the_table_after_
     o.w, o.x, o.y, o.z = (float(v) for v in block[3:])
     expert = ScriptedExpert(robot.model)
     expert.plan(block, seed=0)
-    closed = next(i for i, f in enumerate(expert.keyframes)
-                  if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
-    lift_s = expert.keyframes[closed + 1].time_s  # the jaws have closed and lifted: the teleop looks
+    lift_s = expert.lift_time_s  # the jaws have closed and lifted: the teleop looks
     expected = []
 
     def period(k):

@@ -102,18 +102,11 @@ def test_expert_variation_covers_both_pads_and_both_sides(robot):
     assert len({round(c.pace, 3) for c in choices}) == 12
 
 
-def _lift_time_s(expert):
-    """When the planned grasp has closed the jaws and lifted them back to the hover height."""
-    frames = expert.keyframes
-    closed = next(i for i, f in enumerate(frames) if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
-    return frames[closed + 1].time_s
-
-
 def test_expert_grasps_again_where_the_block_now_lies_after_a_missed_grasp(robot):
     robot.reset(3)
     expert = ScriptedExpert(robot.model, grasp_attempts=2)
     expert.plan(robot.block_pose, seed=3)
-    lift_s = _lift_time_s(expert)
+    lift_s = expert.lift_time_s
     previous = None
     for t in np.arange(0.0, lift_s, 1 / 30):
         previous = expert.target(t)
@@ -130,7 +123,7 @@ def test_expert_grasps_again_where_the_block_now_lies_after_a_missed_grasp(robot
     grasp = next(f for f in frames if f.gripper == GRIPPER_CLOSED and f.position[2] == GRASP_HEIGHT_M)
     np.testing.assert_allclose(grasp.position[:2], pushed[:2])
     # grasp_attempts=2: the second miss is the last
-    second_lift_s = _lift_time_s(expert)
+    second_lift_s = expert.lift_time_s
     assert second_lift_s > lift_s + 1.0
     assert not expert.regrasp_if_missed(second_lift_s, pushed) and expert.attempt == 2
 
@@ -142,7 +135,7 @@ def test_expert_does_not_grasp_again_when_the_block_was_lifted(robot):
     duration_s = expert.duration_s
     held = robot.block_pose.copy()
     held[2] = 0.1  # in the jaws at the hover height
-    assert not expert.regrasp_if_missed(_lift_time_s(expert), held)
+    assert not expert.regrasp_if_missed(expert.lift_time_s, held)
     # and the block back on the table (placed on the pad) later on is no miss either
     assert not expert.regrasp_if_missed(duration_s, robot.block_pose)
     assert expert.attempt == 1 and expert.duration_s == duration_s

@@ -24,7 +24,7 @@ import mujoco
 import numpy as np
 
 from vqbet_ros.so101 import scene
-from vqbet_ros.so101.robot import HOME_POSITION
+from vqbet_ros.so101.robot import HOME_POSITION, quaternion_yaw
 from vqbet_ros.so101.scene import ARM_JOINTS, GRASP_OFFSET_M, PAD_CENTERS_M
 
 GRIPPER_OPEN = 1.0  # jaws ~8 cm apart: room around the 4 cm block
@@ -147,6 +147,12 @@ class ScriptedExpert:
         return tuple(self._keyframes)
 
     @property
+    def lift_time_s(self) -> float:
+        """When the current grasp has closed the jaws and lifted them back to the hover height: from then on
+        `regrasp_if_missed` looks at the block."""
+        return self._keyframes[self._index["lifted"]].time_s
+
+    @property
     def duration_s(self) -> float:
         return self._keyframes[-1].time_s if self._keyframes else 0.0
 
@@ -211,7 +217,7 @@ class ScriptedExpert:
         Why: a policy's grasp misses now and then, and one that has only seen grasps that hold does not know
         what to do with empty jaws above the block (it stays there, docs/so101.md). Demos that grasp again
         show it."""
-        if self._grasp_checked or t_s < self._keyframes[self._index["lifted"]].time_s:
+        if self._grasp_checked or t_s < self.lift_time_s:
             return False
         self._grasp_checked = True
         block, block_yaw = _position_yaw(block_pose)
@@ -246,5 +252,4 @@ class ScriptedExpert:
 
 def _position_yaw(block_pose: np.ndarray) -> tuple[np.ndarray, float]:
     """(the block's position (3,), its yaw) from its pose (x, y, z, qw, qx, qy, qz)."""
-    w, x, y, z = block_pose[3:7]
-    return np.asarray(block_pose[:3], dtype=float), math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return np.asarray(block_pose[:3], dtype=float), quaternion_yaw(block_pose[3:7])

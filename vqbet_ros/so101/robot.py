@@ -36,6 +36,12 @@ BLOCK_Y_RANGE_M = (-0.06, 0.06)
 RESTING_TOLERANCE_M = 0.005
 
 
+def quaternion_yaw(wxyz) -> float:
+    """Rotation about the vertical axis of the orientation quaternion (w, x, y, z)."""
+    w, x, y, z = wxyz
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     """One camera's image size; rendered without shadows, reflections or skybox (docs/so101.md, timings)."""
@@ -176,8 +182,7 @@ class SO101Robot:
 
     @property
     def block_yaw(self) -> float:
-        w, x, y, z = self.block_pose[3:]
-        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        return quaternion_yaw(self.block_pose[3:])
 
     @property
     def lifted(self) -> bool:
